@@ -1,0 +1,196 @@
+//! The verifier's in-process cache of lookups, keyed by token digest.
+//!
+//! Reads are lock-free in the common case (dashmap shards). The rules:
+//! - an entry is fresh for the configured TTL, never past the token's expiry, and expiry is
+//!   re-checked on every hit by the verifier;
+//! - unknown tokens are cached as negative entries for a shorter TTL;
+//! - the number of entries is bounded: past the bound, expired entries are swept and then
+//!   arbitrary ones dropped until a tenth of the room is free again;
+//! - a revocation event evicts at once, by digest or by token id;
+//! - with a grace period, a stale entry may still be served while the store is failing.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::record::Principal;
+use crate::store::{RevocationEvent, RevocationListener};
+use crate::token::{DigestHasher, TokenDigest, TokenId};
+
+/// Bounds and lifetimes of the verifier's cache.
+///
+/// ```
+/// use std::time::Duration;
+/// use m2m_core::CacheSettings;
+///
+/// let settings = CacheSettings {
+///     grace: Duration::from_secs(300),
+///     ..CacheSettings::default()
+/// };
+/// assert_eq!(settings.ttl, Duration::from_secs(10));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Most entries kept at once (default 100,000).
+    pub capacity: usize,
+    /// How long a found token is trusted without asking the store again (default 10 s). With a
+    /// store that cannot announce revocations, this bounds how long a revoked token still passes.
+    pub ttl: Duration,
+    /// How long an unknown token is remembered as unknown (default 5 s).
+    pub negative_ttl: Duration,
+    /// How long past its TTL an entry may still be served while the store is failing
+    /// (default zero: no grace).
+    pub grace: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            ttl: Duration::from_secs(10),
+            negative_ttl: Duration::from_secs(5),
+            grace: Duration::ZERO,
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Clone, Debug)]
+pub(crate) enum Lookup {
+    Active(Principal),
+    Expired,
+    Revoked,
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Entry {
+    lookup: Lookup,
+    /// Unix nanoseconds until which the entry is served without asking the store.
+    fresh_until: i64,
+    /// Unix nanoseconds until which the entry may be served while the store fails.
+    keep_until: i64,
+}
+
+/// A cached answer, fresh or stale.
+pub(crate) enum Hit {
+    Fresh(Lookup),
+    Stale { lookup: Lookup, keep_until: i64 },
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    entries: DashMap<TokenDigest, Entry, DigestHasher>,
+    settings: CacheSettings,
+    sweeping: Mutex<()>,
+    /// Bumped by every revocation so that a lookup started before it does not cache its answer.
+    revocations: AtomicU64,
+}
+
+impl Cache {
+    pub(crate) fn new(settings: CacheSettings) -> Self {
+        Self {
+            entries: DashMap::with_hasher(DigestHasher),
+            settings,
+            sweeping: Mutex::new(()),
+            revocations: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn get(&self, digest: &TokenDigest, now: i64) -> Option<Hit> {
+        let entry = self.entries.get(digest)?;
+        Some(if now < entry.fresh_until {
+            Hit::Fresh(entry.lookup.clone())
+        } else {
+            Hit::Stale {
+                lookup: entry.lookup.clone(),
+                keep_until: entry.keep_until,
+            }
+        })
+    }
+
+    pub(crate) fn revocation_epoch(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
+    }
+
+    /// Caches `lookup`, unless a revocation happened since `epoch` was read.
+    pub(crate) fn insert(&self, digest: TokenDigest, lookup: &Lookup, now: i64, epoch: u64) {
+        if self.settings.capacity == 0 || self.revocation_epoch() != epoch {
+            return;
+        }
+        let ttl = match lookup {
+            Lookup::Unknown => self.settings.negative_ttl,
+            _ => self.settings.ttl,
+        };
+        let mut fresh_until = now.saturating_add(nanos(ttl));
+        let mut keep_until = match lookup {
+            Lookup::Unknown => fresh_until,
+            _ => fresh_until.saturating_add(nanos(self.settings.grace)),
+        };
+        if let Lookup::Active(principal) = lookup
+            && let Some(expires_at) = principal.expires_at()
+        {
+            let expires_at = crate::expiry::to_nanos(expires_at);
+            fresh_until = fresh_until.min(expires_at);
+            keep_until = keep_until.min(expires_at);
+        }
+        self.entries.insert(
+            digest,
+            Entry {
+                lookup: lookup.clone(),
+                fresh_until,
+                keep_until,
+            },
+        );
+        if self.entries.len() > self.settings.capacity {
+            self.evict(now);
+        }
+    }
+
+    fn evict(&self, now: i64) {
+        let Ok(_guard) = self.sweeping.try_lock() else {
+            return;
+        };
+        self.entries.retain(|_, e| now < e.keep_until);
+        let capacity = self.settings.capacity;
+        let target = capacity - (capacity / 10).max(1);
+        let excess = self.entries.len().saturating_sub(target);
+        if excess > 0 {
+            let victims: Vec<TokenDigest> =
+                self.entries.iter().take(excess).map(|e| *e.key()).collect();
+            for digest in victims {
+                self.entries.remove(&digest);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, digest: &TokenDigest) {
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        self.entries.remove(digest);
+    }
+
+    pub(crate) fn invalidate(&self, id: &TokenId) {
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        self.entries
+            .retain(|_, e| !matches!(&e.lookup, Lookup::Active(p) if p.token_id() == id));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl RevocationListener for Cache {
+    fn revoked(&self, event: &RevocationEvent) {
+        match &event.digest {
+            Some(digest) => self.remove(digest),
+            None => self.invalidate(&event.token_id),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Machine-to-machine token authentication: the rules, with no web framework.
+//!
+//! Two token types, each with its own header:
+//!
+//! | type | sent as | expiry |
+//! |---|---|---|
+//! | access token (`m2m_at_…`) | `X-API-KEY: <token>` | never, or after 1, 7, 30, 90 or 365 days |
+//! | client-credentials bearer token (`m2m_cc_…`) | `Authorization: Bearer <token>` | short-lived, issued for a client id + secret |
+//!
+//! A [`Verifier`] turns request headers into the caller's [`Principal`] or a [`Rejection`] that
+//! carries the exact status, `WWW-Authenticate` challenge and problem+json body of the HTTP
+//! contract. Framework adapters only translate a `Rejection` into their response type.
+//!
+//! Data flows one way: [`extract`] (placement rules) → [`TokenFormat::parse`] (format and
+//! checksum) → cache → [`TokenStore`] on a miss, single-flight.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, StatusCode};
+//! use m2m_core::{Expiry, MemoryStore, NewToken, TokenKind, TokenStore, Verifier};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let verifier = Verifier::builder(store.clone()).build();
+//! let now = verifier.now();
+//! let bearer = store
+//!     .issue(verifier.format(), NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60)), now)
+//!     .await
+//!     .unwrap();
+//!
+//! // The right header: accepted.
+//! let mut headers = HeaderMap::new();
+//! let value = format!("Bearer {}", bearer.token.expose_secret());
+//! headers.insert("authorization", HeaderValue::from_str(&value).unwrap());
+//! assert_eq!(verifier.verify(&headers, &[]).await.unwrap().tenant(), "acme");
+//!
+//! // A bearer token in X-API-KEY: 400, and the description names the right header.
+//! let mut wrong = HeaderMap::new();
+//! wrong.insert("x-api-key", HeaderValue::from_str(bearer.token.expose_secret()).unwrap());
+//! let rejection = verifier.verify(&wrong, &[]).await.unwrap_err();
+//! assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
+//! assert!(rejection.detail().contains("Authorization"));
+//! # });
+//! ```
+
+mod cache;
+mod expiry;
+mod placement;
+mod policy;
+mod record;
+mod rejection;
+mod store;
+mod token;
+mod verifier;
+
+pub use cache::CacheSettings;
+pub use expiry::{Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock};
+pub use placement::{Credential, CredentialError, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY, extract};
+pub use policy::{InvalidTokenType, Policy, TokenType, TokenTypes};
+pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
+pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
+pub use store::{MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenStore};
+pub use token::{
+    CHECKSUM_LEN, DEFAULT_PREFIX, DigestHash, DigestHasher, InvalidPrefix, MAX_PREFIX_LEN,
+    MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,
+};
+pub use verifier::{DEFAULT_REALM, DEFAULT_RETRY_AFTER, Verifier, VerifierBuilder};

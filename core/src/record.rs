@@ -1,0 +1,285 @@
+//! What a store keeps about a token ([`TokenRecord`]) and what a handler learns about its
+//! caller ([`Principal`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::expiry::{ExpiresIn, Expiry};
+use crate::policy::TokenType;
+use crate::token::{Token, TokenDigest, TokenFormat, TokenId, TokenKind};
+
+/// Everything a store keeps about one token: never the token itself, only its digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Public id.
+    pub id: TokenId,
+    /// SHA-256 digest of the token; unique.
+    pub digest: TokenDigest,
+    /// Prefix, type and first four secret characters, for listings.
+    pub stub: String,
+    /// What the token is for.
+    pub kind: TokenKind,
+    /// The tenant the token belongs to.
+    pub tenant: String,
+    /// The user who created it, if any.
+    pub user: Option<String>,
+    /// Free text shown in listings.
+    pub description: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it expires; `None` for never.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When it was last used, as far as the store knows.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// For a client secret, its public client id; for a bearer token, the client id of the
+    /// credential it was issued from.
+    pub client_id: Option<String>,
+    /// For a bearer token, the id of the client credential it was issued from.
+    pub credential_id: Option<TokenId>,
+}
+
+impl TokenRecord {
+    /// The token type (the policy-level choice) of this record.
+    pub fn token_type(&self) -> TokenType {
+        self.kind.token_type()
+    }
+
+    /// Time left at `now`.
+    pub fn expires_in(&self, now: OffsetDateTime) -> ExpiresIn {
+        ExpiresIn::at(self.expires_at, now)
+    }
+
+    /// Whether the token is usable at `now`: not revoked and `now < expires_at`.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
+
+    /// The principal this record authenticates.
+    pub fn principal(&self) -> Principal {
+        Principal(Arc::new(PrincipalData {
+            token_id: self.id.clone(),
+            token_type: self.token_type(),
+            tenant: self.tenant.as_str().into(),
+            user: self.user.as_deref().map(Into::into),
+            client_id: self.client_id.as_deref().map(Into::into),
+            scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
+            expires_at: self.expires_at,
+        }))
+    }
+}
+
+/// What to issue: built with [`NewToken::new`] and its setters.
+///
+/// ```
+/// use m2m_core::{Expiry, NewToken, TokenKind};
+/// let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays)
+///     .scope("reports:read")
+///     .description("nightly export");
+/// assert_eq!(request.scopes, ["reports:read"]);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    /// What the token is for.
+    pub kind: TokenKind,
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// The user creating it, if any.
+    pub user: Option<String>,
+    /// Free text shown in listings.
+    pub description: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Lifetime.
+    pub expiry: Expiry,
+    /// For a bearer token, the credential it is issued from (id and client id).
+    pub credential: Option<(TokenId, String)>,
+}
+
+impl NewToken {
+    /// A request for a token of `kind` in `tenant`, with no scopes, user or description.
+    pub fn new(kind: TokenKind, tenant: impl Into<String>, expiry: Expiry) -> Self {
+        Self {
+            kind,
+            tenant: tenant.into(),
+            user: None,
+            description: String::new(),
+            scopes: Vec::new(),
+            expiry,
+            credential: None,
+        }
+    }
+
+    /// Adds a scope.
+    #[must_use]
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Sets the user.
+    #[must_use]
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Generates the token (and for a client secret, its client id) and the record to store.
+    pub fn generate(self, format: &TokenFormat, now: OffsetDateTime) -> IssuedToken {
+        let token = format.generate(self.kind);
+        let (client_id, credential_id) = match (self.kind, self.credential) {
+            (TokenKind::ClientSecret, _) => (
+                Some(
+                    format
+                        .generate(TokenKind::ClientId)
+                        .expose_secret()
+                        .to_owned(),
+                ),
+                None,
+            ),
+            (_, Some((id, client_id))) => (Some(client_id), Some(id)),
+            (_, None) => (None, None),
+        };
+        let record = TokenRecord {
+            id: TokenId::generate(),
+            digest: token.digest(),
+            stub: token.stub(),
+            kind: self.kind,
+            tenant: self.tenant,
+            user: self.user,
+            description: self.description,
+            scopes: self.scopes,
+            created_at: now,
+            expires_at: self.expiry.expires_at(now),
+            revoked_at: None,
+            last_used_at: None,
+            client_id,
+            credential_id,
+        };
+        IssuedToken { token, record }
+    }
+}
+
+/// A freshly issued token: the secret, shown once, and its record.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    /// The secret. `Debug` redacts it.
+    pub token: Token,
+    /// What the store keeps.
+    pub record: TokenRecord,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct PrincipalData {
+    token_id: TokenId,
+    token_type: TokenType,
+    tenant: Box<str>,
+    user: Option<Box<str>>,
+    client_id: Option<Box<str>>,
+    scopes: Box<[Box<str>]>,
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// Who is calling: the authenticated token's id, type, tenant, user, scopes and expiry.
+///
+/// Cheap to clone (one reference count). Holds no secret.
+///
+/// ```
+/// use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind, TokenType};
+/// let issued = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+///     .scope("reports:read")
+///     .generate(&TokenFormat::default(), time::OffsetDateTime::now_utc());
+/// let principal = issued.record.principal();
+/// assert_eq!(principal.tenant(), "acme");
+/// assert_eq!(principal.token_type(), TokenType::AccessToken);
+/// assert!(principal.has_scope("reports:read"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal(Arc<PrincipalData>);
+
+impl Principal {
+    /// The public id of the token used.
+    pub fn token_id(&self) -> &TokenId {
+        &self.0.token_id
+    }
+
+    /// The type of the token used.
+    pub fn token_type(&self) -> TokenType {
+        self.0.token_type
+    }
+
+    /// The tenant the token belongs to.
+    pub fn tenant(&self) -> &str {
+        &self.0.tenant
+    }
+
+    /// The user the token was created for, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.0.user.as_deref()
+    }
+
+    /// For a bearer token, the client id of the credential it came from.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The scopes granted to the token.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.scopes.iter().map(|s| &**s)
+    }
+
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.iter().any(|s| **s == *scope)
+    }
+
+    /// When the token expires; `None` for never.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.0.expires_at
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("token_id", &self.0.token_id)
+            .field("token_type", &self.0.token_type)
+            .field("tenant", &self.0.tenant)
+            .field("user", &self.0.user)
+            .field("scopes", &self.0.scopes)
+            .field("expires_at", &self.0.expires_at)
+            .finish()
+    }
+}
+
+impl serde::Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("Principal", 6)?;
+        s.serialize_field("token_id", &self.0.token_id)?;
+        s.serialize_field("token_type", &self.0.token_type)?;
+        s.serialize_field("tenant", &self.0.tenant)?;
+        s.serialize_field("user", &self.0.user)?;
+        s.serialize_field("scopes", &self.0.scopes)?;
+        s.serialize_field(
+            "expires_at",
+            &self
+                .0
+                .expires_at
+                .map(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
+        )?;
+        s.end()
+    }
+}

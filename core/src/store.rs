@@ -1,0 +1,355 @@
+//! The [`TokenStore`] trait and [`MemoryStore`], the store that lives in the process.
+//!
+//! A store finds tokens by digest for the verifier and manages them for the token service:
+//! issue, list, revoke. A store that can announce revocations (the memory store at once, the SQL
+//! store through `LISTEN`/`NOTIFY`, the remote store through an event stream) passes them to
+//! every subscribed [`RevocationListener`], which is how verifier caches evict revoked tokens.
+//!
+//! # Example
+//!
+//! ```
+//! use m2m_core::{Expiry, MemoryStore, NewToken, TokenFormat, TokenKind, TokenStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let now = time::OffsetDateTime::now_utc();
+//! let issued = store
+//!     .issue(&TokenFormat::default(), NewToken::new(TokenKind::AccessToken, "acme", Expiry::SevenDays), now)
+//!     .await
+//!     .unwrap();
+//! let found = store.find(&issued.token.digest()).await.unwrap().unwrap();
+//! assert_eq!(found.id, issued.record.id);
+//!
+//! assert!(store.revoke(&found.id, now).await.unwrap());
+//! assert!(store.find(&issued.token.digest()).await.unwrap().unwrap().revoked_at.is_some());
+//! # });
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use time::OffsetDateTime;
+
+use crate::record::{IssuedToken, NewToken, TokenRecord};
+use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
+
+/// A store could not answer. Always turned into a 503, never a 401.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is unreachable or failed (connection, timeout, server error…).
+    #[error("the token store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store does not offer this operation (a read-only remote store asked to issue).
+    #[error("the token store does not support {0}")]
+    Unsupported(&'static str),
+    /// A token with the same digest or id exists already.
+    #[error("a token with this digest or id exists already")]
+    Conflict,
+}
+
+/// A token was revoked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationEvent {
+    /// The revoked token's public id.
+    pub token_id: TokenId,
+    /// Its digest, when the store knows it, so caches can evict without a search.
+    pub digest: Option<TokenDigest>,
+}
+
+/// Receives revocation events from a store.
+pub trait RevocationListener: Send + Sync + 'static {
+    /// Called once per revoked token, as soon as the store learns of it.
+    fn revoked(&self, event: &RevocationEvent);
+}
+
+/// Where tokens live.
+///
+/// Object-safe: verifiers hold an `Arc<dyn TokenStore>`.
+#[async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
+    /// The record whose digest is `digest`, whether active, expired or revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Stores a new record.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] for a duplicate, or another [`StoreError`].
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
+
+    /// The records of one tenant, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token, and for a client credential every bearer token issued from it.
+    /// Returns whether a token with that id existed and was not revoked before.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Subscribes `listener` to revocation events; returns whether this store emits them.
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        let _ = listener;
+        false
+    }
+
+    /// Generates a token, stores its record and returns the secret once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] from [`insert`](TokenStore::insert).
+    async fn issue(
+        &self,
+        format: &TokenFormat,
+        request: NewToken,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, StoreError> {
+        let issued = request.generate(format, now);
+        self.insert(issued.record.clone()).await?;
+        Ok(issued)
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).find(digest).await
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list(tenant).await
+    }
+
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        (**self).revoke(id, at).await
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        (**self).subscribe(listener)
+    }
+}
+
+/// A store in the process's memory, on a concurrent map; revocations reach subscribers at once.
+#[derive(Default)]
+pub struct MemoryStore {
+    by_digest: DashMap<TokenDigest, TokenRecord, DigestHasher>,
+    by_id: DashMap<TokenId, TokenDigest>,
+    listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of records, revoked ones included.
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    fn revoke_one(&self, digest: &TokenDigest, at: OffsetDateTime) -> Option<RevocationEvent> {
+        let mut record = self.by_digest.get_mut(digest)?;
+        if record.revoked_at.is_some() {
+            return None;
+        }
+        record.revoked_at = Some(at);
+        Some(RevocationEvent {
+            token_id: record.id.clone(),
+            digest: Some(*digest),
+        })
+    }
+
+    fn announce(&self, events: &[RevocationEvent]) {
+        let mut listeners = self
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|weak| match weak.upgrade() {
+            Some(listener) => {
+                events.iter().for_each(|e| listener.revoked(e));
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tokens", &self.by_digest.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.by_digest.get(digest).map(|r| r.value().clone()))
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        use dashmap::mapref::entry::Entry;
+        let Entry::Vacant(id_slot) = self.by_id.entry(record.id.clone()) else {
+            return Err(StoreError::Conflict);
+        };
+        match self.by_digest.entry(record.digest) {
+            Entry::Occupied(_) => Err(StoreError::Conflict),
+            Entry::Vacant(slot) => {
+                id_slot.insert(record.digest);
+                slot.insert(record);
+                Ok(())
+            }
+        }
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut records: Vec<TokenRecord> = self
+            .by_digest
+            .iter()
+            .filter(|r| r.tenant == tenant)
+            .map(|r| r.value().clone())
+            .collect();
+        records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(records)
+    }
+
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let Some(digest) = self.by_id.get(id).map(|d| *d) else {
+            return Ok(false);
+        };
+        let mut events: Vec<RevocationEvent> = self.revoke_one(&digest, at).into_iter().collect();
+        let revoked = !events.is_empty();
+        let is_credential = self
+            .by_digest
+            .get(&digest)
+            .is_some_and(|r| r.kind == TokenKind::ClientSecret);
+        if is_credential {
+            let derived: Vec<TokenDigest> = self
+                .by_digest
+                .iter()
+                .filter(|r| r.credential_id.as_ref() == Some(id))
+                .map(|r| r.digest)
+                .collect();
+            events.extend(derived.iter().filter_map(|d| self.revoke_one(d, at)));
+        }
+        self.announce(&events);
+        Ok(revoked)
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        self.listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&listener));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expiry::Expiry;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<TokenId>>);
+
+    impl RevocationListener for Recorder {
+        fn revoked(&self, event: &RevocationEvent) {
+            self.0.lock().unwrap().push(event.token_id.clone());
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-05-01 10:00 UTC)
+    }
+
+    #[tokio::test]
+    async fn issue_find_list_revoke() {
+        let store = MemoryStore::new();
+        let format = TokenFormat::default();
+        let a = store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+                now(),
+            )
+            .await
+            .unwrap();
+        store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::AccessToken, "other", Expiry::OneDay),
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.list("acme").await.unwrap().len(), 1);
+        assert_eq!(store.find(&a.token.digest()).await.unwrap().unwrap().id, a.record.id);
+        assert!(store.revoke(&a.record.id, now()).await.unwrap());
+        assert!(!store.revoke(&a.record.id, now()).await.unwrap(), "second revoke is a no-op");
+        assert!(!store.revoke(&TokenId::new("tok_missing"), now()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn duplicate_insert_conflicts() {
+        let store = MemoryStore::new();
+        let issued = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+            .generate(&TokenFormat::default(), now());
+        store.insert(issued.record.clone()).await.unwrap();
+        assert!(matches!(
+            store.insert(issued.record).await,
+            Err(StoreError::Conflict)
+        ));
+    }
+
+    #[tokio::test]
+    async fn revoking_a_credential_revokes_its_bearer_tokens_and_announces_all() {
+        let store = MemoryStore::new();
+        let recorder = Arc::new(Recorder::default());
+        assert!(store.subscribe(recorder.clone()));
+        let format = TokenFormat::default();
+        let credential = store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::ClientSecret, "acme", Expiry::ThirtyDays),
+                now(),
+            )
+            .await
+            .unwrap();
+        let client_id = credential.record.client_id.clone().unwrap();
+        assert!(client_id.starts_with("m2m_ci_"));
+        let mut bearer = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60));
+        bearer.credential = Some((credential.record.id.clone(), client_id));
+        let bearer = store.issue(&format, bearer, now()).await.unwrap();
+
+        store.revoke(&credential.record.id, now()).await.unwrap();
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(seen, vec![credential.record.id, bearer.record.id.clone()]);
+        let found = store.find(&bearer.token.digest()).await.unwrap().unwrap();
+        assert_eq!(found.revoked_at, Some(now()));
+    }
+}

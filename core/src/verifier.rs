@@ -1,0 +1,348 @@
+//! The [`Verifier`]: request headers in, [`Principal`] or [`Rejection`] out.
+//!
+//! Order of work, cheapest first: the placement rules, the token's format and checksum (a
+//! malformed token never reaches the cache or the store), the type-versus-header check, then the
+//! cache, and the store only on a miss, with one store call per digest however many requests
+//! miss at once. Expiry, the type policy and the required scopes are checked on every request,
+//! cached or not.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, StatusCode};
+//! use m2m_core::{Expiry, MemoryStore, NewToken, TokenKind, TokenStore, Verifier};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = Arc::new(MemoryStore::new());
+//! let verifier = Verifier::builder(store.clone()).build();
+//! let issued = store
+//!     .issue(
+//!         verifier.format(),
+//!         NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read"),
+//!         time::OffsetDateTime::now_utc(),
+//!     )
+//!     .await
+//!     .unwrap();
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert("x-api-key", HeaderValue::from_str(issued.token.expose_secret()).unwrap());
+//! let principal = verifier.verify(&headers, &["reports:read"]).await.unwrap();
+//! assert_eq!(principal.tenant(), "acme");
+//!
+//! let rejection = verifier.verify(&headers, &["reports:write"]).await.unwrap_err();
+//! assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+//! # });
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use http::HeaderMap;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+use crate::cache::{Cache, CacheSettings, Hit, Lookup};
+use crate::expiry::{Clock, SystemClock, to_nanos};
+use crate::placement::{DEFAULT_MAX_HEADER_LEN, Placement, extract};
+use crate::policy::Policy;
+use crate::record::Principal;
+use crate::rejection::{InvalidRequest, Rejection, RejectionKind};
+use crate::store::{RevocationListener, TokenStore};
+use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
+
+/// The realm named in challenges when none is configured.
+pub const DEFAULT_REALM: &str = "m2m";
+/// Seconds sent in `Retry-After` when the store is unavailable, unless configured.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The store could not answer.
+#[derive(Clone, Copy, Debug)]
+struct StoreDown;
+
+type InFlight = Arc<OnceCell<Result<Lookup, StoreDown>>>;
+
+struct Inner {
+    store: Arc<dyn TokenStore>,
+    policy: Policy,
+    format: TokenFormat,
+    cache: Arc<Cache>,
+    in_flight: DashMap<TokenDigest, InFlight, DigestHasher>,
+    clock: Arc<dyn Clock>,
+    realm: Arc<str>,
+    max_header_len: usize,
+    retry_after: u32,
+}
+
+/// Verifies the credentials of requests. Cheap to clone; clones share the cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("store", &self.inner.store)
+            .field("realm", &self.inner.realm)
+            .field("prefix", &self.inner.format.prefix())
+            .field("cached_entries", &self.inner.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Verifier`]; every setting has a default.
+#[must_use]
+pub struct VerifierBuilder {
+    store: Arc<dyn TokenStore>,
+    policy: Policy,
+    format: TokenFormat,
+    cache: CacheSettings,
+    clock: Arc<dyn Clock>,
+    realm: String,
+    max_header_len: usize,
+    retry_after: Duration,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("store", &self.store)
+            .field("realm", &self.realm)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Which token types are enabled (default: both, everywhere).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The token format, i.e. the prefix (default `m2m`).
+    pub fn format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Cache bounds and lifetimes.
+    pub fn cache(mut self, settings: CacheSettings) -> Self {
+        self.cache = settings;
+        self
+    }
+
+    /// Where "now" comes from (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges (default `m2m`). Control characters
+    /// are dropped.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into().chars().filter(|c| !c.is_control()).collect();
+        self
+    }
+
+    /// The longest credential header accepted, in bytes (default 4096).
+    pub fn max_header_len(mut self, bytes: usize) -> Self {
+        self.max_header_len = bytes;
+        self
+    }
+
+    /// The `Retry-After` sent when the store is unavailable (default 5 s, whole seconds).
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// The verifier; subscribes its cache to the store's revocation events.
+    pub fn build(self) -> Verifier {
+        let cache = Arc::new(Cache::new(self.cache));
+        self.store
+            .subscribe(Arc::clone(&cache) as Arc<dyn RevocationListener>);
+        let realm = if self.realm.is_ascii() {
+            self.realm
+        } else {
+            self.realm.chars().filter(char::is_ascii).collect()
+        };
+        Verifier {
+            inner: Arc::new(Inner {
+                store: self.store,
+                policy: self.policy,
+                format: self.format,
+                cache,
+                in_flight: DashMap::with_hasher(DigestHasher),
+                clock: self.clock,
+                realm: realm.into(),
+                max_header_len: self.max_header_len,
+                retry_after: u32::try_from(self.retry_after.as_secs().max(1)).unwrap_or(u32::MAX),
+            }),
+        }
+    }
+}
+
+impl Verifier {
+    /// A builder over `store`.
+    pub fn builder(store: impl TokenStore) -> VerifierBuilder {
+        VerifierBuilder {
+            store: Arc::new(store),
+            policy: Policy::default(),
+            format: TokenFormat::default(),
+            cache: CacheSettings::default(),
+            clock: Arc::new(SystemClock),
+            realm: DEFAULT_REALM.to_owned(),
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
+    }
+
+    /// The policy; changes made through it apply to the next request.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The token format.
+    pub fn format(&self) -> &TokenFormat {
+        &self.inner.format
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The current time by the verifier's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// Drops every cached entry of the token with this id.
+    pub fn invalidate(&self, id: &TokenId) {
+        self.inner.cache.invalidate(id);
+    }
+
+    /// Number of cached entries, negative ones included.
+    pub fn cached_entries(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    fn reject(&self, kind: RejectionKind, scheme: Placement) -> Rejection {
+        Rejection::new(kind, scheme, &self.inner.realm)
+    }
+
+    /// Verifies the credentials in `headers` and that the token carries every scope in
+    /// `required_scopes`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] carrying the status, challenge and body of the contract row that applies.
+    pub async fn verify(
+        &self,
+        headers: &HeaderMap,
+        required_scopes: &[&str],
+    ) -> Result<Principal, Rejection> {
+        let inner = &*self.inner;
+        let credential = extract(headers, inner.max_header_len).map_err(|error| {
+            let enabled = match error {
+                crate::CredentialError::Missing => inner.policy.default_types(),
+                _ => crate::TokenTypes::all(),
+            };
+            Rejection::from_credential_error(error, &inner.realm, enabled)
+        })?;
+        let placement = credential.placement();
+        let parsed = inner
+            .format
+            .parse(credential.expose_secret())
+            .map_err(|_| self.reject(RejectionKind::InvalidToken, placement))?;
+        let expected = match parsed.kind() {
+            TokenKind::AccessToken => Placement::ApiKey,
+            TokenKind::BearerToken => Placement::Bearer,
+            TokenKind::ClientId | TokenKind::ClientSecret => {
+                return Err(self.reject(RejectionKind::InvalidToken, placement));
+            }
+        };
+        if expected != placement {
+            return Err(self.reject(
+                RejectionKind::InvalidRequest(InvalidRequest::WrongPlacement { expected }),
+                expected,
+            ));
+        }
+
+        let now = inner.clock.now();
+        let lookup = self.lookup(parsed.digest(), to_nanos(now)).await.map_err(|StoreDown| {
+            self.reject(RejectionKind::StoreUnavailable, placement)
+                .with_retry_after(inner.retry_after)
+        })?;
+        let principal = match lookup {
+            Lookup::Active(principal) => principal,
+            Lookup::Expired => return Err(self.reject(RejectionKind::ExpiredToken, placement)),
+            Lookup::Revoked | Lookup::Unknown => {
+                return Err(self.reject(RejectionKind::InvalidToken, placement));
+            }
+        };
+        if principal.expires_at().is_some_and(|at| at <= now) {
+            return Err(self.reject(RejectionKind::ExpiredToken, placement));
+        }
+        if !inner
+            .policy
+            .is_enabled(principal.tenant(), principal.token_type())
+        {
+            return Err(self.reject(RejectionKind::TokenTypeDisabled, placement));
+        }
+        if !required_scopes.iter().all(|s| principal.has_scope(s)) {
+            return Err(self
+                .reject(RejectionKind::InsufficientScope, placement)
+                .with_required_scopes(required_scopes));
+        }
+        Ok(principal)
+    }
+
+    async fn lookup(&self, digest: TokenDigest, now: i64) -> Result<Lookup, StoreDown> {
+        let inner = &*self.inner;
+        let stale = match inner.cache.get(&digest, now) {
+            Some(Hit::Fresh(lookup)) => return Ok(lookup),
+            Some(Hit::Stale { lookup, keep_until }) => Some((lookup, keep_until)),
+            None => None,
+        };
+        let cell = inner.in_flight.entry(digest).or_default().clone();
+        let outcome = cell.get_or_init(|| self.load(digest)).await.clone();
+        inner
+            .in_flight
+            .remove_if(&digest, |_, current| Arc::ptr_eq(current, &cell));
+        match (outcome, stale) {
+            (Ok(lookup), _) => Ok(lookup),
+            (Err(StoreDown), Some((lookup @ (Lookup::Active(_) | Lookup::Revoked), keep_until)))
+                if now < keep_until =>
+            {
+                Ok(lookup)
+            }
+            (Err(StoreDown), _) => Err(StoreDown),
+        }
+    }
+
+    /// One store call for `digest`, run by the first of the requests that miss together.
+    async fn load(&self, digest: TokenDigest) -> Result<Lookup, StoreDown> {
+        let inner = &*self.inner;
+        let now = inner.clock.now();
+        let now_nanos = to_nanos(now);
+        // A request that finished loading the same digest may have filled the cache meanwhile.
+        if let Some(Hit::Fresh(lookup)) = inner.cache.get(&digest, now_nanos) {
+            return Ok(lookup);
+        }
+        let epoch = inner.cache.revocation_epoch();
+        let record = inner.store.find(&digest).await.map_err(|_| StoreDown)?;
+        let lookup = match record {
+            None => Lookup::Unknown,
+            Some(record) if record.revoked_at.is_some() => Lookup::Revoked,
+            Some(record) if record.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
+            Some(record) => Lookup::Active(record.principal()),
+        };
+        inner.cache.insert(digest, &lookup, now_nanos, epoch);
+        Ok(lookup)
+    }
+}
