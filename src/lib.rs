@@ -10,3 +10,15 @@
 //! ```
 
 pub use m2m_core::*;
+
+/// The tower layer and axum extractors (feature `tower`).
+#[cfg(feature = "tower")]
+pub use m2m_tower as tower;
+
+/// The actix-web middleware and extractors (feature `actix`).
+#[cfg(feature = "actix")]
+pub use m2m_actix as actix;
+
+/// The Rocket fairing, request guards and catchers (feature `rocket`).
+#[cfg(feature = "rocket")]
+pub use m2m_rocket as rocket;

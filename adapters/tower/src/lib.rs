@@ -1,0 +1,1 @@
+//! m2m token authentication for tower.
