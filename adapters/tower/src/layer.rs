@@ -1,0 +1,207 @@
+//! [`M2mAuthLayer`]: the options, and the [`Layer`] that wraps a service in [`M2mAuth`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::Response;
+use m2m_core::{Rejection, Verifier};
+use tower_layer::Layer;
+
+use crate::service::M2mAuth;
+
+/// Renders a [`Rejection`] as the response a client sees.
+///
+/// Implemented by [`DefaultOnRejection`] (the core rejection, byte for byte) and by every
+/// `Fn(Rejection) -> http::Response<B>`.
+pub trait OnRejection<B> {
+    /// The response for `rejection`.
+    fn on_rejection(&self, rejection: Rejection) -> Response<B>;
+}
+
+/// The contract response: the rejection's status, every header of [`Rejection::headers`] and
+/// its problem+json [`Rejection::body`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultOnRejection;
+
+impl<B: From<String>> OnRejection<B> for DefaultOnRejection {
+    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+        rejection.into_response()
+    }
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(Rejection) -> Response<B>,
+{
+    fn on_rejection(&self, rejection: Rejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// What a layer and its services share; one reference count per request.
+pub(crate) struct Settings<R> {
+    pub(crate) verifier: Verifier,
+    pub(crate) scopes: Box<[Box<str>]>,
+    pub(crate) optional: bool,
+    pub(crate) cors_preflight: bool,
+    pub(crate) strip_credentials: bool,
+    pub(crate) on_rejection: R,
+}
+
+impl<R> fmt::Debug for Settings<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("verifier", &self.verifier)
+            .field("scopes", &self.scopes)
+            .field("optional", &self.optional)
+            .field("cors_preflight", &self.cors_preflight)
+            .field("strip_credentials", &self.strip_credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Authenticates every request of the services it wraps with a [`Verifier`].
+///
+/// On success the caller's [`Principal`](m2m_core::Principal) goes into the request extensions,
+/// where the [`Authenticated`](crate::Authenticated) extractor reads it; on failure the client
+/// receives the [`Rejection`], rendered by the [`OnRejection`] responder.
+///
+/// Use it with axum's `Router::layer` for a whole router, or with `Router::route_layer` and
+/// [`require_scopes`](Self::require_scopes) for the scopes of some routes.
+///
+/// | option | default |
+/// |---|---|
+/// | [`require_scopes`](Self::require_scopes) | none |
+/// | [`optional`](Self::optional) | `false` |
+/// | [`cors_preflight`](Self::cors_preflight) | `true` |
+/// | [`strip_credentials`](Self::strip_credentials) | `false` |
+/// | [`on_rejection`](Self::on_rejection) | [`DefaultOnRejection`] |
+#[must_use]
+pub struct M2mAuthLayer<R = DefaultOnRejection> {
+    verifier: Verifier,
+    scopes: Vec<Box<str>>,
+    optional: bool,
+    cors_preflight: bool,
+    strip_credentials: bool,
+    on_rejection: R,
+}
+
+impl M2mAuthLayer {
+    /// A layer that authenticates with `verifier` and requires no scope.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier,
+            scopes: Vec::new(),
+            optional: false,
+            cors_preflight: true,
+            strip_credentials: false,
+            on_rejection: DefaultOnRejection,
+        }
+    }
+}
+
+impl<R> M2mAuthLayer<R> {
+    /// Requires every scope in `scopes` (in addition to those required before) on every request;
+    /// a valid token without one of them is refused with 403 `insufficient_scope`.
+    pub fn require_scopes<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.scopes
+            .extend(scopes.into_iter().map(|s| s.into().into_boxed_str()));
+        self
+    }
+
+    /// In optional mode a request with no credentials at all passes through without a
+    /// principal; any other failure (a bad, expired or misplaced token…) is still refused.
+    pub fn optional(mut self, optional: bool) -> Self {
+        self.optional = optional;
+        self
+    }
+
+    /// Whether CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) pass
+    /// through untouched, so that a CORS layer can answer them (default: yes).
+    pub fn cors_preflight(mut self, pass_through: bool) -> Self {
+        self.cors_preflight = pass_through;
+        self
+    }
+
+    /// Whether to remove the credential header (`X-API-KEY` or `Authorization`) from an
+    /// authenticated request before it reaches the inner service (default: no).
+    pub fn strip_credentials(mut self, strip: bool) -> Self {
+        self.strip_credentials = strip;
+        self
+    }
+
+    /// Renders rejections with `responder` instead of [`DefaultOnRejection`].
+    ///
+    /// With axum, `responder` returns `axum::response::Response`
+    /// (`|rejection| (StatusCode::UNAUTHORIZED, "…").into_response()`).
+    pub fn on_rejection<T>(self, responder: T) -> M2mAuthLayer<T> {
+        M2mAuthLayer {
+            verifier: self.verifier,
+            scopes: self.scopes,
+            optional: self.optional,
+            cors_preflight: self.cors_preflight,
+            strip_credentials: self.strip_credentials,
+            on_rejection: responder,
+        }
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The scopes required on every request.
+    pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.scopes.iter().map(|s| &**s)
+    }
+}
+
+impl<R: Clone> M2mAuthLayer<R> {
+    fn settings(&self) -> Arc<Settings<R>> {
+        Arc::new(Settings {
+            verifier: self.verifier.clone(),
+            scopes: self.scopes.clone().into_boxed_slice(),
+            optional: self.optional,
+            cors_preflight: self.cors_preflight,
+            strip_credentials: self.strip_credentials,
+            on_rejection: self.on_rejection.clone(),
+        })
+    }
+}
+
+impl<R: Clone> Clone for M2mAuthLayer<R> {
+    fn clone(&self) -> Self {
+        Self {
+            verifier: self.verifier.clone(),
+            scopes: self.scopes.clone(),
+            optional: self.optional,
+            cors_preflight: self.cors_preflight,
+            strip_credentials: self.strip_credentials,
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for M2mAuthLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("M2mAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("scopes", &self.scopes)
+            .field("optional", &self.optional)
+            .field("cors_preflight", &self.cors_preflight)
+            .field("strip_credentials", &self.strip_credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R: Clone> Layer<S> for M2mAuthLayer<R> {
+    type Service = M2mAuth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        M2mAuth::from_settings(inner, self.settings())
+    }
+}
