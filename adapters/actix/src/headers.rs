@@ -38,8 +38,8 @@ fn copy(
 
 /// The same bytes as an `http` 1.x value.
 ///
-/// A value actix accepted may still hold bytes `http` 1.x refuses (control characters). Each such
-/// byte is replaced with `0xFF`, which the core classifies exactly as it would the original: not
+/// actix's HTTP/1 parser already refuses control characters, but a request built another way may
+/// still hold bytes `http` 1.x refuses. Each such byte is replaced with `0xFF`, which the core classifies exactly as it would the original: not
 /// whitespace, not visible ASCII, not a letter of `Bearer`. The length is unchanged, so the
 /// length bound applies alike. The core therefore answers what it would have answered for the
 /// original bytes: 400 `invalid_request` for a token with such a byte, or no credentials when
