@@ -23,7 +23,10 @@ use m2m::{
 /// included), so the figures hold the verification and not an executor.
 fn ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => panic!("the benched path waited"),
     }
@@ -39,12 +42,17 @@ fn api_key(token: &str) -> HeaderMap {
 }
 
 fn issue(store: &MemoryStore) -> String {
-    let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read");
-    ready(store.issue(&TokenFormat::default(), request, time::OffsetDateTime::now_utc()))
-        .unwrap()
-        .token
-        .expose_secret()
-        .to_owned()
+    let request =
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read");
+    ready(store.issue(
+        &TokenFormat::default(),
+        request,
+        time::OffsetDateTime::now_utc(),
+    ))
+    .unwrap()
+    .token
+    .expose_secret()
+    .to_owned()
 }
 
 fn verifier_paths(c: &mut Criterion) {

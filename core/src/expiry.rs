@@ -368,14 +368,20 @@ mod tests {
         assert_eq!(text(Duration::days(7)), "in 7 days");
         assert_eq!(text(Duration::days(7) - Duration::seconds(1)), "in 6 days");
         assert_eq!(text(Duration::days(1)), "in 1 day");
-        assert_eq!(text(Duration::hours(3) + Duration::minutes(59)), "in 3 hours");
+        assert_eq!(
+            text(Duration::hours(3) + Duration::minutes(59)),
+            "in 3 hours"
+        );
         assert_eq!(text(Duration::hours(1)), "in 1 hour");
         assert_eq!(text(Duration::minutes(12)), "in 12 minutes");
         assert_eq!(text(Duration::seconds(40)), "in 40 seconds");
         assert_eq!(text(Duration::milliseconds(300)), "in 1 second");
         assert_eq!(ExpiresIn::at(None, T0).to_string(), "Never");
         assert_eq!(ExpiresIn::at(Some(T0), T0).to_string(), "Expired");
-        assert_eq!(ExpiresIn::at(Some(T0 - Duration::days(2)), T0), ExpiresIn::Expired);
+        assert_eq!(
+            ExpiresIn::at(Some(T0 - Duration::days(2)), T0),
+            ExpiresIn::Expired
+        );
     }
 
     #[test]

@@ -244,7 +244,10 @@ mod tests {
     fn ok(pairs: &[(&str, &[u8])]) -> (Placement, String) {
         let map = headers(pairs);
         let credential = extract(&map, DEFAULT_MAX_HEADER_LEN).expect("a credential");
-        (credential.placement(), credential.expose_secret().to_owned())
+        (
+            credential.placement(),
+            credential.expose_secret().to_owned(),
+        )
     }
 
     fn err(pairs: &[(&str, &[u8])]) -> CredentialError {
@@ -306,7 +309,10 @@ mod tests {
             ),
             (
                 "repeated authorization",
-                vec![("authorization", b"Bearer a"), ("authorization", b"Basic b")],
+                vec![
+                    ("authorization", b"Bearer a"),
+                    ("authorization", b"Basic b"),
+                ],
                 CredentialError::Repeated(Placement::Bearer),
             ),
             (

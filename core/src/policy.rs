@@ -141,7 +141,9 @@ impl TokenTypes {
 
     /// The types in the set.
     pub fn iter(self) -> impl Iterator<Item = TokenType> {
-        TokenType::ALL.into_iter().filter(move |t| self.contains(*t))
+        TokenType::ALL
+            .into_iter()
+            .filter(move |t| self.contains(*t))
     }
 }
 
@@ -214,7 +216,10 @@ impl Policy {
     }
 
     fn write(&self, f: impl FnOnce(&mut Settings)) {
-        f(&mut self.settings.write().unwrap_or_else(PoisonError::into_inner));
+        f(&mut self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner));
     }
 }
 
@@ -242,8 +247,14 @@ mod tests {
             serde_json::to_string(&TokenType::ClientCredentials).unwrap(),
             "\"client_credentials\""
         );
-        assert_eq!(serde_json::to_string(&TokenType::AccessToken).unwrap(), "\"access\"");
-        assert_eq!("client-credentials".parse(), Ok(TokenType::ClientCredentials));
+        assert_eq!(
+            serde_json::to_string(&TokenType::AccessToken).unwrap(),
+            "\"access\""
+        );
+        assert_eq!(
+            "client-credentials".parse(),
+            Ok(TokenType::ClientCredentials)
+        );
         assert!("bearer".parse::<TokenType>().is_err());
     }
 }

@@ -275,10 +275,10 @@ impl serde::Serialize for Principal {
         s.serialize_field("scopes", &self.0.scopes)?;
         s.serialize_field(
             "expires_at",
-            &self
-                .0
-                .expires_at
-                .map(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
+            &self.0.expires_at.map(|at| {
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
         )?;
         s.end()
     }

@@ -25,8 +25,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 
 use crate::placement::{CredentialError, Placement};
 use crate::policy::TokenTypes;
@@ -186,13 +188,19 @@ impl Rejection {
     ) -> Self {
         let kind = match error {
             CredentialError::Missing => RejectionKind::MissingCredentials,
-            CredentialError::BothHeaders => RejectionKind::InvalidRequest(InvalidRequest::BothHeaders),
-            CredentialError::Repeated(p) => RejectionKind::InvalidRequest(InvalidRequest::Repeated(p)),
+            CredentialError::BothHeaders => {
+                RejectionKind::InvalidRequest(InvalidRequest::BothHeaders)
+            }
+            CredentialError::Repeated(p) => {
+                RejectionKind::InvalidRequest(InvalidRequest::Repeated(p))
+            }
             CredentialError::Empty(p) => RejectionKind::InvalidRequest(InvalidRequest::Empty(p)),
             CredentialError::InvalidCharacters(p) => {
                 RejectionKind::InvalidRequest(InvalidRequest::InvalidCharacters(p))
             }
-            CredentialError::TooLong(p) => RejectionKind::InvalidRequest(InvalidRequest::TooLong(p)),
+            CredentialError::TooLong(p) => {
+                RejectionKind::InvalidRequest(InvalidRequest::TooLong(p))
+            }
         };
         let scheme = match kind {
             RejectionKind::InvalidRequest(reason) => reason.placement(),
@@ -253,7 +261,13 @@ impl Rejection {
                 if enabled.is_empty() {
                     enabled = vec![Placement::ApiKey, Placement::Bearer];
                 }
-                Some(enabled.into_iter().map(challenge).collect::<Vec<_>>().join(", "))
+                Some(
+                    enabled
+                        .into_iter()
+                        .map(challenge)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
             }
             kind => {
                 let mut value = challenge(self.scheme);
@@ -295,7 +309,10 @@ impl Rejection {
             (CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ];
-        if let Some(value) = self.www_authenticate().and_then(|v| HeaderValue::try_from(v).ok()) {
+        if let Some(value) = self
+            .www_authenticate()
+            .and_then(|v| HeaderValue::try_from(v).ok())
+        {
             headers.push((WWW_AUTHENTICATE, value));
         }
         if let Some(seconds) = self.retry_after() {

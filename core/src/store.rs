@@ -308,10 +308,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.list("acme").await.unwrap().len(), 1);
-        assert_eq!(store.find(&a.token.digest()).await.unwrap().unwrap().id, a.record.id);
+        assert_eq!(
+            store.find(&a.token.digest()).await.unwrap().unwrap().id,
+            a.record.id
+        );
         assert!(store.revoke(&a.record.id, now()).await.unwrap());
-        assert!(!store.revoke(&a.record.id, now()).await.unwrap(), "second revoke is a no-op");
-        assert!(!store.revoke(&TokenId::new("tok_missing"), now()).await.unwrap());
+        assert!(
+            !store.revoke(&a.record.id, now()).await.unwrap(),
+            "second revoke is a no-op"
+        );
+        assert!(
+            !store
+                .revoke(&TokenId::new("tok_missing"), now())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

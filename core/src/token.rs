@@ -223,7 +223,8 @@ impl TokenFormat {
         {
             return Err(MalformedToken::Format);
         }
-        let kind = TokenKind::from_code_bytes(&bytes[p + 1..p + 3]).ok_or(MalformedToken::Format)?;
+        let kind =
+            TokenKind::from_code_bytes(&bytes[p + 1..p + 3]).ok_or(MalformedToken::Format)?;
         let body = &bytes[p + 4..];
         if !body.iter().all(u8::is_ascii_alphanumeric) {
             return Err(MalformedToken::Format);
@@ -471,7 +472,9 @@ impl Hasher for DigestHash {
 /// let id = m2m_core::TokenId::generate();
 /// assert!(id.as_str().starts_with("tok_"));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct TokenId(Box<str>);
 
@@ -543,7 +546,10 @@ mod tests {
         let format = TokenFormat::default();
         let token = format.generate(TokenKind::AccessToken);
         let other = TokenFormat::new("acme").unwrap();
-        assert_eq!(other.parse(token.expose_secret()), Err(MalformedToken::Format));
+        assert_eq!(
+            other.parse(token.expose_secret()),
+            Err(MalformedToken::Format)
+        );
         let bad_code = token.expose_secret().replacen("_at_", "_zz_", 1);
         assert_eq!(format.parse(&bad_code), Err(MalformedToken::Format));
         assert_eq!(format.parse(""), Err(MalformedToken::Format));

@@ -274,10 +274,13 @@ impl Verifier {
         }
 
         let now = inner.clock.now();
-        let lookup = self.lookup(parsed.digest(), to_nanos(now)).await.map_err(|StoreDown| {
-            self.reject(RejectionKind::StoreUnavailable, placement)
-                .with_retry_after(inner.retry_after)
-        })?;
+        let lookup = self
+            .lookup(parsed.digest(), to_nanos(now))
+            .await
+            .map_err(|StoreDown| {
+                self.reject(RejectionKind::StoreUnavailable, placement)
+                    .with_retry_after(inner.retry_after)
+            })?;
         let principal = match lookup {
             Lookup::Active(principal) => principal,
             Lookup::Expired => return Err(self.reject(RejectionKind::ExpiredToken, placement)),
@@ -316,11 +319,10 @@ impl Verifier {
             .remove_if(&digest, |_, current| Arc::ptr_eq(current, &cell));
         match (outcome, stale) {
             (Ok(lookup), _) => Ok(lookup),
-            (Err(StoreDown), Some((lookup @ (Lookup::Active(_) | Lookup::Revoked), keep_until)))
-                if now < keep_until =>
-            {
-                Ok(lookup)
-            }
+            (
+                Err(StoreDown),
+                Some((lookup @ (Lookup::Active(_) | Lookup::Revoked), keep_until)),
+            ) if now < keep_until => Ok(lookup),
             (Err(StoreDown), _) => Err(StoreDown),
         }
     }

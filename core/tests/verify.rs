@@ -163,13 +163,20 @@ fn check(case: &str, outcome: Result<Principal, Rejection>, expected: &Expected,
     assert_eq!(rejection.error_code(), expected.error, "{case}");
     let challenge = rejection.www_authenticate().unwrap_or_default();
     for part in expected.challenge {
-        assert!(challenge.contains(part), "{case}: {challenge:?} lacks {part:?}");
+        assert!(
+            challenge.contains(part),
+            "{case}: {challenge:?} lacks {part:?}"
+        );
     }
     if expected.error.is_none() {
         assert!(!challenge.contains("error="), "{case}: {challenge}");
     }
     if let Some(detail) = expected.detail {
-        assert!(rejection.detail().contains(detail), "{case}: {}", rejection.detail());
+        assert!(
+            rejection.detail().contains(detail),
+            "{case}: {}",
+            rejection.detail()
+        );
     }
     let body: serde_json::Value = serde_json::from_str(&rejection.body()).unwrap();
     assert_eq!(body["status"], expected.status.as_u16(), "{case}");
@@ -178,16 +185,42 @@ fn check(case: &str, outcome: Result<Principal, Rejection>, expected: &Expected,
         assert!(body[field].is_string(), "{case}: body lacks {field}");
     }
     let headers = rejection.headers();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(header("cache-control").unwrap(), "no-store", "{case}");
-    assert_eq!(header("content-type").unwrap(), "application/problem+json", "{case}");
-    assert_eq!(header("retry-after").is_some(), expected.status == StatusCode::SERVICE_UNAVAILABLE, "{case}");
-    assert_eq!(header("www-authenticate").is_some(), expected.status != StatusCode::SERVICE_UNAVAILABLE, "{case}");
+    assert_eq!(
+        header("content-type").unwrap(),
+        "application/problem+json",
+        "{case}"
+    );
+    assert_eq!(
+        header("retry-after").is_some(),
+        expected.status == StatusCode::SERVICE_UNAVAILABLE,
+        "{case}"
+    );
+    assert_eq!(
+        header("www-authenticate").is_some(),
+        expected.status != StatusCode::SERVICE_UNAVAILABLE,
+        "{case}"
+    );
     if !token.is_empty() {
         let secret = &token[token.len() - 20..];
-        assert!(!rejection.body().contains(secret), "{case}: body echoes the token");
-        assert!(!challenge.contains(secret), "{case}: challenge echoes the token");
-        assert!(!format!("{rejection:?}").contains(secret), "{case}: Debug echoes the token");
+        assert!(
+            !rejection.body().contains(secret),
+            "{case}: body echoes the token"
+        );
+        assert!(
+            !challenge.contains(secret),
+            "{case}: challenge echoes the token"
+        );
+        assert!(
+            !format!("{rejection:?}").contains(secret),
+            "{case}: Debug echoes the token"
+        );
     }
 }
 
@@ -217,12 +250,20 @@ async fn every_contract_row() {
     let f = Fixture::new(CacheSettings::default());
     let at = f.issue(access("acme", Expiry::ThirtyDays)).await;
     let cc = f
-        .issue(NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60)))
+        .issue(NewToken::new(
+            TokenKind::BearerToken,
+            "acme",
+            Expiry::Minutes(60),
+        ))
         .await;
     let expired = f.issue(access("acme", Expiry::Minutes(1))).await;
     let (revoked, revoked_record) = f.issue_record(access("acme", Expiry::Never)).await;
     let disabled = f
-        .issue(NewToken::new(TokenKind::BearerToken, "legacy", Expiry::OneDay))
+        .issue(NewToken::new(
+            TokenKind::BearerToken,
+            "legacy",
+            Expiry::OneDay,
+        ))
         .await;
     let unknown = TokenFormat::default()
         .generate(TokenKind::AccessToken)
@@ -230,13 +271,24 @@ async fn every_contract_row() {
         .to_owned();
     let mut bad_checksum = at.clone().into_bytes();
     let last = bad_checksum.len() - 1;
-    bad_checksum[last] = if bad_checksum[last] == b'A' { b'B' } else { b'A' };
+    bad_checksum[last] = if bad_checksum[last] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
     let bad_checksum = String::from_utf8(bad_checksum).unwrap();
     let client_secret = f
-        .issue(NewToken::new(TokenKind::ClientSecret, "acme", Expiry::OneDay))
+        .issue(NewToken::new(
+            TokenKind::ClientSecret,
+            "acme",
+            Expiry::OneDay,
+        ))
         .await;
 
-    f.store.revoke(&revoked_record.id, f.clock.now()).await.unwrap();
+    f.store
+        .revoke(&revoked_record.id, f.clock.now())
+        .await
+        .unwrap();
     f.verifier
         .policy()
         .set_tenant("legacy", TokenTypes::only(TokenType::AccessToken));
@@ -286,7 +338,12 @@ async fn every_contract_row() {
             bad_request("more than once"),
             &cc,
         ),
-        ("empty X-API-KEY", headers(&[("x-api-key", b"")]), bad_request("empty"), ""),
+        (
+            "empty X-API-KEY",
+            headers(&[("x-api-key", b"")]),
+            bad_request("empty"),
+            "",
+        ),
         (
             "Bearer with nothing after",
             headers(&[("authorization", b"Bearer ")]),
@@ -317,12 +374,42 @@ async fn every_contract_row() {
             bad_request("Authorization"),
             &cc,
         ),
-        ("bad checksum", api_key(&bad_checksum), invalid_token("the token is not valid"), &bad_checksum),
-        ("unknown token", api_key(&unknown), invalid_token("the token is not valid"), &unknown),
-        ("revoked token", api_key(&revoked), invalid_token("the token is not valid"), &revoked),
-        ("client secret presented", bearer(&client_secret), invalid_token("the token is not valid"), &client_secret),
-        ("expired token", api_key(&expired), invalid_token("the token expired"), &expired),
-        ("type not enabled", bearer(&disabled), invalid_token("not enabled"), &disabled),
+        (
+            "bad checksum",
+            api_key(&bad_checksum),
+            invalid_token("the token is not valid"),
+            &bad_checksum,
+        ),
+        (
+            "unknown token",
+            api_key(&unknown),
+            invalid_token("the token is not valid"),
+            &unknown,
+        ),
+        (
+            "revoked token",
+            api_key(&revoked),
+            invalid_token("the token is not valid"),
+            &revoked,
+        ),
+        (
+            "client secret presented",
+            bearer(&client_secret),
+            invalid_token("the token is not valid"),
+            &client_secret,
+        ),
+        (
+            "expired token",
+            api_key(&expired),
+            invalid_token("the token expired"),
+            &expired,
+        ),
+        (
+            "type not enabled",
+            bearer(&disabled),
+            invalid_token("not enabled"),
+            &disabled,
+        ),
     ];
     for (case, headers, expected, token) in &rows {
         check(case, f.verify(headers, &[]).await, expected, token);
@@ -334,13 +421,23 @@ async fn every_contract_row() {
         &Expected {
             status: StatusCode::FORBIDDEN,
             error: Some("insufficient_scope"),
-            challenge: &["Bearer realm=\"m2m\"", "error=\"insufficient_scope\"", "scope=\"reports:read\""],
+            challenge: &[
+                "Bearer realm=\"m2m\"",
+                "error=\"insufficient_scope\"",
+                "scope=\"reports:read\"",
+            ],
             detail: None,
         },
         &cc,
     );
 
-    assert_eq!(f.verify(&api_key(&at), &["reports:read"]).await.unwrap().tenant(), "acme");
+    assert_eq!(
+        f.verify(&api_key(&at), &["reports:read"])
+            .await
+            .unwrap()
+            .tenant(),
+        "acme"
+    );
     assert_eq!(
         f.verify(&bearer(&cc), &[]).await.unwrap().token_type(),
         TokenType::ClientCredentials
@@ -368,7 +465,10 @@ async fn a_challenge_per_enabled_type_only() {
         .policy()
         .set_default(TokenTypes::only(TokenType::ClientCredentials));
     let rejection = f.verify(&HeaderMap::new(), &[]).await.unwrap_err();
-    assert_eq!(rejection.www_authenticate().unwrap(), "Bearer realm=\"m2m\"");
+    assert_eq!(
+        rejection.www_authenticate().unwrap(),
+        "Bearer realm=\"m2m\""
+    );
 }
 
 #[tokio::test]
@@ -411,7 +511,11 @@ async fn concurrent_misses_make_one_store_call() {
         for task in tasks {
             assert_eq!(task.await.unwrap(), should_pass);
         }
-        assert_eq!(f.store.finds() - before, 1, "one store call for 1,000 requests");
+        assert_eq!(
+            f.store.finds() - before,
+            1,
+            "one store call for 1,000 requests"
+        );
         // Served from the cache afterwards (the negative cache for the unknown token).
         assert_eq!(f.verify(&api_key(token), &[]).await.is_ok(), should_pass);
         assert_eq!(f.store.finds() - before, 1);
@@ -429,10 +533,17 @@ async fn expiry_is_exact_even_when_cached() {
 
     assert!(f.verify(&api_key(&token), &[]).await.is_ok());
     f.clock.set(expires_at - Duration::seconds(1));
-    assert!(f.verify(&api_key(&token), &[]).await.is_ok(), "valid 1 s before expiry");
+    assert!(
+        f.verify(&api_key(&token), &[]).await.is_ok(),
+        "valid 1 s before expiry"
+    );
     assert_eq!(f.store.finds(), 1, "served from the cache");
 
-    for at in [expires_at, expires_at + Duration::seconds(1), expires_at + Duration::days(1)] {
+    for at in [
+        expires_at,
+        expires_at + Duration::seconds(1),
+        expires_at + Duration::days(1),
+    ] {
         f.clock.set(at);
         let rejection = f.verify(&api_key(&token), &[]).await.unwrap_err();
         assert_eq!(rejection.kind(), RejectionKind::ExpiredToken, "at {at}");
@@ -455,7 +566,11 @@ async fn cache_ttl_is_capped_by_expiry() {
     f.clock.set(T0 + Duration::seconds(60));
     let rejection = f.verify(&api_key(&short), &[]).await.unwrap_err();
     assert_eq!(rejection.kind(), RejectionKind::ExpiredToken);
-    assert_eq!(f.store.finds(), 2, "the entry ended at the token's expiry, not 60 s after caching");
+    assert_eq!(
+        f.store.finds(),
+        2,
+        "the entry ended at the token's expiry, not 60 s after caching"
+    );
 }
 
 #[tokio::test]
@@ -469,7 +584,11 @@ async fn revocation_evicts_the_cached_entry_at_once() {
     assert_eq!(f.verifier.cached_entries(), 1);
 
     f.store.revoke(&record.id, f.clock.now()).await.unwrap();
-    assert_eq!(f.verifier.cached_entries(), 0, "evicted by the revocation event");
+    assert_eq!(
+        f.verifier.cached_entries(),
+        0,
+        "evicted by the revocation event"
+    );
     let rejection = f.verify(&api_key(&token), &[]).await.unwrap_err();
     assert_eq!(rejection.kind(), RejectionKind::InvalidToken);
     assert_eq!(f.store.finds(), 2);
@@ -510,13 +629,19 @@ async fn cache_size_bound_holds_while_tokens_churn() {
         let token = if i % 2 == 0 {
             f.issue(access("acme", Expiry::Never)).await
         } else {
-            format.generate(TokenKind::AccessToken).expose_secret().to_owned()
+            format
+                .generate(TokenKind::AccessToken)
+                .expose_secret()
+                .to_owned()
         };
         let _ = f.verify(&api_key(&token), &[]).await;
         most = most.max(f.verifier.cached_entries());
         assert!(most <= capacity, "{most} entries after {i} tokens");
     }
-    assert!(most > capacity / 2, "the cache was used: at most {most} entries");
+    assert!(
+        most > capacity / 2,
+        "the cache was used: at most {most} entries"
+    );
 }
 
 #[tokio::test]
@@ -545,13 +670,24 @@ async fn store_failure_is_503_and_grace_serves_cached_entries() {
         "served from the cache within the grace period"
     );
     let uncached = graced.verify(&api_key(&other), &[]).await.unwrap_err();
-    assert_eq!(uncached.status(), StatusCode::SERVICE_UNAVAILABLE, "nothing cached for it");
+    assert_eq!(
+        uncached.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing cached for it"
+    );
     graced.clock.advance(Duration::seconds(41));
     let rejection = graced.verify(&api_key(&token), &[]).await.unwrap_err();
-    assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE, "grace over");
+    assert_eq!(
+        rejection.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "grace over"
+    );
 
     graced.store.fail(false);
-    assert!(graced.verify(&api_key(&token), &[]).await.is_ok(), "recovers with the store");
+    assert!(
+        graced.verify(&api_key(&token), &[]).await.is_ok(),
+        "recovers with the store"
+    );
 }
 
 #[tokio::test]
@@ -578,7 +714,12 @@ async fn custom_prefix_realm_and_header_bound() {
         .await
         .unwrap_err();
     assert_eq!(rejection.kind(), RejectionKind::InvalidToken);
-    assert!(rejection.www_authenticate().unwrap().contains(r#"realm="api \"v1\"""#));
+    assert!(
+        rejection
+            .www_authenticate()
+            .unwrap()
+            .contains(r#"realm="api \"v1\"""#)
+    );
     let long = "x".repeat(101);
     let rejection = verifier.verify(&api_key(&long), &[]).await.unwrap_err();
     assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
