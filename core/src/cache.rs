@@ -133,12 +133,9 @@ impl Cache {
             Lookup::Unknown => fresh_until,
             _ => fresh_until.saturating_add(nanos(self.settings.grace)),
         };
-        if let Lookup::Active(principal) = lookup
-            && let Some(expires_at) = principal.expires_at()
-        {
-            let expires_at = crate::expiry::to_nanos(expires_at);
-            fresh_until = fresh_until.min(expires_at);
-            keep_until = keep_until.min(expires_at);
+        if let Lookup::Active(principal) = lookup {
+            fresh_until = fresh_until.min(principal.expires_at_nanos());
+            keep_until = keep_until.min(principal.expires_at_nanos());
         }
         self.entries.insert(
             digest,

@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::placement::Placement;
@@ -153,56 +154,91 @@ impl Default for TokenTypes {
     }
 }
 
-#[derive(Debug, Default)]
+impl TokenTypes {
+    const fn bits(self) -> u8 {
+        (self.access as u8) | ((self.client_credentials as u8) << 1)
+    }
+
+    const fn from_bits(bits: u8) -> Self {
+        Self {
+            access: bits & 1 != 0,
+            client_credentials: bits & 2 != 0,
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Settings {
-    default: TokenTypes,
-    tenants: HashMap<Box<str>, TokenTypes>,
+    /// The environment default, readable without a lock.
+    default: AtomicU8,
+    /// Whether any tenant overrides the default; while none does, no lock is taken.
+    has_overrides: AtomicBool,
+    tenants: RwLock<HashMap<Box<str>, TokenTypes>>,
 }
 
 /// Which token types are enabled, for the environment and per tenant; clones share one policy.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Policy {
-    settings: Arc<RwLock<Settings>>,
+    settings: Arc<Settings>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::new(TokenTypes::all())
+    }
 }
 
 impl Policy {
     /// A policy enabling `default` everywhere until a tenant overrides it.
     pub fn new(default: TokenTypes) -> Self {
         Self {
-            settings: Arc::new(RwLock::new(Settings {
-                default,
-                tenants: HashMap::new(),
-            })),
+            settings: Arc::new(Settings {
+                default: AtomicU8::new(default.bits()),
+                has_overrides: AtomicBool::new(false),
+                tenants: RwLock::new(HashMap::new()),
+            }),
         }
     }
 
     /// The environment default.
     pub fn default_types(&self) -> TokenTypes {
-        self.read(|s| s.default)
+        TokenTypes::from_bits(self.settings.default.load(Ordering::Acquire))
     }
 
     /// Replaces the environment default.
     pub fn set_default(&self, types: TokenTypes) {
-        self.write(|s| s.default = types);
+        self.settings.default.store(types.bits(), Ordering::Release);
     }
 
     /// Overrides the default for one tenant.
     pub fn set_tenant(&self, tenant: &str, types: TokenTypes) {
-        self.write(|s| {
-            s.tenants.insert(tenant.into(), types);
-        });
+        let mut tenants = self.write();
+        tenants.insert(tenant.into(), types);
+        self.settings.has_overrides.store(true, Ordering::Release);
     }
 
     /// Removes a tenant's override, so that it follows the default again.
     pub fn clear_tenant(&self, tenant: &str) {
-        self.write(|s| {
-            s.tenants.remove(tenant);
-        });
+        let mut tenants = self.write();
+        tenants.remove(tenant);
+        self.settings
+            .has_overrides
+            .store(!tenants.is_empty(), Ordering::Release);
     }
 
     /// The types enabled for `tenant`: its override, or the default.
     pub fn types_for(&self, tenant: &str) -> TokenTypes {
-        self.read(|s| s.tenants.get(tenant).copied().unwrap_or(s.default))
+        if self.settings.has_overrides.load(Ordering::Acquire) {
+            let tenants = self
+                .settings
+                .tenants
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(types) = tenants.get(tenant) {
+                return *types;
+            }
+        }
+        self.default_types()
     }
 
     /// Whether tokens of `token_type` are accepted for `tenant`.
@@ -210,16 +246,12 @@ impl Policy {
         self.types_for(tenant).contains(token_type)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Settings) -> T) -> T {
-        // The settings are plain values: a panic elsewhere cannot leave them half-written.
-        f(&self.settings.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn write(&self, f: impl FnOnce(&mut Settings)) {
-        f(&mut self
-            .settings
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Box<str>, TokenTypes>> {
+        // The map holds plain values: a panic elsewhere cannot leave it half-written.
+        self.settings
+            .tenants
             .write()
-            .unwrap_or_else(PoisonError::into_inner));
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

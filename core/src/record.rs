@@ -70,6 +70,7 @@ impl TokenRecord {
             client_id: self.client_id.as_deref().map(Into::into),
             scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
             expires_at: self.expires_at,
+            expires_at_nanos: self.expires_at.map_or(i64::MAX, crate::expiry::to_nanos),
         }))
     }
 }
@@ -190,6 +191,8 @@ struct PrincipalData {
     client_id: Option<Box<str>>,
     scopes: Box<[Box<str>]>,
     expires_at: Option<OffsetDateTime>,
+    /// `expires_at` in Unix nanoseconds, `i64::MAX` for never: compared on every request.
+    expires_at_nanos: i64,
 }
 
 /// Who is calling: the authenticated token's id, type, tenant, user, scopes and expiry.
@@ -248,6 +251,16 @@ impl Principal {
     /// When the token expires; `None` for never.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
         self.0.expires_at
+    }
+
+    /// Whether the token has expired at `now_nanos` (Unix nanoseconds).
+    pub(crate) fn is_expired_at(&self, now_nanos: i64) -> bool {
+        self.0.expires_at_nanos <= now_nanos
+    }
+
+    /// Expiry in Unix nanoseconds, `i64::MAX` for never.
+    pub(crate) fn expires_at_nanos(&self) -> i64 {
+        self.0.expires_at_nanos
     }
 }
 

@@ -45,7 +45,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::cache::{Cache, CacheSettings, Hit, Lookup};
-use crate::expiry::{Clock, SystemClock, to_nanos};
+use crate::expiry::{Clock, SystemClock};
 use crate::placement::{DEFAULT_MAX_HEADER_LEN, Placement, extract};
 use crate::policy::Policy;
 use crate::record::Principal;
@@ -273,9 +273,9 @@ impl Verifier {
             ));
         }
 
-        let now = inner.clock.now();
+        let now = inner.clock.unix_nanos();
         let lookup = self
-            .lookup(parsed.digest(), to_nanos(now))
+            .lookup(parsed.digest(), now)
             .await
             .map_err(|StoreDown| {
                 self.reject(RejectionKind::StoreUnavailable, placement)
@@ -288,7 +288,7 @@ impl Verifier {
                 return Err(self.reject(RejectionKind::InvalidToken, placement));
             }
         };
-        if principal.expires_at().is_some_and(|at| at <= now) {
+        if principal.is_expired_at(now) {
             return Err(self.reject(RejectionKind::ExpiredToken, placement));
         }
         if !inner
@@ -330,8 +330,7 @@ impl Verifier {
     /// One store call for `digest`, run by the first of the requests that miss together.
     async fn load(&self, digest: TokenDigest) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
-        let now = inner.clock.now();
-        let now_nanos = to_nanos(now);
+        let now_nanos = inner.clock.unix_nanos();
         // A request that finished loading the same digest may have filled the cache meanwhile.
         if let Some(Hit::Fresh(lookup)) = inner.cache.get(&digest, now_nanos) {
             return Ok(lookup);
@@ -341,8 +340,14 @@ impl Verifier {
         let lookup = match record {
             None => Lookup::Unknown,
             Some(record) if record.revoked_at.is_some() => Lookup::Revoked,
-            Some(record) if record.expires_at.is_some_and(|at| at <= now) => Lookup::Expired,
-            Some(record) => Lookup::Active(record.principal()),
+            Some(record) => {
+                let principal = record.principal();
+                if principal.is_expired_at(now_nanos) {
+                    Lookup::Expired
+                } else {
+                    Lookup::Active(principal)
+                }
+            }
         };
         inner.cache.insert(digest, &lookup, now_nanos, epoch);
         Ok(lookup)
