@@ -178,6 +178,19 @@ impl Cache {
             .retain(|_, e| !matches!(&e.lookup, Lookup::Active(p) if p.token_id() == id));
     }
 
+    /// Every cached token's last use not yet reported.
+    pub(crate) fn drain_usage(&self) -> Vec<(TokenId, i64)> {
+        self.entries
+            .iter()
+            .filter_map(|entry| match &entry.lookup {
+                Lookup::Active(principal) => principal
+                    .take_unreported_use()
+                    .map(|at| (principal.token_id().clone(), at)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

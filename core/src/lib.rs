@@ -65,7 +65,9 @@ pub use placement::{
 pub use policy::{InvalidTokenType, Policy, TokenType, TokenTypes};
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
-pub use store::{MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenStore};
+pub use store::{
+    MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenStore, TypeSettings,
+};
 pub use token::{
     CHECKSUM_LEN, DEFAULT_PREFIX, DigestHash, DigestHasher, InvalidPrefix, MAX_PREFIX_LEN,
     MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,

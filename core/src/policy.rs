@@ -26,7 +26,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::placement::Placement;
 
 /// The two types of machine-to-machine token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenType {
     /// Access tokens, sent in `X-API-KEY`; serde name `access`.

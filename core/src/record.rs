@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::OffsetDateTime;
 
@@ -71,6 +72,8 @@ impl TokenRecord {
             scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
             expires_at: self.expires_at,
             expires_at_nanos: self.expires_at.map_or(i64::MAX, crate::expiry::to_nanos),
+            last_used: AtomicI64::new(0),
+            reported: AtomicI64::new(0),
         }))
     }
 }
@@ -182,7 +185,7 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct PrincipalData {
     token_id: TokenId,
     token_type: TokenType,
@@ -193,7 +196,28 @@ struct PrincipalData {
     expires_at: Option<OffsetDateTime>,
     /// `expires_at` in Unix nanoseconds, `i64::MAX` for never: compared on every request.
     expires_at_nanos: i64,
+    /// Last verified use seen by this process, Unix nanoseconds (0: none yet).
+    last_used: AtomicI64,
+    /// The `last_used` value already handed to the store.
+    reported: AtomicI64,
 }
+
+impl PartialEq for PrincipalData {
+    fn eq(&self, other: &Self) -> bool {
+        self.token_id == other.token_id
+            && self.token_type == other.token_type
+            && self.tenant == other.tenant
+            && self.user == other.user
+            && self.client_id == other.client_id
+            && self.scopes == other.scopes
+            && self.expires_at == other.expires_at
+    }
+}
+
+impl Eq for PrincipalData {}
+
+/// Uses closer together than this are recorded once.
+const USE_RESOLUTION_NANOS: i64 = 1_000_000_000;
 
 /// Who is calling: the authenticated token's id, type, tenant, user, scopes and expiry.
 ///
@@ -261,6 +285,22 @@ impl Principal {
     /// Expiry in Unix nanoseconds, `i64::MAX` for never.
     pub(crate) fn expires_at_nanos(&self) -> i64 {
         self.0.expires_at_nanos
+    }
+
+    /// Notes a verified use at `now_nanos`; writes at most once a second per token, so that
+    /// threads verifying the same token do not contend.
+    pub(crate) fn note_use(&self, now_nanos: i64) {
+        let last = self.0.last_used.load(Ordering::Relaxed);
+        if now_nanos - last >= USE_RESOLUTION_NANOS {
+            self.0.last_used.store(now_nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// The last use not yet reported, marking it reported.
+    pub(crate) fn take_unreported_use(&self) -> Option<i64> {
+        let last = self.0.last_used.load(Ordering::Relaxed);
+        let reported = self.0.reported.swap(last, Ordering::Relaxed);
+        (last > reported).then_some(last)
     }
 }
 

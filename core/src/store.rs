@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use time::OffsetDateTime;
 
+use crate::policy::{Policy, TokenType, TokenTypes};
 use crate::record::{IssuedToken, NewToken, TokenRecord};
 use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
 
@@ -99,6 +100,79 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError`] when the store cannot answer.
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError>;
 
+    /// The record with this public id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let _ = id;
+        Err(StoreError::Unsupported("finding tokens by id"))
+    }
+
+    /// The client-credential record (a [`TokenKind::ClientSecret`]) whose public client id is
+    /// `client_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let _ = client_id;
+        Err(StoreError::Unsupported("finding client credentials"))
+    }
+
+    /// One page of a tenant's records, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn list_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let all = self.list(tenant).await?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(all.into_iter().skip(skip).take(take).collect())
+    }
+
+    /// Records when tokens were last used (see [`Verifier::drain_usage`](crate::Verifier::drain_usage)).
+    /// Does nothing by default.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        let _ = uses;
+        Ok(())
+    }
+
+    /// The stored token-type settings: environment default and per-tenant overrides.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
+        Err(StoreError::Unsupported("settings"))
+    }
+
+    /// Stores which token type users may generate, for the environment (`tenant` `None`) or
+    /// one tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    async fn save_token_type(
+        &self,
+        tenant: Option<&str>,
+        token_type: TokenType,
+    ) -> Result<(), StoreError> {
+        let _ = (tenant, token_type);
+        Err(StoreError::Unsupported("settings"))
+    }
+
     /// Subscribes `listener` to revocation events; returns whether this store emits them.
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         let _ = listener;
@@ -140,8 +214,79 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).revoke(id, at).await
     }
 
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).get(id).await
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).find_client(client_id).await
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_page(tenant, offset, limit).await
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        (**self).record_usage(uses).await
+    }
+
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
+        (**self).load_settings().await
+    }
+
+    async fn save_token_type(
+        &self,
+        tenant: Option<&str>,
+        token_type: TokenType,
+    ) -> Result<(), StoreError> {
+        (**self).save_token_type(tenant, token_type).await
+    }
+
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         (**self).subscribe(listener)
+    }
+
+    async fn issue(
+        &self,
+        format: &TokenFormat,
+        request: NewToken,
+        now: OffsetDateTime,
+    ) -> Result<IssuedToken, StoreError> {
+        (**self).issue(format, request, now).await
+    }
+}
+
+/// Which token type users may generate: the environment default and per-tenant overrides, as
+/// a store keeps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeSettings {
+    /// The environment default; `None` when never set (both types are then accepted).
+    pub default: Option<TokenType>,
+    /// Tenants that chose differently, sorted by tenant.
+    pub tenants: Vec<(String, TokenType)>,
+}
+
+impl TypeSettings {
+    /// The type users of `tenant` may generate: its override, else the default.
+    pub fn token_type_for(&self, tenant: &str) -> Option<TokenType> {
+        self.tenants
+            .iter()
+            .find(|(t, _)| t == tenant)
+            .map(|(_, ty)| *ty)
+            .or(self.default)
+    }
+
+    /// Makes `policy` accept exactly what these settings allow.
+    pub fn apply_to(&self, policy: &Policy) {
+        policy.set_default(self.default.map_or(TokenTypes::all(), TokenTypes::only));
+        for (tenant, token_type) in &self.tenants {
+            policy.set_tenant(tenant, TokenTypes::only(*token_type));
+        }
     }
 }
 
@@ -150,6 +295,7 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 pub struct MemoryStore {
     by_digest: DashMap<TokenDigest, TokenRecord, DigestHasher>,
     by_id: DashMap<TokenId, TokenDigest>,
+    settings: RwLock<TypeSettings>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
 }
 
@@ -259,6 +405,63 @@ impl TokenStore for MemoryStore {
         Ok(revoked)
     }
 
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(digest) = self.by_id.get(id).map(|d| *d) else {
+            return Ok(None);
+        };
+        self.find(&digest).await
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .by_digest
+            .iter()
+            .find(|r| {
+                r.kind == TokenKind::ClientSecret && r.client_id.as_deref() == Some(client_id)
+            })
+            .map(|r| r.value().clone()))
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        for (id, at) in uses {
+            let Some(digest) = self.by_id.get(id).map(|d| *d) else {
+                continue;
+            };
+            if let Some(mut record) = self.by_digest.get_mut(&digest) {
+                record.last_used_at = record.last_used_at.max(Some(*at));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
+        Ok(self
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    async fn save_token_type(
+        &self,
+        tenant: Option<&str>,
+        token_type: TokenType,
+    ) -> Result<(), StoreError> {
+        let mut settings = self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match tenant {
+            None => settings.default = Some(token_type),
+            Some(tenant) => {
+                settings.tenants.retain(|(t, _)| t != tenant);
+                settings.tenants.push((tenant.to_owned(), token_type));
+                settings.tenants.sort();
+            }
+        }
+        Ok(())
+    }
+
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         self.listeners
             .write()
@@ -362,5 +565,98 @@ mod tests {
         assert_eq!(seen, vec![credential.record.id, bearer.record.id.clone()]);
         let found = store.find(&bearer.token.digest()).await.unwrap().unwrap();
         assert_eq!(found.revoked_at, Some(now()));
+    }
+
+    #[tokio::test]
+    async fn get_find_client_and_pages() {
+        let store = MemoryStore::new();
+        let format = TokenFormat::default();
+        let mut ids = Vec::new();
+        for minute in 0..5 {
+            let at = now() + time::Duration::minutes(minute);
+            let issued = store
+                .issue(
+                    &format,
+                    NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+                    at,
+                )
+                .await
+                .unwrap();
+            ids.push(issued.record.id);
+        }
+        let page: Vec<TokenId> = store
+            .list_page("acme", 1, 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(page, ids[1..3]);
+        assert_eq!(store.get(&ids[4]).await.unwrap().unwrap().id, ids[4]);
+        assert!(
+            store
+                .get(&TokenId::new("tok_none"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let credential = store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::ClientSecret, "acme", Expiry::OneDay),
+                now(),
+            )
+            .await
+            .unwrap();
+        let client_id = credential.record.client_id.clone().unwrap();
+        let found = store.find_client(&client_id).await.unwrap().unwrap();
+        assert_eq!(found.id, credential.record.id);
+        assert!(store.find_client("m2m_ci_unknown").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn settings_round_trip_and_apply_to_a_policy() {
+        let store = MemoryStore::new();
+        assert_eq!(
+            store.load_settings().await.unwrap(),
+            TypeSettings::default()
+        );
+        store
+            .save_token_type(None, TokenType::AccessToken)
+            .await
+            .unwrap();
+        store
+            .save_token_type(Some("acme"), TokenType::ClientCredentials)
+            .await
+            .unwrap();
+        store
+            .save_token_type(Some("acme"), TokenType::AccessToken)
+            .await
+            .unwrap();
+        store
+            .save_token_type(Some("globex"), TokenType::ClientCredentials)
+            .await
+            .unwrap();
+        let settings = store.load_settings().await.unwrap();
+        assert_eq!(settings.default, Some(TokenType::AccessToken));
+        assert_eq!(
+            settings.token_type_for("globex"),
+            Some(TokenType::ClientCredentials)
+        );
+        assert_eq!(
+            settings.token_type_for("acme"),
+            Some(TokenType::AccessToken)
+        );
+        assert_eq!(
+            settings.token_type_for("initech"),
+            Some(TokenType::AccessToken)
+        );
+
+        let policy = Policy::default();
+        settings.apply_to(&policy);
+        assert!(!policy.is_enabled("initech", TokenType::ClientCredentials));
+        assert!(policy.is_enabled("globex", TokenType::ClientCredentials));
+        assert!(!policy.is_enabled("globex", TokenType::AccessToken));
     }
 }

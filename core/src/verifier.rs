@@ -226,6 +226,19 @@ impl Verifier {
         self.inner.cache.invalidate(id);
     }
 
+    /// The last use of each cached token since the previous call, for a store's `last_used_at`.
+    ///
+    /// Verification only notes uses in memory; a background task hands them to the store in
+    /// batches with [`TokenStore::record_usage`], keeping the store off the hot path.
+    pub fn drain_usage(&self) -> Vec<(TokenId, OffsetDateTime)> {
+        self.inner
+            .cache
+            .drain_usage()
+            .into_iter()
+            .map(|(id, at)| (id, crate::expiry::from_nanos(at)))
+            .collect()
+    }
+
     /// Number of cached entries, negative ones included.
     pub fn cached_entries(&self) -> usize {
         self.inner.cache.len()
@@ -302,6 +315,7 @@ impl Verifier {
                 .reject(RejectionKind::InsufficientScope, placement)
                 .with_required_scopes(required_scopes));
         }
+        principal.note_use(now);
         Ok(principal)
     }
 

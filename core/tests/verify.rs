@@ -66,6 +66,14 @@ impl TokenStore for CountingStore {
         self.inner.revoke(id, at).await
     }
 
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.inner.record_usage(uses).await
+    }
+
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         self.inner.subscribe(listener)
     }
@@ -723,4 +731,25 @@ async fn custom_prefix_realm_and_header_bound() {
     let long = "x".repeat(101);
     let rejection = verifier.verify(&api_key(&long), &[]).await.unwrap_err();
     assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn uses_are_noted_in_memory_and_handed_to_the_store_in_batches() {
+    let f = Fixture::new(CacheSettings::default());
+    let (token, record) = f.issue_record(access("acme", Expiry::Never)).await;
+    assert!(f.verifier.drain_usage().is_empty());
+    assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+    f.clock.advance(Duration::seconds(5));
+    assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+
+    let uses = f.verifier.drain_usage();
+    assert_eq!(uses, vec![(record.id.clone(), T0 + Duration::seconds(5))]);
+    assert!(
+        f.verifier.drain_usage().is_empty(),
+        "each use is handed over once"
+    );
+
+    f.store.record_usage(&uses).await.unwrap();
+    let stored = f.store.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(T0 + Duration::seconds(5)));
 }
