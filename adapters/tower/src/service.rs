@@ -114,8 +114,19 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let outcome = {
-        let scopes: Vec<&str> = settings.scopes.iter().map(|s| &**s).collect();
-        settings.verifier.verify(&parts.headers, &scopes).await
+        // Up to four required scopes are borrowed from a stack array, more from a vector.
+        let mut inline = [""; 4];
+        let many: Vec<&str>;
+        let scopes: &[&str] = if settings.scopes.len() <= inline.len() {
+            for (slot, scope) in inline.iter_mut().zip(&settings.scopes) {
+                *slot = scope;
+            }
+            &inline[..settings.scopes.len()]
+        } else {
+            many = settings.scopes.iter().map(|s| &**s).collect();
+            &many
+        };
+        settings.verifier.verify(&parts.headers, scopes).await
     };
     match outcome {
         Ok(principal) => {

@@ -459,3 +459,19 @@ async fn scopes_accumulate_across_layers_and_calls() {
     .await;
     assert_eq!(sent.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn many_required_scopes_are_all_checked() {
+    let f = fixture().await;
+    let scopes = ["a:read", "b:read", "c:read", "d:read", "reports:read"];
+    let app = Router::new()
+        .route("/v1/reports", get(tenant))
+        .route_layer(M2mAuthLayer::new(f.verifier.clone()).require_scopes(scopes));
+    let sent_headers = [("x-api-key", f.access.as_str())];
+    let sent = send(app, get_with("/v1/reports", &sent_headers)).await;
+    assert_is_rejection(&f.verifier, &sent_headers, &scopes, &sent).await;
+    assert_eq!(
+        json(&sent.2)["scope"],
+        "a:read b:read c:read d:read reports:read"
+    );
+}
