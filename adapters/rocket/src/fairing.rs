@@ -72,9 +72,9 @@ impl Settings {
 /// credentials. With [`optional(true)`](M2mAuth::optional) a request without any credentials is
 /// let through and each route decides with its guards: `Authenticated` answers 401,
 /// `Option<Authenticated>` yields `None`, a route without a guard is public. A request with a
-/// malformed, invalid, expired or under-scoped credential is still refused, whatever the route —
-/// which is what makes `Option<Authenticated>` safe, since Rocket turns any failure of the inner
-/// guard into `None`.
+/// malformed, invalid, expired or under-scoped credential, or one the store cannot check (503),
+/// is still refused, whatever the route — which is what makes `Option<Authenticated>` safe,
+/// since Rocket turns any failure of the inner guard into `None`.
 ///
 /// Rocket refuses to launch when two catchers share a status and a base, so an application
 /// using this fairing registers no catcher of its own for those statuses at `/`.
