@@ -1,0 +1,798 @@
+//! The conformance suite: ONE table of HTTP cases, each run against the axum (tower), actix-web
+//! and Rocket adapters through their own test clients, asserting that all three answer alike
+//! and as the HTTP contract says.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use m2m_core::{
+    Clock, Expiry, ManualClock, MemoryStore, NewToken, RevocationListener, StoreError, TokenDigest,
+    TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore, TokenType, TokenTypes, Verifier,
+};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+const T0: OffsetDateTime = datetime!(2026-06-01 08:00 UTC);
+
+/// A memory store that can be switched into failing, as an unreachable database would.
+#[derive(Debug, Default)]
+struct SwitchableStore {
+    inner: MemoryStore,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for SwitchableStore {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        self.inner.find(digest).await
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list(tenant).await
+    }
+
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        self.inner.subscribe(listener)
+    }
+}
+
+/// The tokens every case can use, issued into a fresh store per case and adapter.
+struct Tokens {
+    /// Access token with `reports:read`.
+    access: String,
+    /// Client-credentials bearer token without scopes.
+    bearer: String,
+    /// Access token that expired one second ago.
+    expired: String,
+    /// Access token that expires one second from now.
+    expiring: String,
+    /// Access token, to be revoked by the cases that want it.
+    revocable: (String, TokenId),
+    /// Bearer token of a tenant that only enables access tokens.
+    disabled: String,
+    /// Well-formed, right checksum, never issued.
+    unknown: String,
+    /// The access token with its last checksum character changed.
+    bad_checksum: String,
+}
+
+struct Fixture {
+    store: Arc<SwitchableStore>,
+    clock: ManualClock,
+    verifier: Verifier,
+    tokens: Tokens,
+}
+
+async fn fixture() -> Fixture {
+    let store = Arc::new(SwitchableStore::default());
+    let clock = ManualClock::new(T0 - Duration::minutes(10));
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .build();
+    verifier
+        .policy()
+        .set_tenant("legacy", TokenTypes::only(TokenType::AccessToken));
+    let format = TokenFormat::default();
+    let issue = |request: NewToken, at: OffsetDateTime| {
+        let store = store.clone();
+        let format = format.clone();
+        async move { store.issue(&format, request, at).await.unwrap() }
+    };
+    let secret = |issued: &m2m_core::IssuedToken| issued.token.expose_secret().to_owned();
+    let access = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read"),
+        clock.now(),
+    )
+    .await;
+    let bearer = issue(
+        NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60)),
+        clock.now(),
+    )
+    .await;
+    // Issued 9 min 59 s and 10 min 1 s before T0, each with a 10-minute lifetime.
+    let expired = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::Minutes(10)),
+        T0 - Duration::minutes(10) - Duration::seconds(1),
+    )
+    .await;
+    let expiring = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::Minutes(10)),
+        T0 - Duration::minutes(10) + Duration::seconds(1),
+    )
+    .await;
+    let revocable = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+        clock.now(),
+    )
+    .await;
+    let disabled = issue(
+        NewToken::new(TokenKind::BearerToken, "legacy", Expiry::OneDay),
+        clock.now(),
+    )
+    .await;
+    clock.set(T0);
+
+    let mut bad = secret(&access).into_bytes();
+    let last = bad.len() - 1;
+    bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+    let tokens = Tokens {
+        access: secret(&access),
+        bearer: secret(&bearer),
+        expired: secret(&expired),
+        expiring: secret(&expiring),
+        revocable: (secret(&revocable), revocable.record.id.clone()),
+        disabled: secret(&disabled),
+        unknown: format
+            .generate(TokenKind::AccessToken)
+            .expose_secret()
+            .to_owned(),
+        bad_checksum: String::from_utf8(bad).unwrap(),
+    };
+    Fixture {
+        store,
+        clock,
+        verifier,
+        tokens,
+    }
+}
+
+/// Something to do to the fixture before the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Before {
+    Nothing,
+    /// Send the request once (it is then cached), then revoke the token.
+    RevokeAfterCaching,
+    /// Take the store down.
+    StoreDown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Options,
+}
+
+/// One HTTP case.
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: &'static str,
+    headers: fn(&Tokens) -> Vec<(String, String)>,
+    before: Before,
+    status: u16,
+    /// The body `error` field (RFC 6750 code) of a rejection.
+    error: Option<&'static str>,
+    /// Text the `WWW-Authenticate` value must contain.
+    challenge: &'static [&'static str],
+    /// The body of a success.
+    body: Option<&'static str>,
+}
+
+fn h(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_owned(), value.into())
+}
+
+fn cases() -> Vec<Case> {
+    let ok = |name, path, headers, body| Case {
+        name,
+        method: Method::Get,
+        path,
+        headers,
+        before: Before::Nothing,
+        status: 200,
+        error: None,
+        challenge: &[],
+        body: Some(body),
+    };
+    let refused = |name, headers, status, error, challenge| Case {
+        name,
+        method: Method::Get,
+        path: "/v1/whoami",
+        headers,
+        before: Before::Nothing,
+        status,
+        error,
+        challenge,
+        body: None,
+    };
+    const REQUEST: &[&str] = &["error=\"invalid_request\""];
+    const TOKEN: &[&str] = &["error=\"invalid_token\"", "the token is not valid"];
+    const NO_ERROR: &[&str] = &["Bearer realm=\"m2m\"", "ApiKey realm=\"m2m\""];
+    vec![
+        ok(
+            "access token in X-API-KEY",
+            "/v1/whoami",
+            |t| vec![h("X-API-KEY", &t.access)],
+            "acme",
+        ),
+        ok(
+            "header name in lowercase",
+            "/v1/whoami",
+            |t| vec![h("x-api-key", &t.access)],
+            "acme",
+        ),
+        ok(
+            "bearer token, scheme Bearer",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("Bearer {}", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "scheme bearer",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("bearer {}", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "scheme BEARER",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("BEARER {}", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "extra spaces after the scheme",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("Bearer    {}", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "a tab after the scheme",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("Bearer\t{}", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "trailing whitespace",
+            "/v1/whoami",
+            |t| vec![h("Authorization", format!("Bearer {}  ", t.bearer))],
+            "acme",
+        ),
+        ok(
+            "expiring one second from now",
+            "/v1/whoami",
+            |t| vec![h("X-API-KEY", &t.expiring)],
+            "acme",
+        ),
+        ok(
+            "required scope present",
+            "/v1/reports",
+            |t| vec![h("X-API-KEY", &t.access)],
+            "reports of acme",
+        ),
+        ok(
+            "optional route without a token",
+            "/v1/optional",
+            |_| vec![],
+            "anonymous",
+        ),
+        ok(
+            "optional route with a token",
+            "/v1/optional",
+            |t| vec![h("X-API-KEY", &t.access)],
+            "acme",
+        ),
+        ok(
+            "X-API-KEY together with Basic auth",
+            "/v1/whoami",
+            |t| {
+                vec![
+                    h("X-API-KEY", &t.access),
+                    h("Authorization", "Basic dXNlcjpwYXNz"),
+                ]
+            },
+            "acme",
+        ),
+        Case {
+            name: "CORS preflight passes through",
+            method: Method::Options,
+            path: "/v1/whoami",
+            headers: |_| {
+                vec![
+                    h("Origin", "https://app.example"),
+                    h("Access-Control-Request-Method", "GET"),
+                ]
+            },
+            before: Before::Nothing,
+            status: 204,
+            error: None,
+            challenge: &[],
+            body: Some(""),
+        },
+        refused("no credentials", |_| vec![], 401, None, NO_ERROR),
+        refused(
+            "another scheme only",
+            |_| vec![h("Authorization", "Basic dXNlcjpwYXNz")],
+            401,
+            None,
+            NO_ERROR,
+        ),
+        refused(
+            "both headers",
+            |t| {
+                vec![
+                    h("X-API-KEY", &t.access),
+                    h("Authorization", format!("Bearer {}", t.bearer)),
+                ]
+            },
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "two X-API-KEY headers",
+            |t| vec![h("X-API-KEY", &t.access), h("X-API-KEY", &t.access)],
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "two Authorization headers",
+            |t| {
+                vec![
+                    h("Authorization", format!("Bearer {}", t.bearer)),
+                    h("Authorization", format!("Bearer {}", t.bearer)),
+                ]
+            },
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "empty X-API-KEY",
+            |_| vec![h("X-API-KEY", "")],
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "Bearer with nothing after",
+            |_| vec![h("Authorization", "Bearer ")],
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "non-ASCII bytes",
+            |_| vec![h("X-API-KEY", "m2m_at_caf\u{e9}")],
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "an 8 KiB token",
+            |_| vec![h("X-API-KEY", "m2m_at_".to_owned() + &"a".repeat(8192))],
+            400,
+            Some("invalid_request"),
+            REQUEST,
+        ),
+        refused(
+            "access token as Bearer",
+            |t| vec![h("Authorization", format!("Bearer {}", t.access))],
+            400,
+            Some("invalid_request"),
+            &["error=\"invalid_request\"", "X-API-KEY"],
+        ),
+        refused(
+            "bearer token in X-API-KEY",
+            |t| vec![h("X-API-KEY", &t.bearer)],
+            400,
+            Some("invalid_request"),
+            &["error=\"invalid_request\"", "Authorization"],
+        ),
+        refused(
+            "bad checksum",
+            |t| vec![h("X-API-KEY", &t.bad_checksum)],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "unknown token",
+            |t| vec![h("X-API-KEY", &t.unknown)],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "expired by one second",
+            |t| vec![h("X-API-KEY", &t.expired)],
+            401,
+            Some("invalid_token"),
+            &[
+                "error=\"invalid_token\"",
+                "error_description=\"the token expired\"",
+            ],
+        ),
+        refused(
+            "type disabled by policy",
+            |t| vec![h("Authorization", format!("Bearer {}", t.disabled))],
+            401,
+            Some("invalid_token"),
+            &["error=\"invalid_token\""],
+        ),
+        Case {
+            name: "revoked after it was cached",
+            headers: |t| vec![h("X-API-KEY", &t.revocable.0)],
+            before: Before::RevokeAfterCaching,
+            ..refused("", |_| vec![], 401, Some("invalid_token"), TOKEN)
+        },
+        Case {
+            name: "missing scope",
+            path: "/v1/reports",
+            headers: |t| vec![h("Authorization", format!("Bearer {}", t.bearer))],
+            ..refused(
+                "",
+                |_| vec![],
+                403,
+                Some("insufficient_scope"),
+                &["error=\"insufficient_scope\"", "scope=\"reports:read\""],
+            )
+        },
+        Case {
+            name: "the store failing",
+            headers: |t| vec![h("X-API-KEY", &t.access)],
+            before: Before::StoreDown,
+            ..refused("", |_| vec![], 503, None, &[])
+        },
+        Case {
+            name: "optional route with a bad token",
+            path: "/v1/optional",
+            headers: |t| vec![h("X-API-KEY", &t.unknown)],
+            ..refused("", |_| vec![], 401, Some("invalid_token"), TOKEN)
+        },
+    ]
+}
+
+/// What a client saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    status: u16,
+    www_authenticate: Option<String>,
+    retry_after: Option<String>,
+    cache_control: Option<String>,
+    content_type: Option<String>,
+    /// The body `error` field of a problem+json body, else the raw body.
+    body: String,
+}
+
+fn seen(status: u16, header: impl Fn(&str) -> Option<String>, body: &[u8]) -> Seen {
+    let content_type = header("content-type");
+    let body = if content_type.as_deref() == Some("application/problem+json") {
+        let problem: serde_json::Value = serde_json::from_slice(body).expect("a JSON problem body");
+        assert_eq!(problem["status"], status, "problem status");
+        for field in ["type", "title", "detail"] {
+            assert!(problem[field].is_string(), "problem {field}");
+        }
+        format!("error={}", problem["error"])
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    };
+    Seen {
+        status,
+        www_authenticate: header("www-authenticate"),
+        retry_after: header("retry-after"),
+        cache_control: header("cache-control"),
+        content_type: content_type.filter(|t| t.contains("problem")),
+        body,
+    }
+}
+
+mod axum_app {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use m2m_tower::{Authenticated, M2mAuthLayer};
+    use tower::ServiceExt as _;
+
+    async fn whoami(caller: Authenticated) -> String {
+        caller.tenant().to_owned()
+    }
+
+    async fn reports(caller: Authenticated) -> String {
+        format!("reports of {}", caller.tenant())
+    }
+
+    async fn optional(caller: Option<Authenticated>) -> String {
+        caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
+    }
+
+    pub(super) async fn send(
+        verifier: &Verifier,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Seen {
+        let app = Router::new()
+            .route("/v1/reports", get(reports))
+            .route_layer(M2mAuthLayer::new(verifier.clone()).require_scopes(["reports:read"]))
+            .route(
+                "/v1/whoami",
+                get(whoami).options(|| async { StatusCode::NO_CONTENT }),
+            )
+            .route("/v1/optional", get(optional))
+            .layer(M2mAuthLayer::new(verifier.clone()).optional(true));
+        let mut request = Request::builder().uri(path).method(match method {
+            Method::Get => http::Method::GET,
+            Method::Options => http::Method::OPTIONS,
+        });
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = app
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        seen(
+            status,
+            |name| headers.get(name).map(|v| v.to_str().unwrap().to_owned()),
+            &body,
+        )
+    }
+}
+
+mod actix_app {
+    use super::*;
+    use actix_web::{App, HttpResponse, test, web};
+    use m2m_actix::{Authenticated, M2mAuth};
+
+    async fn whoami(caller: Authenticated) -> String {
+        caller.tenant().to_owned()
+    }
+
+    async fn reports(caller: Authenticated) -> String {
+        format!("reports of {}", caller.tenant())
+    }
+
+    async fn optional(caller: Option<Authenticated>) -> String {
+        caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
+    }
+
+    pub(super) async fn send(
+        verifier: &Verifier,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Seen {
+        let app = test::init_service(
+            App::new()
+                .wrap(M2mAuth::new(verifier.clone()).optional(true))
+                .service(
+                    web::resource("/v1/whoami")
+                        .route(web::get().to(whoami))
+                        .route(
+                            web::method(actix_web::http::Method::OPTIONS)
+                                .to(HttpResponse::NoContent),
+                        ),
+                )
+                .service(web::resource("/v1/optional").route(web::get().to(optional)))
+                .service(
+                    web::resource("/v1/reports")
+                        .wrap(M2mAuth::new(verifier.clone()).require_scopes(["reports:read"]))
+                        .route(web::get().to(reports)),
+                ),
+        )
+        .await;
+        let mut request = match method {
+            Method::Get => test::TestRequest::get(),
+            Method::Options => {
+                test::TestRequest::default().method(actix_web::http::Method::OPTIONS)
+            }
+        }
+        .uri(path);
+        for (name, value) in headers {
+            request = request.append_header((name.as_str(), value.as_str()));
+        }
+        let response = test::call_service(&app, request.to_request()).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = test::read_body(response).await;
+        seen(
+            status,
+            |name| headers.get(name).map(|v| v.to_str().unwrap().to_owned()),
+            &body,
+        )
+    }
+}
+
+mod rocket_app {
+    use super::*;
+    use m2m_rocket::{Authenticated, M2mAuth, Scoped};
+    use rocket::http::{Header, Status};
+    use rocket::local::asynchronous::Client;
+
+    m2m_rocket::scopes!(ReportsRead => "reports:read");
+
+    #[rocket::get("/v1/whoami")]
+    fn whoami(caller: Authenticated) -> String {
+        caller.tenant().to_owned()
+    }
+
+    #[rocket::options("/v1/whoami")]
+    fn preflight() -> Status {
+        Status::NoContent
+    }
+
+    #[rocket::get("/v1/reports")]
+    fn reports(caller: Scoped<ReportsRead>) -> String {
+        format!("reports of {}", caller.tenant())
+    }
+
+    #[rocket::get("/v1/optional")]
+    fn optional(caller: Option<Authenticated>) -> String {
+        caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
+    }
+
+    pub(super) async fn send(
+        verifier: &Verifier,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Seen {
+        let config = rocket::Config {
+            log_level: rocket::config::LogLevel::Off,
+            ..rocket::Config::debug_default()
+        };
+        let rocket = rocket::custom(config)
+            .attach(M2mAuth::new(verifier.clone()).optional(true))
+            .mount("/", rocket::routes![whoami, preflight, reports, optional]);
+        let client = Client::untracked(rocket).await.unwrap();
+        let mut request = match method {
+            Method::Get => client.get(path.to_owned()),
+            Method::Options => client.options(path.to_owned()),
+        };
+        for (name, value) in headers {
+            request = request.header(Header::new(name.clone(), value.clone()));
+        }
+        let response = request.dispatch().await;
+        let status = response.status().code;
+        let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
+        let (www, retry, cache, content) = (
+            header("www-authenticate"),
+            header("retry-after"),
+            header("cache-control"),
+            header("content-type"),
+        );
+        let body = response.into_bytes().await.unwrap_or_default();
+        seen(
+            status,
+            |name| match name {
+                "www-authenticate" => www.clone(),
+                "retry-after" => retry.clone(),
+                "cache-control" => cache.clone(),
+                "content-type" => content.clone(),
+                _ => None,
+            },
+            &body,
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Adapter {
+    Axum,
+    Actix,
+    Rocket,
+}
+
+async fn run(adapter: Adapter, case: &Case) -> Seen {
+    let f = fixture().await;
+    let headers = (case.headers)(&f.tokens);
+    let send = |verifier: Verifier, headers: Vec<(String, String)>| async move {
+        match adapter {
+            Adapter::Axum => axum_app::send(&verifier, case.method, case.path, &headers).await,
+            Adapter::Actix => actix_app::send(&verifier, case.method, case.path, &headers).await,
+            Adapter::Rocket => rocket_app::send(&verifier, case.method, case.path, &headers).await,
+        }
+    };
+    match case.before {
+        Before::Nothing => {}
+        Before::RevokeAfterCaching => {
+            let first = send(f.verifier.clone(), headers.clone()).await;
+            assert_eq!(
+                first.status, 200,
+                "{adapter:?} {}: before revocation",
+                case.name
+            );
+            f.store
+                .revoke(&f.tokens.revocable.1, f.clock.now())
+                .await
+                .unwrap();
+        }
+        Before::StoreDown => f.store.down.store(true, Ordering::SeqCst),
+    }
+    send(f.verifier.clone(), headers).await
+}
+
+fn check(adapter: Adapter, case: &Case, seen: &Seen) {
+    let name = format!("{adapter:?} / {}", case.name);
+    assert_eq!(seen.status, case.status, "{name}: {seen:#?}");
+    if let Some(body) = case.body {
+        assert_eq!(seen.body, body, "{name}");
+        assert_eq!(seen.www_authenticate, None, "{name}");
+        return;
+    }
+    let error = case.error.map_or("null".to_owned(), |e| format!("\"{e}\""));
+    assert_eq!(seen.body, format!("error={error}"), "{name}");
+    assert_eq!(seen.cache_control.as_deref(), Some("no-store"), "{name}");
+    assert_eq!(
+        seen.content_type.as_deref(),
+        Some("application/problem+json"),
+        "{name}"
+    );
+    if case.status == 503 {
+        assert_eq!(seen.retry_after.as_deref(), Some("5"), "{name}");
+        assert_eq!(seen.www_authenticate, None, "{name}");
+    } else {
+        let challenge = seen
+            .www_authenticate
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name}: no challenge"));
+        for part in case.challenge {
+            assert!(
+                challenge.contains(part),
+                "{name}: {challenge:?} lacks {part:?}"
+            );
+        }
+        if case.error.is_none() {
+            assert!(!challenge.contains("error="), "{name}: {challenge}");
+        }
+    }
+}
+
+#[test]
+fn the_table_has_at_least_thirty_cases() {
+    assert!(cases().len() >= 30, "{} cases", cases().len());
+}
+
+#[actix_web::test]
+async fn every_case_answers_alike_in_all_three_adapters() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let axum = run(Adapter::Axum, &case).await;
+        let actix = run(Adapter::Actix, &case).await;
+        let rocket = run(Adapter::Rocket, &case).await;
+        for (adapter, seen) in [
+            (Adapter::Axum, &axum),
+            (Adapter::Actix, &actix),
+            (Adapter::Rocket, &rocket),
+        ] {
+            if let Err(panic) = std::panic::catch_unwind(|| check(adapter, &case, seen)) {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "check failed".to_owned());
+                failures.push(message);
+            }
+        }
+        if axum != actix || axum != rocket {
+            failures.push(format!(
+                "{}: adapters differ\n axum:   {axum:?}\n actix:  {actix:?}\n rocket: {rocket:?}",
+                case.name
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
