@@ -1,0 +1,39 @@
+//! The m2m [`TokenStore`](m2m_core::TokenStore) in a SQL database: SQLite (one file, the
+//! embedded default) or PostgreSQL (many app and token-service instances on one database).
+//!
+//! [`SqlStore`] behaves exactly as [`MemoryStore`](m2m_core::MemoryStore), but survives
+//! restarts: it keeps each token's SHA-256 digest (never the token), public id, display stub,
+//! kind, tenant, user, description, scopes and timestamps, and the token-type settings
+//! (environment default and per-tenant overrides). The schema is created and migrated by
+//! [`SqlStore::connect`] from migrations embedded in the binary.
+//!
+//! Timestamps are 64-bit Unix nanoseconds (UTC) on both backends, so they round-trip exactly.
+//!
+//! # Example
+//!
+//! ```
+//! use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind, TokenStore};
+//! use m2m_sql::SqlStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store = SqlStore::connect("sqlite::memory:").await.unwrap();
+//! let now = time::OffsetDateTime::now_utc();
+//! let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read");
+//! let issued = store.issue(&TokenFormat::default(), request, now).await.unwrap();
+//!
+//! let found = store.find(&issued.token.digest()).await.unwrap().unwrap();
+//! assert_eq!(found, issued.record);
+//! assert_eq!(found.created_at, now);
+//!
+//! assert!(store.revoke(&found.id, now).await.unwrap());
+//! assert!(!store.revoke(&found.id, now).await.unwrap());
+//! assert_eq!(store.get(&found.id).await.unwrap().unwrap().revoked_at, Some(now));
+//! store.close().await;
+//! # });
+//! ```
+
+mod error;
+mod store;
+
+pub use error::SqlError;
+pub use store::{REVOCATION_CHANNEL, SqlStore};

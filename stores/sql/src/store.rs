@@ -1,0 +1,567 @@
+//! [`SqlStore`]: the [`TokenStore`] on SQLite or PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use m2m_core::{
+    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenRecord,
+    TokenStore, TokenType, TypeSettings,
+};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
+use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+use time::OffsetDateTime;
+
+use crate::error::SqlError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL channel a revocation is announced on, payload `<token id> <digest hex>`.
+pub const REVOCATION_CHANNEL: &str = "m2m_revocations";
+
+/// The columns of a token row, in the order [`record_from_row`] reads them.
+const TOKEN_COLUMNS: &str = "id, digest, stub, kind, tenant, user_id, description, scopes, \
+     created_at, expires_at, revoked_at, last_used_at, client_id, credential_id";
+
+/// Usage entries written per statement by [`SqlStore::record_usage`] (two parameters each).
+const USAGE_CHUNK: usize = 500;
+
+/// A [`TokenStore`] in a SQL database: SQLite (one file, or memory) or PostgreSQL.
+///
+/// Cheap to clone: clones share the connection pool and the revocation listeners.
+///
+/// Timestamps are stored as 64-bit Unix nanoseconds (UTC), so every [`OffsetDateTime`] between
+/// the years 1677 and 2262 round-trips exactly, on both backends; the offset comes back as UTC.
+/// Revocations made through this value (or a clone) are announced at once to its subscribers;
+/// on PostgreSQL each one is also sent with `NOTIFY` on [`REVOCATION_CHANNEL`], in the revoking
+/// transaction.
+#[derive(Clone)]
+pub struct SqlStore {
+    backend: Backend,
+    /// Where the store points, without any password.
+    location: Arc<str>,
+    listeners: Arc<RwLock<Vec<Weak<dyn RevocationListener>>>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever backend `$store` uses: the same
+/// source serves both, since sqlx's query API is generic over the database.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl SqlStore {
+    /// Opens the token database at `url` and brings its schema up to date.
+    ///
+    /// - `sqlite://path/to/tokens.db` (or `sqlite:path`): a file, created if absent, in WAL mode
+    ///   with foreign keys on;
+    /// - `sqlite::memory:`: a private database in memory, gone when the last clone is dropped;
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (no TLS).
+    ///
+    /// # Errors
+    ///
+    /// [`SqlError::UnsupportedUrl`] for another scheme, [`SqlError::Connect`] when the URL is
+    /// malformed or the database unreachable, [`SqlError::Migrate`] when the schema cannot be
+    /// created or updated.
+    pub async fn connect(url: &str) -> Result<SqlStore, SqlError> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+        match scheme {
+            Some("sqlite") => Self::connect_sqlite(url).await,
+            Some("postgres" | "postgresql") => Self::connect_postgres(url).await,
+            _ => Err(SqlError::UnsupportedUrl {
+                scheme: scheme.unwrap_or_default().to_owned(),
+            }),
+        }
+    }
+
+    async fn connect_sqlite(url: &str) -> Result<SqlStore, SqlError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(SqlError::Connect)?
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let in_memory = is_sqlite_memory(url);
+        let (options, pool) = if in_memory {
+            // Every connection to a shared in-memory database sees the same tables, and the
+            // database lives as long as one connection does: keep exactly one, forever.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            (options, pool)
+        } else {
+            let options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5));
+            (options, SqlitePoolOptions::new().max_connections(4))
+        };
+        let location = if in_memory {
+            "sqlite::memory:".to_owned()
+        } else {
+            format!("sqlite://{}", options.get_filename().display())
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(SqlError::Connect)?;
+        SQLITE_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(SqlError::Migrate)?;
+        Ok(Self::new(Backend::Sqlite(pool), location))
+    }
+
+    async fn connect_postgres(url: &str) -> Result<SqlStore, SqlError> {
+        let options = PgConnectOptions::from_str(url).map_err(SqlError::Connect)?;
+        let location = format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(SqlError::Connect)?;
+        POSTGRES_MIGRATIONS
+            .run(&pool)
+            .await
+            .map_err(SqlError::Migrate)?;
+        Ok(Self::new(Backend::Postgres(pool), location))
+    }
+
+    fn new(backend: Backend, location: String) -> Self {
+        Self {
+            backend,
+            location: location.into(),
+            listeners: Arc::default(),
+        }
+    }
+
+    /// Closes the connections of this store and of all its clones; later calls fail with
+    /// [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await);
+    }
+
+    fn announce(&self, events: &[RevocationEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut listeners = self
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|weak| match weak.upgrade() {
+            Some(listener) => {
+                events.iter().for_each(|event| listener.revoked(event));
+                true
+            }
+            None => false,
+        });
+    }
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("database", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a `sqlite:` URL names an in-memory database.
+fn is_sqlite_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+}
+
+/// A database failure as the verifier sees it: a duplicate is a conflict, anything else makes
+/// the store unavailable.
+fn store_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Unavailable(error.to_string()),
+    }
+}
+
+/// A row the store cannot read back: the database holds something this code never writes.
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("the token database holds an invalid {what}"))
+}
+
+fn to_nanos(at: OffsetDateTime) -> Result<i64, StoreError> {
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| {
+        StoreError::Unavailable(format!(
+            "the timestamp {at} is outside the years 1677 to 2262 the token database can hold"
+        ))
+    })
+}
+
+fn option_to_nanos(at: Option<OffsetDateTime>) -> Result<Option<i64>, StoreError> {
+    at.map(to_nanos).transpose()
+}
+
+fn from_nanos(nanos: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).map_err(|_| corrupt("timestamp"))
+}
+
+fn option_from_nanos(nanos: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    nanos.map(from_nanos).transpose()
+}
+
+fn digest_from_bytes(bytes: Vec<u8>) -> Result<TokenDigest, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TokenDigest::from_bytes)
+        .map_err(|_| corrupt("digest"))
+}
+
+/// Reads a row selected with [`TOKEN_COLUMNS`], on either backend.
+fn record_from_row<'r, R>(row: &'r R) -> Result<TokenRecord, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let kind: String = row.try_get("kind").map_err(store_error)?;
+    let scopes: String = row.try_get("scopes").map_err(store_error)?;
+    Ok(TokenRecord {
+        id: TokenId::new(row.try_get::<String, _>("id").map_err(store_error)?),
+        digest: digest_from_bytes(row.try_get("digest").map_err(store_error)?)?,
+        stub: row.try_get("stub").map_err(store_error)?,
+        kind: TokenKind::from_code(&kind).ok_or_else(|| corrupt("token kind"))?,
+        tenant: row.try_get("tenant").map_err(store_error)?,
+        user: row.try_get("user_id").map_err(store_error)?,
+        description: row.try_get("description").map_err(store_error)?,
+        scopes: serde_json::from_str(&scopes).map_err(|_| corrupt("scope list"))?,
+        created_at: from_nanos(row.try_get("created_at").map_err(store_error)?)?,
+        expires_at: option_from_nanos(row.try_get("expires_at").map_err(store_error)?)?,
+        revoked_at: option_from_nanos(row.try_get("revoked_at").map_err(store_error)?)?,
+        last_used_at: option_from_nanos(row.try_get("last_used_at").map_err(store_error)?)?,
+        client_id: row.try_get("client_id").map_err(store_error)?,
+        credential_id: row
+            .try_get::<Option<String>, _>("credential_id")
+            .map_err(store_error)?
+            .map(TokenId::new),
+    })
+}
+
+/// Reads the `(id, digest)` rows a revoking `UPDATE … RETURNING` produced.
+fn revocation_events<'r, R>(rows: &'r [R]) -> Result<Vec<RevocationEvent>, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            Ok(RevocationEvent {
+                token_id: TokenId::new(row.try_get::<String, _>("id").map_err(store_error)?),
+                digest: Some(digest_from_bytes(
+                    row.try_get("digest").map_err(store_error)?,
+                )?),
+            })
+        })
+        .collect()
+}
+
+/// Tells other processes, inside the revoking transaction, which tokens were revoked.
+trait AnnounceRevocations {
+    fn announce_revocations<'a>(
+        &'a mut self,
+        events: &'a [RevocationEvent],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'a;
+}
+
+impl AnnounceRevocations for SqliteConnection {
+    /// SQLite has no channel between processes; subscribers in this process are told after
+    /// the commit.
+    async fn announce_revocations(&mut self, _: &[RevocationEvent]) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl AnnounceRevocations for PgConnection {
+    async fn announce_revocations(
+        &mut self,
+        events: &[RevocationEvent],
+    ) -> Result<(), sqlx::Error> {
+        for event in events {
+            let digest = event.digest.map(|d| d.to_hex()).unwrap_or_default();
+            // `pg_notify` is `NOTIFY` with a bindable payload; delivered on commit.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(format!("{} {digest}", event.token_id))
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn token_type_from(name: &str) -> Result<TokenType, StoreError> {
+    name.parse().map_err(|_| corrupt("token type"))
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = $1");
+        with_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(digest.as_bytes().as_slice())
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
+        let scopes = serde_json::to_string(&record.scopes)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let created_at = to_nanos(record.created_at)?;
+        let expires_at = option_to_nanos(record.expires_at)?;
+        let revoked_at = option_to_nanos(record.revoked_at)?;
+        let last_used_at = option_to_nanos(record.last_used_at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(record.id.as_str())
+                .bind(record.digest.as_bytes().as_slice())
+                .bind(&record.stub)
+                .bind(record.kind.code())
+                .bind(&record.tenant)
+                .bind(record.user.as_deref())
+                .bind(&record.description)
+                .bind(&scopes)
+                .bind(created_at)
+                .bind(expires_at)
+                .bind(revoked_at)
+                .bind(last_used_at)
+                .bind(record.client_id.as_deref())
+                .bind(record.credential_id.as_ref().map(TokenId::as_str))
+                .execute(pool)
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })?;
+        Ok(())
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 ORDER BY created_at, id");
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await
+                .map_err(store_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        );
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(tenant)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+                .map_err(store_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let at = to_nanos(at)?;
+        let (revoked, events) = with_pool!(self, |pool| {
+            // Writes first, so a SQLite transaction takes the write lock at once.
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            let own = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 \
+                 WHERE id = $2 AND revoked_at IS NULL RETURNING id, digest",
+            )
+            .bind(at)
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let derived = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 \
+                 WHERE credential_id = $2 AND revoked_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM tokens AS credential \
+                             WHERE credential.id = $2 AND credential.kind = 'cs') \
+                 RETURNING id, digest",
+            )
+            .bind(at)
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let mut events = revocation_events(&own)?;
+            let revoked = !events.is_empty();
+            events.extend(revocation_events(&derived)?);
+            tx.announce_revocations(&events)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            (revoked, events)
+        });
+        self.announce(&events);
+        Ok(revoked)
+    }
+
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
+        with_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE client_id = $1 AND kind = 'cs' \
+             ORDER BY created_at, id LIMIT 1"
+        );
+        with_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        // One entry per token, its latest use: an UPDATE … FROM must match each row once.
+        let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+        for (id, at) in uses {
+            let at = to_nanos(*at)?;
+            let entry = latest.entry(id.as_str()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        let latest: Vec<(&str, i64)> = latest.into_iter().collect();
+        for chunk in latest.chunks(USAGE_CHUNK) {
+            with_pool!(self, |pool| {
+                let mut query =
+                    QueryBuilder::new("UPDATE tokens SET last_used_at = used.column2 FROM (");
+                query.push_values(chunk, |mut row, (id, at)| {
+                    row.push_bind(*id).push_bind(*at);
+                });
+                query.push(
+                    ") AS used WHERE tokens.id = used.column1 \
+                     AND (tokens.last_used_at IS NULL OR tokens.last_used_at < used.column2)",
+                );
+                query
+                    .build()
+                    .execute(pool)
+                    .await
+                    .map(drop)
+                    .map_err(store_error)
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
+        let sql = "SELECT level, tenant, token_type FROM token_type_settings";
+        let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .fetch_all(pool)
+                .await
+                .map_err(store_error)?
+        });
+        let mut settings = TypeSettings::default();
+        for (level, tenant, token_type) in rows {
+            let token_type = token_type_from(&token_type)?;
+            match level.as_str() {
+                "environment" => settings.default = Some(token_type),
+                "tenant" => settings.tenants.push((tenant, token_type)),
+                _ => return Err(corrupt("settings level")),
+            }
+        }
+        settings.tenants.sort();
+        Ok(settings)
+    }
+
+    async fn save_token_type(
+        &self,
+        tenant: Option<&str>,
+        token_type: TokenType,
+    ) -> Result<(), StoreError> {
+        let (level, tenant) = match tenant {
+            None => ("environment", ""),
+            Some(tenant) => ("tenant", tenant),
+        };
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO token_type_settings (level, tenant, token_type) VALUES ($1, $2, $3) \
+                 ON CONFLICT (level, tenant) DO UPDATE SET token_type = excluded.token_type",
+            )
+            .bind(level)
+            .bind(tenant)
+            .bind(token_type.name())
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })?;
+        Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        self.listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&listener));
+        true
+    }
+}
