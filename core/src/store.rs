@@ -78,6 +78,24 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError`] when the store cannot answer.
     async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError>;
 
+    /// The record of a presented token, found by its digest.
+    ///
+    /// The verifier calls this on a cache miss. Stores that keep digests need only the digest
+    /// (the default calls [`find`](TokenStore::find)); a store that asks a token service over
+    /// RFC 7662 introspection needs the token itself, and must never log or keep it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let _ = token;
+        self.find(digest).await
+    }
+
     /// Stores a new record.
     ///
     /// # Errors
@@ -212,6 +230,14 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
         (**self).revoke(id, at).await
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).find_token(token, digest).await
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {

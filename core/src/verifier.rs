@@ -288,7 +288,7 @@ impl Verifier {
 
         let now = inner.clock.unix_nanos();
         let lookup = self
-            .lookup(parsed.digest(), now)
+            .lookup(parsed.expose_secret(), parsed.digest(), now)
             .await
             .map_err(|StoreDown| {
                 self.reject(RejectionKind::StoreUnavailable, placement)
@@ -319,7 +319,12 @@ impl Verifier {
         Ok(principal)
     }
 
-    async fn lookup(&self, digest: TokenDigest, now: i64) -> Result<Lookup, StoreDown> {
+    async fn lookup(
+        &self,
+        token: &str,
+        digest: TokenDigest,
+        now: i64,
+    ) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
         let stale = match inner.cache.get(&digest, now) {
             Some(Hit::Fresh(lookup)) => return Ok(lookup),
@@ -327,7 +332,7 @@ impl Verifier {
             None => None,
         };
         let cell = inner.in_flight.entry(digest).or_default().clone();
-        let outcome = cell.get_or_init(|| self.load(digest)).await.clone();
+        let outcome = cell.get_or_init(|| self.load(token, digest)).await.clone();
         inner
             .in_flight
             .remove_if(&digest, |_, current| Arc::ptr_eq(current, &cell));
@@ -342,7 +347,7 @@ impl Verifier {
     }
 
     /// One store call for `digest`, run by the first of the requests that miss together.
-    async fn load(&self, digest: TokenDigest) -> Result<Lookup, StoreDown> {
+    async fn load(&self, token: &str, digest: TokenDigest) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
         let now_nanos = inner.clock.unix_nanos();
         // A request that finished loading the same digest may have filled the cache meanwhile.
@@ -350,7 +355,11 @@ impl Verifier {
             return Ok(lookup);
         }
         let epoch = inner.cache.revocation_epoch();
-        let record = inner.store.find(&digest).await.map_err(|_| StoreDown)?;
+        let record = inner
+            .store
+            .find_token(token, &digest)
+            .await
+            .map_err(|_| StoreDown)?;
         let lookup = match record {
             None => Lookup::Unknown,
             Some(record) if record.revoked_at.is_some() => Lookup::Revoked,
