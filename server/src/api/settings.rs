@@ -1,0 +1,107 @@
+//! `GET`/`PUT /v1/settings` and `GET`/`PUT /v1/tenants/{tenant}/settings`: which token type
+//! users may generate, for the environment and per tenant.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use m2m_core::{TokenType, TypeSettings};
+use serde::{Deserialize, Serialize};
+
+use super::tenant_from;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// The body of a `PUT`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenTypeSetting {
+    token_type: TokenType,
+}
+
+/// The environment setting.
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvironmentSettings {
+    /// The type users may generate; `None` when never set (both are then allowed).
+    token_type: Option<TokenType>,
+    /// The types users may generate.
+    enabled: Vec<TokenType>,
+}
+
+/// A tenant's effective setting.
+#[derive(Debug, Serialize)]
+pub(crate) struct TenantSettings {
+    tenant: String,
+    /// The type users of the tenant may generate; `None` when nothing is set.
+    token_type: Option<TokenType>,
+    /// `false` when the tenant has its own override, `true` when it follows the environment.
+    inherited: bool,
+    /// The types users of the tenant may generate.
+    enabled: Vec<TokenType>,
+}
+
+fn enabled(token_type: Option<TokenType>) -> Vec<TokenType> {
+    token_type.map_or_else(|| TokenType::ALL.to_vec(), |t| vec![t])
+}
+
+fn environment(settings: &TypeSettings) -> EnvironmentSettings {
+    EnvironmentSettings {
+        token_type: settings.default,
+        enabled: enabled(settings.default),
+    }
+}
+
+fn tenant_view(settings: &TypeSettings, tenant: String) -> TenantSettings {
+    let own = settings.tenants.iter().any(|(t, _)| *t == tenant);
+    let token_type = settings.token_type_for(&tenant);
+    TenantSettings {
+        tenant,
+        token_type,
+        inherited: !own,
+        enabled: enabled(token_type),
+    }
+}
+
+/// `GET /v1/settings`.
+pub(crate) async fn get_environment(
+    State(state): State<AppState>,
+) -> Result<Json<EnvironmentSettings>, Problem> {
+    let settings = state.reload_settings().await?;
+    Ok(Json(environment(&settings)))
+}
+
+/// `PUT /v1/settings`.
+pub(crate) async fn put_environment(
+    State(state): State<AppState>,
+    body: Result<Json<TokenTypeSetting>, JsonRejection>,
+) -> Result<Json<EnvironmentSettings>, Problem> {
+    let Json(body) = body?;
+    state.store().save_token_type(None, body.token_type).await?;
+    let settings = state.reload_settings().await?;
+    Ok(Json(environment(&settings)))
+}
+
+/// `GET /v1/tenants/{tenant}/settings`.
+pub(crate) async fn get_tenant(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<TenantSettings>, Problem> {
+    let tenant = tenant_from(path)?;
+    let settings = state.reload_settings().await?;
+    Ok(Json(tenant_view(&settings, tenant)))
+}
+
+/// `PUT /v1/tenants/{tenant}/settings`.
+pub(crate) async fn put_tenant(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<TokenTypeSetting>, JsonRejection>,
+) -> Result<Json<TenantSettings>, Problem> {
+    let tenant = tenant_from(path)?;
+    let Json(body) = body?;
+    state
+        .store()
+        .save_token_type(Some(&tenant), body.token_type)
+        .await?;
+    let settings = state.reload_settings().await?;
+    Ok(Json(tenant_view(&settings, tenant)))
+}

@@ -1,0 +1,165 @@
+//! `POST`/`GET /v1/tenants/{tenant}/tokens` and `DELETE /v1/tenants/{tenant}/tokens/{id}`:
+//! issue, list and revoke a tenant's tokens.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use m2m_core::{TokenId, TokenKind, TokenType};
+use serde::{Deserialize, Serialize};
+
+use super::{TokenView, tenant_from};
+use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
+use crate::problem::Problem;
+use crate::state::AppState;
+
+/// Page size when `limit` is absent.
+pub const DEFAULT_PAGE_LIMIT: u64 = 50;
+/// Largest page.
+pub const MAX_PAGE_LIMIT: u64 = 200;
+
+/// The body of `POST /v1/tenants/{tenant}/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateToken {
+    #[serde(default)]
+    description: String,
+    expires: Option<String>,
+    expires_in_minutes: Option<i64>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    user_id: Option<String>,
+    #[serde(rename = "type")]
+    token_type: Option<String>,
+}
+
+impl From<IssueError> for Problem {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Invalid(detail) => Problem::invalid(detail),
+            not_enabled @ IssueError::TypeNotEnabled { .. } => {
+                Problem::conflict(not_enabled.to_string())
+            }
+            IssueError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// `POST /v1/tenants/{tenant}/tokens`: 201 with the secret, shown this once.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<CreateToken>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let tenant = tenant_from(path)?;
+    let Json(body) = body?;
+    let expiry =
+        expiry_from(body.expires.as_deref(), body.expires_in_minutes).map_err(Problem::invalid)?;
+    let token_type = body
+        .token_type
+        .as_deref()
+        .map(|name| match name {
+            "access" => Ok(TokenType::AccessToken),
+            "client_credentials" => Ok(TokenType::ClientCredentials),
+            other => Err(Problem::invalid(format!(
+                "unknown type {other:?}: expected access or client_credentials"
+            ))),
+        })
+        .transpose()?;
+    let request = TokenRequest {
+        tenant,
+        token_type,
+        description: body.description,
+        scopes: body.scopes,
+        user: body.user_id,
+    };
+    let settings = state.reload_settings().await?;
+    let (_, request) = request.check(expiry, &settings)?;
+    let now = state.now();
+    let issued = state.store().issue(state.format(), request, now).await?;
+
+    let secret = issued.token.expose_secret().to_owned();
+    let kind = issued.record.kind;
+    let mut body = serde_json::to_value(TokenView::new(issued.record, now))
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(fields) = body.as_object_mut() {
+        let name = if kind == TokenKind::ClientSecret {
+            "client_secret"
+        } else {
+            "token"
+        };
+        fields.insert(name.to_owned(), secret.into());
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The query of `GET /v1/tenants/{tenant}/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Page {
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+/// One page of a tenant's tokens.
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenPage {
+    items: Vec<TokenView>,
+    /// The offset of the next page; `None` on the last one.
+    next_offset: Option<u64>,
+}
+
+/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=`, oldest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<Json<TokenPage>, Problem> {
+    let tenant = tenant_from(path)?;
+    let Query(page) = query?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(Problem::invalid(format!(
+            "invalid limit {limit}: expected 1 to {MAX_PAGE_LIMIT}"
+        )));
+    }
+    let offset = page.offset.unwrap_or(0);
+    let mut records = state.store().list_page(&tenant, offset, limit + 1).await?;
+    let next_offset = (records.len() as u64 > limit).then(|| offset + limit);
+    records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let now = state.now();
+    Ok(Json(TokenPage {
+        items: records
+            .into_iter()
+            .map(|record| TokenView::new(record, now))
+            .collect(),
+        next_offset,
+    }))
+}
+
+/// `DELETE /v1/tenants/{tenant}/tokens/{id}`: 204; a client credential takes its bearer
+/// tokens with it.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<StatusCode, Problem> {
+    let Path((tenant, id)) = path?;
+    check_tenant(&tenant).map_err(Problem::bad_request)?;
+    let id = TokenId::new(id);
+    let not_found = || Problem::not_found(format!("tenant {tenant} has no token with id {id}"));
+    let record = state.store().get(&id).await?.ok_or_else(not_found)?;
+    if record.tenant != tenant || record.kind == TokenKind::ClientId {
+        return Err(not_found());
+    }
+    state.store().revoke(&id, state.now()).await?;
+    state.admin_verifier().invalidate(&id);
+    if record.kind == TokenKind::ClientSecret {
+        for derived in state.store().list(&tenant).await? {
+            if derived.credential_id.as_ref() == Some(&id) {
+                state.admin_verifier().invalidate(&derived.id);
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

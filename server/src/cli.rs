@@ -1,0 +1,366 @@
+//! The `m2m` command line: `serve`, `token create|list|revoke` and `settings set-type|show`.
+//!
+//! `token create` prints the secret alone on stdout's first line (for client credentials the
+//! client id on the first line and the client secret on the second) and the details on stderr,
+//! so that scripts can capture it:
+//!
+//! ```text
+//! TOKEN=$(m2m token create --tenant acme --type access --expires 30d --scope reports:read)
+//! ```
+//!
+//! Errors go to stderr; the exit code is 2 for bad input (as for clap's usage errors) and 1 for
+//! everything else.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use m2m_core::{ExpiresIn, TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore, TokenType};
+use m2m_sql::SqlStore;
+use time::OffsetDateTime;
+
+use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
+use crate::serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig};
+use crate::state::{DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
+
+/// Machine-to-machine token service.
+#[derive(Debug, Parser)]
+#[command(name = "m2m", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the token service (REST admin API, OAuth token endpoint).
+    Serve(ServeArgs),
+    /// Issue, list and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Which token type users may generate.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Debug, Args)]
+struct Database {
+    /// The token database: sqlite://FILE (created if absent) or postgres://…
+    #[arg(long, env = "M2M_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, env = "M2M_LISTEN", default_value = DEFAULT_LISTEN)]
+    listen: String,
+    /// Lifetime of bearer tokens issued for client credentials, in minutes.
+    #[arg(
+        long,
+        env = "M2M_BEARER_LIFETIME_MINUTES",
+        default_value_t = DEFAULT_BEARER_LIFETIME_MINUTES,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(m2m_core::MAX_EXPIRY_MINUTES))
+    )]
+    bearer_lifetime_minutes: u32,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a token; prints the secret on stdout, the details on stderr.
+    Create(CreateArgs),
+    /// List a tenant's tokens.
+    List {
+        #[command(flatten)]
+        database: Database,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a token (a client credential's bearer tokens too).
+    Revoke {
+        #[command(flatten)]
+        database: Database,
+        /// The token id (tok_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("lifetime").required(true).args(["expires", "expires_in_minutes"])))]
+struct CreateArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// access or client-credentials; must be the type enabled for the tenant (default: that
+    /// type).
+    #[arg(long = "type", value_parser = parse_token_type)]
+    token_type: Option<TokenType>,
+    /// never, 1d, 7d, 30d, 90d or 365d.
+    #[arg(long)]
+    expires: Option<String>,
+    /// A lifetime in minutes instead of --expires.
+    #[arg(long, allow_negative_numbers = true)]
+    expires_in_minutes: Option<i64>,
+    /// A scope to grant; repeat for more.
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// The user the token is created for.
+    #[arg(long)]
+    user: Option<String>,
+    /// Free text shown in listings.
+    #[arg(long, default_value = "")]
+    description: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Set the token type users may generate, for the environment or one tenant.
+    SetType {
+        #[command(flatten)]
+        database: Database,
+        /// The tenant; without it, the environment default.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// access or client-credentials.
+        #[arg(value_parser = parse_token_type)]
+        token_type: TokenType,
+    },
+    /// Show the environment default and the tenant overrides.
+    Show {
+        #[command(flatten)]
+        database: Database,
+    },
+}
+
+fn parse_token_type(text: &str) -> Result<TokenType, String> {
+    text.parse()
+        .map_err(|_| format!("unknown token type {text:?}: expected access or client-credentials"))
+}
+
+/// A failed command: the message for stderr and the exit code.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    fn runtime(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            code: 1,
+        }
+    }
+}
+
+impl From<IssueError> for Failure {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Invalid(detail) => Failure::usage(detail),
+            other => Failure::runtime(other),
+        }
+    }
+}
+
+impl From<m2m_core::StoreError> for Failure {
+    fn from(error: m2m_core::StoreError) -> Self {
+        Failure::runtime(error)
+    }
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("m2m: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("m2m: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn open(database: &Database) -> Result<Arc<dyn TokenStore>, Failure> {
+    let store = SqlStore::connect(&database.database_url)
+        .await
+        .map_err(|error| Failure::runtime(format!("cannot open the database: {error}")))?;
+    Ok(Arc::new(store))
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => crate::serve(ServeConfig {
+            database_url: args.database.database_url,
+            listen: args.listen,
+            options: ServiceOptions {
+                bearer_lifetime_minutes: args.bearer_lifetime_minutes,
+            },
+        })
+        .await
+        .map_err(Failure::runtime),
+        Command::Token(TokenCommand::Create(args)) => create(args).await,
+        Command::Token(TokenCommand::List { database, tenant }) => {
+            check_tenant(&tenant).map_err(Failure::usage)?;
+            let store = open(&database).await?;
+            let records = store.list(&tenant).await?;
+            print!("{}", table(&records, OffsetDateTime::now_utc()));
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { database, id }) => {
+            let store = open(&database).await?;
+            let id = TokenId::new(id);
+            let Some(record) = store.get(&id).await? else {
+                return Err(Failure::runtime(format!("no token with id {id}")));
+            };
+            if record.revoked_at.is_some() {
+                eprintln!("{id} was already revoked");
+                return Ok(());
+            }
+            store.revoke(&id, OffsetDateTime::now_utc()).await?;
+            if record.kind == TokenKind::ClientSecret {
+                eprintln!("revoked {id} and the bearer tokens issued from it");
+            } else {
+                eprintln!("revoked {id}");
+            }
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::SetType {
+            database,
+            tenant,
+            token_type,
+        }) => {
+            if let Some(tenant) = &tenant {
+                check_tenant(tenant).map_err(Failure::usage)?;
+            }
+            let store = open(&database).await?;
+            store.save_token_type(tenant.as_deref(), token_type).await?;
+            match tenant {
+                Some(tenant) => eprintln!("tenant {tenant} may generate {token_type} tokens"),
+                None => eprintln!("the environment may generate {token_type} tokens"),
+            }
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::Show { database }) => {
+            let store = open(&database).await?;
+            let settings = store.load_settings().await?;
+            let name =
+                |t: Option<TokenType>| t.map_or("access, client_credentials", TokenType::name);
+            println!("environment: {}", name(settings.default));
+            for (tenant, token_type) in &settings.tenants {
+                println!("tenant {tenant}: {token_type}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn create(args: CreateArgs) -> Result<(), Failure> {
+    let expiry =
+        expiry_from(args.expires.as_deref(), args.expires_in_minutes).map_err(Failure::usage)?;
+    let request = TokenRequest {
+        tenant: args.tenant,
+        token_type: args.token_type,
+        description: args.description,
+        scopes: args.scopes,
+        user: args.user,
+    };
+    let store = open(&args.database).await?;
+    let now = OffsetDateTime::now_utc();
+    let issued = request
+        .issue(expiry, store.as_ref(), &TokenFormat::default(), now)
+        .await?;
+    let record = &issued.record;
+    if record.kind == TokenKind::ClientSecret {
+        println!("{}", record.client_id.as_deref().unwrap_or_default());
+    }
+    println!("{}", issued.token.expose_secret());
+    eprintln!(
+        "created {} {} for tenant {} ({}, expires: {}, scopes: {})",
+        record.token_type(),
+        record.id,
+        record.tenant,
+        record.stub,
+        record.expires_in(now),
+        if record.scopes.is_empty() {
+            "none".to_owned()
+        } else {
+            record.scopes.join(" ")
+        },
+    );
+    Ok(())
+}
+
+/// The listing as a text table.
+fn table(records: &[TokenRecord], now: OffsetDateTime) -> String {
+    let header = [
+        "ID",
+        "TYPE",
+        "STUB",
+        "DESCRIPTION",
+        "SCOPES",
+        "EXPIRES IN",
+        "REVOKED",
+    ];
+    let rows: Vec<[String; 7]> = records
+        .iter()
+        .map(|record| {
+            [
+                record.id.to_string(),
+                crate::api::kind_name(record.kind).to_owned(),
+                record.stub.clone(),
+                record.description.clone(),
+                record.scopes.join(" "),
+                ExpiresIn::at(record.expires_at, now).to_string(),
+                record
+                    .revoked_at
+                    .map_or_else(|| "no".to_owned(), crate::api::rfc3339),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! The m2m token service: where tokens are issued, listed and revoked, and where client
+//! credentials are exchanged for bearer tokens.
+//!
+//! - [`app`] builds the axum [`Router`]: the REST admin API under `/v1` (behind the project's
+//!   own [`M2mAuthLayer`], scope `m2m:admin`), the OAuth 2.0 token endpoint `POST /oauth/token`
+//!   ([`oauth`](crate::oauth) has the rules) and `GET /health`. Every error of the admin API is
+//!   `application/problem+json`; the token endpoint answers errors as RFC 6749 §5.2 JSON.
+//! - [`serve`] runs it on a [`SqlStore`](m2m_sql::SqlStore): bootstrap admin token on a fresh
+//!   database, `last_used_at` recorded in the background, graceful shutdown.
+//! - [`cli`] is the `m2m` command line (`serve`, `token create|list|revoke`,
+//!   `settings set-type|show`).
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET`/`PUT /v1/settings` | the environment's token type |
+//! | `GET`/`PUT /v1/tenants/{tenant}/settings` | a tenant's token type (override or inherited) |
+//! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
+//! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
+//! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
+//! | `POST /oauth/token` | client-credentials grant (public) |
+//! | `GET /health` | 200, or 503 when the store does not answer (public) |
+//!
+//! # Example
+//!
+//! ```
+//! use axum::body::Body;
+//! use http::{Request, StatusCode};
+//! use m2m_core::{MemoryStore, TokenStore};
+//! use m2m_server::{AppState, ServiceOptions, app};
+//! use std::sync::Arc;
+//! use tower::ServiceExt as _;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+//! let state = AppState::new(store, ServiceOptions::default()).await.unwrap();
+//! let admin_token = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+//! let router = app(state.clone());
+//!
+//! let health = Request::get("/health").body(Body::empty()).unwrap();
+//! assert_eq!(router.clone().oneshot(health).await.unwrap().status(), StatusCode::OK);
+//!
+//! // The admin API wants the admin token.
+//! let anonymous = Request::get("/v1/settings").body(Body::empty()).unwrap();
+//! assert_eq!(router.clone().oneshot(anonymous).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! let admin = Request::get("/v1/settings")
+//!     .header("x-api-key", admin_token.token.expose_secret())
+//!     .body(Body::empty())
+//!     .unwrap();
+//! assert_eq!(router.oneshot(admin).await.unwrap().status(), StatusCode::OK);
+//!
+//! // Only once: the admin tenant is no longer empty.
+//! assert!(m2m_server::bootstrap_admin(&state).await.unwrap().is_none());
+//! # });
+//! ```
+
+mod api;
+pub mod cli;
+mod issue;
+pub mod oauth;
+mod problem;
+mod serve;
+mod state;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use m2m_core::{Expiry, IssuedToken, NewToken, StoreError, TokenKind};
+use m2m_tower::M2mAuthLayer;
+
+pub use api::ADMIN_SCOPE;
+pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use issue::{
+    IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
+    MAX_USER_CHARS, TokenRequest, check_scopes, check_tenant, expiry_from,
+};
+pub use problem::Problem;
+pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
+pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
+
+/// The tenant of the bootstrap admin token.
+pub const ADMIN_TENANT: &str = "m2m";
+
+/// The description of the bootstrap admin token.
+pub const BOOTSTRAP_DESCRIPTION: &str = "bootstrap admin token";
+
+/// The token service's routes over `state`.
+pub fn app(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            "/v1/settings",
+            get(api::settings::get_environment).put(api::settings::put_environment),
+        )
+        .route(
+            "/v1/tenants/{tenant}/settings",
+            get(api::settings::get_tenant).put(api::settings::put_tenant),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            post(api::tokens::create).get(api::tokens::list),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}",
+            delete(api::tokens::revoke),
+        )
+        .route_layer(
+            M2mAuthLayer::new(state.admin_verifier().clone()).require_scopes([ADMIN_SCOPE]),
+        );
+    Router::new()
+        .merge(admin)
+        .route("/oauth/token", post(oauth::token))
+        .route("/health", get(api::health))
+        .fallback(problem::route_not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .with_state(state)
+}
+
+/// Issues the bootstrap admin token (tenant [`ADMIN_TENANT`], scope [`ADMIN_SCOPE`], never
+/// expires) when the admin tenant holds no token at all, revoked ones included: on a fresh
+/// database, and never again after. Returns the token, whose secret the caller shows once.
+///
+/// # Errors
+///
+/// [`StoreError`] when the store fails.
+pub async fn bootstrap_admin(state: &AppState) -> Result<Option<IssuedToken>, StoreError> {
+    if !state
+        .store()
+        .list_page(ADMIN_TENANT, 0, 1)
+        .await?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    let request = NewToken::new(TokenKind::AccessToken, ADMIN_TENANT, Expiry::Never)
+        .scope(ADMIN_SCOPE)
+        .description(BOOTSTRAP_DESCRIPTION);
+    let issued = state
+        .store()
+        .issue(state.format(), request, state.now())
+        .await?;
+    Ok(Some(issued))
+}

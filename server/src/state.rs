@@ -1,0 +1,167 @@
+//! [`AppState`]: the store, the admin verifier and the token-type settings the handlers share.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use m2m_core::{
+    Clock, Policy, StoreError, SystemClock, TokenFormat, TokenStore, TokenTypes, TypeSettings,
+    Verifier,
+};
+use time::OffsetDateTime;
+
+/// Default lifetime of a bearer token issued by `POST /oauth/token`, in minutes.
+pub const DEFAULT_BEARER_LIFETIME_MINUTES: u32 = 60;
+
+/// Settings of the token service that are not stored in the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceOptions {
+    /// Lifetime of the bearer tokens issued by the client-credentials grant, in minutes; a
+    /// bearer token never outlives its credential.
+    pub bearer_lifetime_minutes: u32,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            bearer_lifetime_minutes: DEFAULT_BEARER_LIFETIME_MINUTES,
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+///
+/// Holds two views of the token-type settings:
+///
+/// - the **admin verifier** accepts both types everywhere, so that the admin API cannot lock
+///   itself out when a tenant or the environment disables access tokens;
+/// - the **tenant policy** follows the stored settings (loaded at start, after each change, and
+///   before each decision that depends on them), and governs which type users may generate and
+///   whether a client credential may be exchanged.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn TokenStore>,
+    admin: Verifier,
+    tenant_policy: Policy,
+    settings: RwLock<TypeSettings>,
+    clock: Arc<dyn Clock>,
+    options: ServiceOptions,
+}
+
+impl AppState {
+    /// The state over `store`, on the system clock; loads the token-type settings.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the settings cannot be loaded.
+    pub async fn new(
+        store: Arc<dyn TokenStore>,
+        options: ServiceOptions,
+    ) -> Result<Self, StoreError> {
+        Self::with_clock(store, options, SystemClock).await
+    }
+
+    /// The state over `store` with another clock (a [`ManualClock`](m2m_core::ManualClock) in
+    /// tests); the admin verifier reads the same clock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the settings cannot be loaded.
+    pub async fn with_clock<C: Clock + Clone>(
+        store: Arc<dyn TokenStore>,
+        options: ServiceOptions,
+        clock: C,
+    ) -> Result<Self, StoreError> {
+        let settings = store.load_settings().await?;
+        let tenant_policy = Policy::default();
+        settings.apply_to(&tenant_policy);
+        let admin = Verifier::builder(Arc::clone(&store))
+            .policy(Policy::new(TokenTypes::all()))
+            .clock(clock.clone())
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                admin,
+                tenant_policy,
+                settings: RwLock::new(settings),
+                clock: Arc::new(clock),
+                options,
+            }),
+        })
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The verifier of the admin routes: both token types enabled.
+    pub fn admin_verifier(&self) -> &Verifier {
+        &self.inner.admin
+    }
+
+    /// The policy that follows the stored settings; share it with the verifier of an
+    /// application that should honour them.
+    pub fn tenant_policy(&self) -> &Policy {
+        &self.inner.tenant_policy
+    }
+
+    /// The token format (prefix) of issued tokens.
+    pub fn format(&self) -> &TokenFormat {
+        self.inner.admin.format()
+    }
+
+    /// The options.
+    pub fn options(&self) -> ServiceOptions {
+        self.inner.options
+    }
+
+    /// The current time by the service's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// The settings as last loaded.
+    pub fn settings(&self) -> TypeSettings {
+        self.inner
+            .settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Loads the settings from the store (another instance or the CLI may have changed them)
+    /// and applies them to the tenant policy.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    pub async fn reload_settings(&self) -> Result<TypeSettings, StoreError> {
+        let settings = self.inner.store.load_settings().await?;
+        settings.apply_to(&self.inner.tenant_policy);
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = settings.clone();
+        Ok(settings)
+    }
+
+    /// Hands the uses the admin verifier noted since the last call to the store's
+    /// `last_used_at`; returns how many tokens were recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer (the uses are then dropped).
+    pub async fn record_usage(&self) -> Result<usize, StoreError> {
+        let uses = self.inner.admin.drain_usage();
+        if !uses.is_empty() {
+            self.inner.store.record_usage(&uses).await?;
+        }
+        Ok(uses.len())
+    }
+}
