@@ -1,0 +1,961 @@
+//! The store contract: one suite of cases, each run against `MemoryStore` (the reference),
+//! a SQLite file and a fresh PostgreSQL database.
+//!
+//! PostgreSQL comes from `M2M_TEST_POSTGRES_URL` (an admin URL: each test creates its own
+//! database there and drops it afterwards). Without the variable the tests use
+//! `postgres://postgres@127.0.0.1:5432/postgres`, unless `CI` is set; they fail, never skip,
+//! when PostgreSQL cannot be reached.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use m2m_core::{
+    Expiry, NewToken, RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenFormat,
+    TokenId, TokenKind, TokenRecord, TokenStore, TokenType, TypeSettings,
+};
+use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
+use sqlx::Connection as _;
+use time::macros::{datetime, offset};
+use time::{Duration, OffsetDateTime};
+
+/// The PostgreSQL the tests use when `M2M_TEST_POSTGRES_URL` is unset outside CI.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A time with nanoseconds, to show timestamps round-trip exactly.
+const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00.123456789 UTC);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// A record with every optional field empty; its digest is derived from its id.
+fn record(id: &str, kind: TokenKind, tenant: &str, created_at: OffsetDateTime) -> TokenRecord {
+    TokenRecord {
+        id: TokenId::new(id),
+        digest: TokenDigest::of(&format!("secret of {id}")),
+        stub: format!("m2m_{}_{}", kind.code(), &id[..4.min(id.len())]),
+        kind,
+        tenant: tenant.to_owned(),
+        user: None,
+        description: String::new(),
+        scopes: Vec::new(),
+        created_at,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        client_id: None,
+        credential_id: None,
+    }
+}
+
+/// A bearer token issued from `credential`.
+fn bearer_from(id: &str, credential: &TokenRecord, created_at: OffsetDateTime) -> TokenRecord {
+    TokenRecord {
+        client_id: credential.client_id.clone(),
+        credential_id: Some(credential.id.clone()),
+        expires_at: Some(created_at + Duration::hours(1)),
+        ..record(id, TokenKind::BearerToken, &credential.tenant, created_at)
+    }
+}
+
+fn ids(records: &[TokenRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.id.as_str()).collect()
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<RevocationEvent>>);
+
+impl RevocationListener for Recorder {
+    fn revoked(&self, event: &RevocationEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Recorder {
+    fn take_sorted(&self) -> Vec<RevocationEvent> {
+        let mut events = std::mem::take(&mut *self.0.lock().unwrap());
+        events.sort_by(|a, b| a.token_id.cmp(&b.token_id));
+        events
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+// ---------------------------------------------------------------------------------------------
+
+/// Issued tokens are found by digest and by id, with every field as issued.
+async fn issue_find_and_get(store: Arc<dyn TokenStore>) {
+    let format = TokenFormat::default();
+    let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays)
+        .scope("reports:read")
+        .scope("reports:write")
+        .user("ada")
+        .description("nightly export — ünïcode");
+    let issued = store.issue(&format, request, T0).await.unwrap();
+    let found = store.find(&issued.token.digest()).await.unwrap().unwrap();
+    assert_eq!(found, issued.record);
+    assert_eq!(found.scopes, ["reports:read", "reports:write"]);
+    assert_eq!(found.user.as_deref(), Some("ada"));
+    assert_eq!(found.created_at, T0);
+    assert_eq!(found.expires_at, Some(T0 + Duration::days(30)));
+    assert_eq!(store.get(&issued.record.id).await.unwrap(), Some(found));
+
+    let never = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+            T0,
+        )
+        .await
+        .unwrap();
+    let found = store.find(&never.token.digest()).await.unwrap().unwrap();
+    assert_eq!(found.expires_at, None);
+    assert!(found.scopes.is_empty());
+    assert_eq!(found.user, None);
+
+    assert_eq!(
+        store
+            .find(&TokenDigest::of("m2m_at_unknown"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get(&TokenId::new("tok_unknown")).await.unwrap(), None);
+}
+
+/// Every field of a record, timestamps to the nanosecond, comes back as stored.
+async fn every_field_round_trips(store: Arc<dyn TokenStore>) {
+    let credential = TokenRecord {
+        user: Some("grace".to_owned()),
+        description: "billing integration".to_owned(),
+        scopes: vec!["billing:read".to_owned(), "a \"quoted\" scope".to_owned()],
+        expires_at: Some(T0 + Duration::days(365)),
+        revoked_at: Some(T0 + Duration::nanoseconds(1)),
+        last_used_at: Some(T0 + Duration::seconds(59) + Duration::nanoseconds(999_999_999)),
+        client_id: Some("m2m_ci_roundtrip".to_owned()),
+        ..record("tok_roundtripcs", TokenKind::ClientSecret, "initech", T0)
+    };
+    let bearer = bearer_from("tok_roundtripcc", &credential, T0 + Duration::minutes(1));
+    store.insert(credential.clone()).await.unwrap();
+    store.insert(bearer.clone()).await.unwrap();
+    assert_eq!(
+        store.find(&credential.digest).await.unwrap(),
+        Some(credential.clone())
+    );
+    assert_eq!(store.get(&bearer.id).await.unwrap(), Some(bearer.clone()));
+
+    // An offset other than UTC is the same instant once read back.
+    let paris = T0.to_offset(offset!(+2));
+    let local = TokenRecord {
+        expires_at: Some(paris + Duration::days(1)),
+        ..record("tok_roundtripat", TokenKind::AccessToken, "initech", paris)
+    };
+    store.insert(local.clone()).await.unwrap();
+    let found = store.get(&local.id).await.unwrap().unwrap();
+    assert_eq!(found.created_at, T0);
+    assert_eq!(found.expires_at, Some(T0 + Duration::days(1)));
+
+    // Before the Unix epoch, too.
+    let old = record(
+        "tok_roundtripold",
+        TokenKind::AccessToken,
+        "initech",
+        datetime!(1969-07-20 20:17:40.000000001 UTC),
+    );
+    store.insert(old.clone()).await.unwrap();
+    assert_eq!(store.get(&old.id).await.unwrap(), Some(old));
+}
+
+/// A duplicate id or digest is a conflict and changes nothing.
+async fn duplicates_conflict(store: Arc<dyn TokenStore>) {
+    let original = record("tok_conflict1", TokenKind::AccessToken, "acme", T0);
+    store.insert(original.clone()).await.unwrap();
+
+    let same_id = TokenRecord {
+        digest: TokenDigest::of("another secret"),
+        tenant: "globex".to_owned(),
+        ..original.clone()
+    };
+    assert!(matches!(
+        store.insert(same_id.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.find(&same_id.digest).await.unwrap(), None);
+
+    let same_digest = TokenRecord {
+        id: TokenId::new("tok_conflict2"),
+        ..original.clone()
+    };
+    assert!(matches!(
+        store.insert(same_digest.clone()).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.get(&same_digest.id).await.unwrap(), None);
+    assert_eq!(
+        store.find(&original.digest).await.unwrap(),
+        Some(original.clone())
+    );
+    assert_eq!(ids(&store.list("acme").await.unwrap()), ["tok_conflict1"]);
+    assert!(store.list("globex").await.unwrap().is_empty());
+}
+
+/// Listings hold one tenant's records, oldest first, ties broken by id byte by byte.
+async fn list_and_pages(store: Arc<dyn TokenStore>) {
+    let at = |minute: i64| T0 + Duration::minutes(minute);
+    // Inserted out of order; "tok_B" sorts before "tok_a" byte by byte.
+    let records = [
+        record("tok_d", TokenKind::AccessToken, "acme", at(3)),
+        record("tok_a", TokenKind::AccessToken, "acme", at(1)),
+        record("tok_c", TokenKind::ClientSecret, "acme", at(2)),
+        record("tok_B", TokenKind::AccessToken, "acme", at(1)),
+        record("tok_e", TokenKind::BearerToken, "acme", at(4)),
+        record("tok_z", TokenKind::AccessToken, "acme", at(0)),
+        record("tok_g1", TokenKind::AccessToken, "globex", at(0)),
+        record("tok_g2", TokenKind::AccessToken, "acme-2", at(0)),
+    ];
+    for r in &records {
+        store.insert(r.clone()).await.unwrap();
+    }
+    let expected = ["tok_z", "tok_B", "tok_a", "tok_c", "tok_d", "tok_e"];
+    let all = store.list("acme").await.unwrap();
+    assert_eq!(ids(&all), expected);
+    assert_eq!(ids(&store.list("globex").await.unwrap()), ["tok_g1"]);
+    assert!(store.list("nobody").await.unwrap().is_empty());
+    assert!(store.list("ACME").await.unwrap().is_empty());
+
+    let page = |offset, limit| {
+        let store = Arc::clone(&store);
+        async move { store.list_page("acme", offset, limit).await.unwrap() }
+    };
+    assert_eq!(ids(&page(0, 2).await), expected[0..2]);
+    assert_eq!(ids(&page(2, 2).await), expected[2..4]);
+    assert_eq!(ids(&page(4, 2).await), expected[4..6]);
+    assert_eq!(ids(&page(5, 10).await), expected[5..]);
+    assert!(page(6, 10).await.is_empty());
+    assert!(page(0, 0).await.is_empty());
+    assert_eq!(ids(&page(1, u64::MAX).await), expected[1..]);
+    assert!(page(u64::MAX, u64::MAX).await.is_empty());
+    assert_eq!(page(0, 100).await, all);
+}
+
+/// Expired and revoked records are still found, with their fields: the verifier decides.
+async fn expired_and_revoked_are_still_found(store: Arc<dyn TokenStore>) {
+    let format = TokenFormat::default();
+    let expired = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::OneDay).scope("reports:read"),
+            T0 - Duration::days(2),
+        )
+        .await
+        .unwrap();
+    let found = store.find(&expired.token.digest()).await.unwrap().unwrap();
+    assert_eq!(found, expired.record);
+    assert!(!found.is_active(T0));
+
+    let revoked = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never).description("old"),
+            T0,
+        )
+        .await
+        .unwrap();
+    let at = T0 + Duration::seconds(5);
+    assert!(store.revoke(&revoked.record.id, at).await.unwrap());
+    let found = store.find(&revoked.token.digest()).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(at));
+    assert_eq!(
+        found,
+        TokenRecord {
+            revoked_at: Some(at),
+            ..revoked.record.clone()
+        }
+    );
+    assert!(!found.is_active(at));
+    assert_eq!(store.list("acme").await.unwrap().len(), 2);
+}
+
+/// Revoking a client credential revokes the bearer tokens issued from it, and only those;
+/// subscribers hear of every newly revoked token, with its digest.
+async fn revoke_cascades_and_announces(store: Arc<dyn TokenStore>) {
+    let recorder = Arc::new(Recorder::default());
+    assert!(store.subscribe(recorder.clone()));
+
+    let credential = TokenRecord {
+        client_id: Some("m2m_ci_cascade".to_owned()),
+        expires_at: Some(T0 + Duration::days(7)),
+        ..record("tok_cred", TokenKind::ClientSecret, "acme", T0)
+    };
+    let other_credential = TokenRecord {
+        client_id: Some("m2m_ci_other".to_owned()),
+        ..record("tok_othercred", TokenKind::ClientSecret, "acme", T0)
+    };
+    let first = bearer_from("tok_bearer1", &credential, T0);
+    let second = bearer_from("tok_bearer2", &credential, T0 + Duration::minutes(5));
+    let unrelated = bearer_from("tok_bearer3", &other_credential, T0);
+    // Only a client secret cascades, even if a record names an access token as credential.
+    let access = record("tok_access", TokenKind::AccessToken, "acme", T0);
+    let odd = TokenRecord {
+        credential_id: Some(access.id.clone()),
+        ..record("tok_odd", TokenKind::BearerToken, "acme", T0)
+    };
+    for r in [
+        &credential,
+        &other_credential,
+        &first,
+        &second,
+        &unrelated,
+        &access,
+        &odd,
+    ] {
+        store.insert(r.clone()).await.unwrap();
+    }
+    let already = T0 + Duration::minutes(1);
+    assert!(store.revoke(&first.id, already).await.unwrap());
+    assert_eq!(
+        recorder.take_sorted(),
+        [RevocationEvent {
+            token_id: first.id.clone(),
+            digest: Some(first.digest)
+        }]
+    );
+
+    let at = T0 + Duration::minutes(10);
+    assert!(store.revoke(&credential.id, at).await.unwrap());
+    let revoked_at = |id: TokenId| {
+        let store = Arc::clone(&store);
+        async move { store.get(&id).await.unwrap().unwrap().revoked_at }
+    };
+    assert_eq!(revoked_at(credential.id.clone()).await, Some(at));
+    assert_eq!(revoked_at(first.id.clone()).await, Some(already));
+    assert_eq!(revoked_at(second.id.clone()).await, Some(at));
+    assert_eq!(revoked_at(unrelated.id.clone()).await, None);
+    assert_eq!(revoked_at(other_credential.id.clone()).await, None);
+    assert_eq!(
+        recorder.take_sorted(),
+        [
+            RevocationEvent {
+                token_id: second.id.clone(),
+                digest: Some(second.digest)
+            },
+            RevocationEvent {
+                token_id: credential.id.clone(),
+                digest: Some(credential.digest)
+            },
+        ]
+    );
+
+    // A second revocation changes nothing and says so.
+    assert!(
+        !store
+            .revoke(&credential.id, at + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(revoked_at(credential.id.clone()).await, Some(at));
+    assert!(recorder.take_sorted().is_empty());
+    assert!(
+        !store
+            .revoke(&TokenId::new("tok_unknown"), at)
+            .await
+            .unwrap()
+    );
+
+    // A bearer token that reached the store after its credential was revoked goes too.
+    let late = bearer_from("tok_bearer4", &credential, at + Duration::seconds(1));
+    store.insert(late.clone()).await.unwrap();
+    let later = at + Duration::hours(2);
+    assert!(!store.revoke(&credential.id, later).await.unwrap());
+    assert_eq!(revoked_at(late.id.clone()).await, Some(later));
+    assert_eq!(
+        recorder.take_sorted(),
+        [RevocationEvent {
+            token_id: late.id.clone(),
+            digest: Some(late.digest)
+        }]
+    );
+
+    assert!(store.revoke(&access.id, at).await.unwrap());
+    assert_eq!(revoked_at(odd.id.clone()).await, None);
+    assert_eq!(recorder.take_sorted().len(), 1);
+
+    // A dropped listener is simply forgotten.
+    drop(recorder);
+    assert!(store.revoke(&unrelated.id, at).await.unwrap());
+}
+
+/// A client credential is found by its public client id; bearer tokens carrying the same
+/// client id are not client credentials.
+async fn find_client_by_client_id(store: Arc<dyn TokenStore>) {
+    let format = TokenFormat::default();
+    let credential = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::ClientSecret, "acme", Expiry::NinetyDays).scope("a"),
+            T0,
+        )
+        .await
+        .unwrap();
+    let client_id = credential.record.client_id.clone().unwrap();
+    assert!(client_id.starts_with("m2m_ci_"));
+    let mut request = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60));
+    request.credential = Some((credential.record.id.clone(), client_id.clone()));
+    let bearer = store
+        .issue(&format, request, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(bearer.record.client_id.as_deref(), Some(client_id.as_str()));
+    assert_eq!(
+        bearer.record.credential_id.as_ref(),
+        Some(&credential.record.id)
+    );
+
+    assert_eq!(
+        store.find_client(&client_id).await.unwrap(),
+        Some(credential.record.clone())
+    );
+    assert_eq!(
+        store.find(&bearer.token.digest()).await.unwrap(),
+        Some(bearer.record)
+    );
+    assert_eq!(store.find_client("m2m_ci_unknown").await.unwrap(), None);
+
+    // Still found once revoked: the token service decides what a revoked credential means.
+    store.revoke(&credential.record.id, T0).await.unwrap();
+    let found = store.find_client(&client_id).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(T0));
+}
+
+/// Usage is recorded in batches, keeping the latest time per token.
+async fn record_usage_keeps_the_latest(store: Arc<dyn TokenStore>) {
+    let a = record("tok_used_a", TokenKind::AccessToken, "acme", T0);
+    let b = TokenRecord {
+        last_used_at: Some(T0 + Duration::hours(5)),
+        ..record("tok_used_b", TokenKind::AccessToken, "acme", T0)
+    };
+    let c = record("tok_used_c", TokenKind::AccessToken, "acme", T0);
+    for r in [&a, &b, &c] {
+        store.insert(r.clone()).await.unwrap();
+    }
+    store.record_usage(&[]).await.unwrap();
+
+    let mut uses = vec![
+        (a.id.clone(), T0 + Duration::minutes(3)),
+        (a.id.clone(), T0 + Duration::minutes(7)),
+        (a.id.clone(), T0 + Duration::minutes(5)),
+        (b.id.clone(), T0 + Duration::hours(1)),
+    ];
+    // More distinct tokens than one statement takes: unknown ones are ignored.
+    uses.extend((0..1200).map(|i| (TokenId::new(format!("tok_unknown{i}")), T0)));
+    store.record_usage(&uses).await.unwrap();
+
+    let last_used = |id: TokenId| {
+        let store = Arc::clone(&store);
+        async move { store.get(&id).await.unwrap().unwrap().last_used_at }
+    };
+    assert_eq!(
+        last_used(a.id.clone()).await,
+        Some(T0 + Duration::minutes(7))
+    );
+    assert_eq!(last_used(b.id.clone()).await, Some(T0 + Duration::hours(5)));
+    assert_eq!(last_used(c.id.clone()).await, None);
+    assert_eq!(
+        store.get(&TokenId::new("tok_unknown7")).await.unwrap(),
+        None
+    );
+
+    // An older report never moves the time back; a newer one moves it forward.
+    let fresh = T0 + Duration::days(1) + Duration::nanoseconds(42);
+    store
+        .record_usage(&[
+            (a.id.clone(), T0 + Duration::minutes(1)),
+            (c.id.clone(), fresh),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        last_used(a.id.clone()).await,
+        Some(T0 + Duration::minutes(7))
+    );
+    assert_eq!(last_used(c.id.clone()).await, Some(fresh));
+
+    // Revoked tokens keep their usage history.
+    store.revoke(&c.id, fresh).await.unwrap();
+    let later = fresh + Duration::seconds(1);
+    store.record_usage(&[(c.id.clone(), later)]).await.unwrap();
+    assert_eq!(last_used(c.id.clone()).await, Some(later));
+}
+
+/// The token-type settings: an environment default and per-tenant overrides, sorted by tenant.
+async fn token_type_settings(store: Arc<dyn TokenStore>) {
+    assert_eq!(
+        store.load_settings().await.unwrap(),
+        TypeSettings::default()
+    );
+    store
+        .save_token_type(Some("acme"), TokenType::ClientCredentials)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_settings().await.unwrap(),
+        TypeSettings {
+            default: None,
+            tenants: vec![("acme".to_owned(), TokenType::ClientCredentials)],
+        }
+    );
+    store
+        .save_token_type(None, TokenType::ClientCredentials)
+        .await
+        .unwrap();
+    store
+        .save_token_type(None, TokenType::AccessToken)
+        .await
+        .unwrap();
+    store
+        .save_token_type(Some("acme"), TokenType::AccessToken)
+        .await
+        .unwrap();
+    store
+        .save_token_type(Some("globex"), TokenType::ClientCredentials)
+        .await
+        .unwrap();
+    store
+        .save_token_type(Some("Initech"), TokenType::ClientCredentials)
+        .await
+        .unwrap();
+    // An empty tenant name is a tenant, not the environment.
+    store
+        .save_token_type(Some(""), TokenType::ClientCredentials)
+        .await
+        .unwrap();
+    let settings = store.load_settings().await.unwrap();
+    assert_eq!(
+        settings,
+        TypeSettings {
+            default: Some(TokenType::AccessToken),
+            tenants: vec![
+                (String::new(), TokenType::ClientCredentials),
+                ("Initech".to_owned(), TokenType::ClientCredentials),
+                ("acme".to_owned(), TokenType::AccessToken),
+                ("globex".to_owned(), TokenType::ClientCredentials),
+            ],
+        }
+    );
+    assert_eq!(
+        settings.token_type_for("globex"),
+        Some(TokenType::ClientCredentials)
+    );
+    assert_eq!(
+        settings.token_type_for("hooli"),
+        Some(TokenType::AccessToken)
+    );
+}
+
+/// Declares one test per contract case and store.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(std::sync::Arc::new(m2m_core::MemoryStore::new())).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::with_sqlite(|store| super::$case(store)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::with_postgres(|store| super::$case(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    issue_find_and_get,
+    every_field_round_trips,
+    duplicates_conflict,
+    list_and_pages,
+    expired_and_revoked_are_still_found,
+    revoke_cascades_and_announces,
+    find_client_by_client_id,
+    record_usage_keeps_the_latest,
+    token_type_settings,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+// ---------------------------------------------------------------------------------------------
+
+/// A name no other test of any run uses.
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{nanos}_{n}", std::process::id())
+}
+
+/// Runs `case` on its own task so that its panic is reported after the cleanup.
+async fn run_case<F, Fut>(store: &SqlStore, case: F) -> Result<(), tokio::task::JoinError>
+where
+    F: FnOnce(Arc<dyn TokenStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(case(Arc::new(store.clone()))).await
+}
+
+fn resume(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = outcome {
+        match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("the contract case did not finish: {error}"),
+        }
+    }
+}
+
+/// A SQLite database file in the temporary directory, removed with its WAL files.
+struct SqliteFile(PathBuf);
+
+impl SqliteFile {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("{}.db", unique_name("m2m_contract"))))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn with_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn TokenStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let file = SqliteFile::new();
+    let store = SqlStore::connect(&file.url()).await.unwrap();
+    let outcome = run_case(&store, case).await;
+    store.close().await;
+    resume(outcome);
+}
+
+/// The PostgreSQL admin URL the tests create their databases from.
+fn postgres_admin_url() -> String {
+    match std::env::var("M2M_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "M2M_TEST_POSTGRES_URL is not set while CI is: the PostgreSQL store tests must run \
+             in CI, set it to an admin URL such as {LOCAL_POSTGRES}"
+        ),
+        _ => LOCAL_POSTGRES.to_owned(),
+    }
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// A fresh PostgreSQL database, dropped by [`drop_database`].
+async fn create_database() -> (String, String) {
+    let admin = postgres_admin_url();
+    let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|error| {
+        panic!(
+            "\n\n*** PostgreSQL is unreachable ({error}).\n*** The PostgreSQL store tests never \
+             skip: start PostgreSQL or set M2M_TEST_POSTGRES_URL to an admin URL.\n\n"
+        )
+    });
+    let name = unique_name("m2m_test");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.ok();
+    (with_database(&admin, &name), name)
+}
+
+async fn drop_database(name: &str) {
+    if let Ok(mut connection) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut connection)
+            .await;
+        connection.close().await.ok();
+    }
+}
+
+async fn with_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn TokenStore>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (url, name) = create_database().await;
+    let outcome = match SqlStore::connect(&url).await {
+        Ok(store) => {
+            let outcome = run_case(&store, case).await;
+            store.close().await;
+            outcome
+        }
+        Err(error) => {
+            drop_database(&name).await;
+            panic!("cannot open the test database {name}: {error}");
+        }
+    };
+    drop_database(&name).await;
+    resume(outcome);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What only the SQL stores do
+// ---------------------------------------------------------------------------------------------
+
+/// Reopening a SQLite file finds its tokens, the revoked one still revoked, and its settings.
+#[tokio::test]
+async fn sqlite_file_survives_reopening() {
+    let file = SqliteFile::new();
+    let format = TokenFormat::default();
+    let store = SqlStore::connect(&file.url()).await.unwrap();
+    let kept = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::SevenDays).scope("x"),
+            T0,
+        )
+        .await
+        .unwrap();
+    let revoked = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+            T0 + Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let at = T0 + Duration::minutes(1);
+    assert!(store.revoke(&revoked.record.id, at).await.unwrap());
+    store
+        .record_usage(&[(kept.record.id.clone(), at)])
+        .await
+        .unwrap();
+    store
+        .save_token_type(Some("acme"), TokenType::AccessToken)
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let reopened = SqlStore::connect(&file.url()).await.unwrap();
+    let found = reopened.find(&kept.token.digest()).await.unwrap().unwrap();
+    assert_eq!(
+        found,
+        TokenRecord {
+            last_used_at: Some(at),
+            ..kept.record.clone()
+        }
+    );
+    let found = reopened
+        .find(&revoked.token.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.revoked_at, Some(at));
+    assert!(!reopened.revoke(&revoked.record.id, at).await.unwrap());
+    assert_eq!(
+        ids(&reopened.list("acme").await.unwrap()),
+        [kept.record.id.as_str(), revoked.record.id.as_str()]
+    );
+    assert_eq!(
+        reopened
+            .load_settings()
+            .await
+            .unwrap()
+            .token_type_for("acme"),
+        Some(TokenType::AccessToken)
+    );
+    reopened.close().await;
+}
+
+/// Two in-memory stores are two databases; clones of one share it.
+#[tokio::test]
+async fn sqlite_memory_stores_are_private_and_clones_share() {
+    let one = SqlStore::connect("sqlite::memory:").await.unwrap();
+    let two = SqlStore::connect("sqlite::memory:").await.unwrap();
+    one.insert(record("tok_mem", TokenKind::AccessToken, "acme", T0))
+        .await
+        .unwrap();
+    assert_eq!(one.clone().list("acme").await.unwrap().len(), 1);
+    assert!(two.list("acme").await.unwrap().is_empty());
+}
+
+/// A closed store answers with `Unavailable`, never a panic.
+#[tokio::test]
+async fn closed_stores_are_unavailable() {
+    let file = SqliteFile::new();
+    let sqlite = SqlStore::connect(&file.url()).await.unwrap();
+    sqlite.close().await;
+    assert_unavailable(&sqlite).await;
+
+    let (url, name) = create_database().await;
+    let postgres = SqlStore::connect(&url).await.unwrap();
+    postgres.close().await;
+    assert_unavailable(&postgres).await;
+    drop_database(&name).await;
+}
+
+async fn assert_unavailable(store: &SqlStore) {
+    let unavailable = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+    };
+    let id = TokenId::new("tok_closed");
+    unavailable(store.find(&TokenDigest::of("x")).await.map(drop));
+    unavailable(store.get(&id).await.map(drop));
+    unavailable(
+        store
+            .insert(record("tok_closed", TokenKind::AccessToken, "acme", T0))
+            .await,
+    );
+    unavailable(store.list("acme").await.map(drop));
+    unavailable(store.list_page("acme", 0, 10).await.map(drop));
+    unavailable(store.revoke(&id, T0).await.map(drop));
+    unavailable(store.find_client("m2m_ci_x").await.map(drop));
+    unavailable(store.record_usage(&[(id.clone(), T0)]).await);
+    unavailable(store.load_settings().await.map(drop));
+    unavailable(store.save_token_type(None, TokenType::AccessToken).await);
+}
+
+/// On PostgreSQL every revocation is also sent on the revocation channel, on commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revocations_are_notified() {
+    let (url, name) = create_database().await;
+    let store = SqlStore::connect(&url).await.unwrap();
+    let outcome = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+            listener.listen(REVOCATION_CHANNEL).await.unwrap();
+            let credential = TokenRecord {
+                client_id: Some("m2m_ci_notify".to_owned()),
+                ..record("tok_notifycs", TokenKind::ClientSecret, "acme", T0)
+            };
+            let bearer = bearer_from("tok_notifycc", &credential, T0);
+            store.insert(credential.clone()).await.unwrap();
+            store.insert(bearer.clone()).await.unwrap();
+            assert!(store.revoke(&credential.id, T0).await.unwrap());
+
+            let mut payloads = Vec::new();
+            for _ in 0..2 {
+                let notification =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+                        .await
+                        .expect("a notification within 10 s")
+                        .unwrap();
+                assert_eq!(notification.channel(), REVOCATION_CHANNEL);
+                payloads.push(notification.payload().to_owned());
+            }
+            payloads.sort();
+            assert_eq!(
+                payloads,
+                [
+                    format!("{} {}", bearer.id, bearer.digest.to_hex()),
+                    format!("{} {}", credential.id, credential.digest.to_hex()),
+                ]
+            );
+            // Nothing more: a repeated revocation is not announced.
+            assert!(!store.revoke(&credential.id, T0).await.unwrap());
+            let quiet =
+                tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
+            assert!(quiet.is_err(), "unexpected notification {quiet:?}");
+        }
+    })
+    .await;
+    store.close().await;
+    drop_database(&name).await;
+    resume(outcome);
+}
+
+/// Neither `Debug` nor a connection error shows the password of the URL.
+#[tokio::test]
+async fn passwords_stay_out_of_debug_and_errors() {
+    let (url, name) = create_database().await;
+    // Trust authentication ignores the password; a password-checking server refuses it.
+    let with_password = url.replacen("://", "://postgres:hunter2-secret@", 1);
+    if !url.contains('@') {
+        if let Ok(store) = SqlStore::connect(&with_password).await {
+            let debug = format!("{store:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert!(debug.contains(&name), "{debug}");
+            store.close().await;
+        }
+    }
+    let store = SqlStore::connect(&url).await.unwrap();
+    let debug = format!("{store:?}");
+    assert!(debug.starts_with("SqlStore"), "{debug}");
+    assert!(debug.contains(&name), "{debug}");
+    store.close().await;
+    drop_database(&name).await;
+
+    let error = SqlStore::connect("postgres://m2m:hunter2-secret@127.0.0.1:1/m2m")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SqlError::Connect(_)), "{error:?}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+    assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused_clearly() {
+    for url in [
+        "mysql://root:hunter2@localhost/m2m",
+        "m2m.db",
+        "",
+        "http://x",
+    ] {
+        let error = SqlStore::connect(url).await.unwrap_err();
+        assert!(
+            matches!(error, SqlError::UnsupportedUrl { .. }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("sqlite://"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    let file = SqliteFile::new();
+    let store = SqlStore::connect(&file.url().replacen("sqlite://", "sqlite:", 1))
+        .await
+        .unwrap();
+    assert!(format!("{store:?}").contains("m2m_contract"));
+    store.close().await;
+    assert!(file.0.exists());
+}
