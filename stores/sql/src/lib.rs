@@ -7,7 +7,26 @@
 //! (environment default and per-tenant overrides). The schema is created and migrated by
 //! [`SqlStore::connect`] from migrations embedded in the binary.
 //!
-//! Timestamps are 64-bit Unix nanoseconds (UTC) on both backends, so they round-trip exactly.
+//! # Schema
+//!
+//! One migration directory per backend (`migrations/sqlite`, `migrations/postgres`), the same
+//! tables on both:
+//!
+//! - `tokens`: `id` (primary key), `digest` (32 bytes, unique), `stub`, `kind` (`at`, `cc`,
+//!   `ci`, `cs`), `tenant`, `user_id`, `description`, `scopes` (a JSON array of strings),
+//!   `created_at`, `expires_at` (NULL: never), `revoked_at`, `last_used_at`, `client_id` and
+//!   `credential_id` (both indexed); listings use the index on `(tenant, created_at, id)`.
+//! - `token_type_settings`: which token type users may generate, one `environment` row and one
+//!   `tenant` row per tenant that overrides it.
+//!
+//! Timestamps are 64-bit Unix nanoseconds (UTC) on both backends, so every
+//! [`OffsetDateTime`](time::OffsetDateTime) from 1677 to 2262 round-trips exactly.
+//!
+//! # Revocation events
+//!
+//! Subscribers of a store (and of its clones) hear at once of revocations made through it. On
+//! PostgreSQL each revoked token is also sent with `NOTIFY` on [`REVOCATION_CHANNEL`] (payload
+//! `<token id> <digest hex>`) inside the revoking transaction, for other processes to listen to.
 //!
 //! # Example
 //!

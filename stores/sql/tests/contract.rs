@@ -554,6 +554,44 @@ async fn token_type_settings(store: Arc<dyn TokenStore>) {
     );
 }
 
+/// Concurrent issuing, revoking and usage reports all succeed.
+async fn concurrent_writes(store: Arc<dyn TokenStore>) {
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let request = NewToken::new(TokenKind::AccessToken, "busy", Expiry::OneDay);
+                let at = T0 + Duration::seconds(i);
+                let issued = store
+                    .issue(&TokenFormat::default(), request, at)
+                    .await
+                    .unwrap();
+                store
+                    .record_usage(&[(issued.record.id.clone(), at)])
+                    .await
+                    .unwrap();
+                if i % 2 == 0 {
+                    assert!(store.revoke(&issued.record.id, at).await.unwrap());
+                }
+                store
+                    .save_token_type(Some("busy"), TokenType::AccessToken)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let records = store.list("busy").await.unwrap();
+    assert_eq!(records.len(), 24);
+    assert_eq!(
+        records.iter().filter(|r| r.revoked_at.is_some()).count(),
+        12
+    );
+    assert!(records.iter().all(|r| r.last_used_at == Some(r.created_at)));
+}
+
 /// Declares one test per contract case and store.
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
@@ -594,6 +632,7 @@ contract!(
     find_client_by_client_id,
     record_usage_keeps_the_latest,
     token_type_settings,
+    concurrent_writes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -770,6 +809,9 @@ async fn sqlite_file_survives_reopening() {
         .save_token_type(Some("acme"), TokenType::AccessToken)
         .await
         .unwrap();
+    let mut wal = file.0.clone().into_os_string();
+    wal.push("-wal");
+    assert!(PathBuf::from(wal).exists(), "the database is in WAL mode");
     store.close().await;
     drop(store);
 
