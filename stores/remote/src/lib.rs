@@ -1,0 +1,107 @@
+//! A [`TokenStore`](m2m_core::TokenStore) that asks the m2m token service over HTTP: RFC 7662
+//! introspection on a cache miss, and a server-sent event stream of revocations that evicts
+//! revoked tokens from every subscribed verifier cache.
+//!
+//! Applications run as many instances; none of them holds tokens. Each puts a
+//! [`Verifier`](m2m_core::Verifier) over a [`RemoteStore`]: the verifier's cache answers most
+//! requests, concurrent misses for one token become one introspection call (single-flight), and
+//! the event stream reaches every instance when a token is revoked.
+//!
+//! # Revocation delay
+//!
+//! **While the event stream is up**, a revoked token is evicted as soon as the event arrives
+//! (milliseconds). **While it is down** (token service restarting, network cut, a proxy that
+//! buffers the stream), events are missed and a revoked token that is already cached keeps
+//! passing **until its cache entry expires: at most the verifier's cache TTL, 10 s by
+//! default** ([`CacheSettings::ttl`](m2m_core::CacheSettings)). Lower the TTL where that window
+//! is too long; each miss costs one introspection call. The store reopens the stream by itself
+//! (100 ms, doubling up to 5 s between attempts, and sends `Last-Event-ID` when the service
+//! gave event ids), and [`RemoteStore::event_stream_connected`] tells a health check whether
+//! it is open.
+//!
+//! # Failures
+//!
+//! A connection error, a timeout, a 5xx, a body that is not an introspection response, or a
+//! 401/403 to this resource server's own credential (a misconfiguration, not the caller's
+//! fault) is [`StoreError::Unavailable`](m2m_core::StoreError::Unavailable): the verifier
+//! answers 503 with `Retry-After` (or serves a cached entry within its grace period), never
+//! 401. Connection failures, timeouts and 502/503/504 are retried first
+//! ([`RemoteStoreBuilder::retries`], 2 by default, with a 50 ms pause doubling): introspection
+//! is a read, so retrying is safe. Error messages never contain the token.
+//!
+//! # Protocol
+//!
+//! Both endpoints live under the token service's base URL and authenticate the resource server
+//! by its own [`IntrospectionCredential`], which must carry the scope `m2m:introspect`: an
+//! access token in `X-API-KEY`, a client-credentials bearer token in `Authorization: Bearer`,
+//! or HTTP Basic with a client id and secret.
+//!
+//! **Introspection** (RFC 7662): `POST {base}/oauth/introspect` with
+//! `Content-Type: application/x-www-form-urlencoded` and the body
+//! `token=<token>&token_type_hint=access_token`. The service answers 200 with JSON:
+//!
+//! - `{"active": false}` for an unknown, revoked, expired or malformed token (the store returns
+//!   `Ok(None)`, the verifier 401 `invalid_token`);
+//! - `{"active": true, "jti": "tok_…", "token_type": "access_token" | "bearer",
+//!   "tenant_id": "…", "sub": "<user, optional>", "client_id": "<m2m_ci_…, bearer tokens>",
+//!   "scope": "a b c", "exp": <unix seconds, absent for never>, "iat": <unix seconds>}`.
+//!   `jti`, `token_type`, `tenant_id` and `iat` are required; unknown fields are ignored.
+//!
+//! **Revocation events**: `GET {base}/v1/revocations` with `Accept: text/event-stream`. Each
+//! revocation is one event:
+//!
+//! ```text
+//! event: revoked
+//! data: {"token_id": "tok_…", "digest": "<64 hex characters of SHA-256, optional>"}
+//!
+//! ```
+//!
+//! Comment lines (`: keepalive`) may come at any time and should come at least every 60 s
+//! ([`RemoteStoreBuilder::event_stream_idle_timeout`]); other event types are ignored.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, StatusCode};
+//! use m2m_core::{CacheSettings, Verifier};
+//! use m2m_remote::{IntrospectionCredential, RemoteStore};
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let credential = IntrospectionCredential::ApiKey("m2m_at_resource-server-token".into());
+//! let store = RemoteStore::builder("http://127.0.0.1:9/auth", credential)
+//!     .request_timeout(Duration::from_secs(2))
+//!     .retries(1)
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(store.introspection_url().as_str(), "http://127.0.0.1:9/auth/oauth/introspect");
+//! assert_eq!(store.revocations_url().as_str(), "http://127.0.0.1:9/auth/v1/revocations");
+//!
+//! // Revoked tokens may pass for at most this long while the event stream is down.
+//! let cache = CacheSettings { ttl: Duration::from_secs(10), ..CacheSettings::default() };
+//! let verifier = Verifier::builder(store).cache(cache).build();
+//!
+//! // A token with a bad checksum is refused before any network call.
+//! let mut headers = HeaderMap::new();
+//! headers.insert("x-api-key", HeaderValue::from_static("m2m_at_not-a-real-token"));
+//! let rejection = verifier.verify(&headers, &[]).await.unwrap_err();
+//! assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+//!
+//! // A base URL that is not http(s) is refused when building.
+//! let credential = IntrospectionCredential::Bearer("m2m_cc_resource-server-token".into());
+//! assert!(RemoteStore::builder("ftp://tokens.example.com", credential).build().is_err());
+//! # });
+//! ```
+
+mod credential;
+mod error;
+mod events;
+mod introspection;
+mod store;
+
+pub use credential::IntrospectionCredential;
+pub use error::RemoteError;
+pub use store::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_EVENT_STREAM_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRIES, INTROSPECTION_PATH, REVOCATIONS_PATH, RemoteStore, RemoteStoreBuilder,
+};

@@ -1,0 +1,421 @@
+//! [`RemoteStore`] and its builder.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use m2m_core::{
+    RevocationListener, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, TypeSettings,
+};
+use reqwest::header::ACCEPT;
+use reqwest::{Client, StatusCode, Url};
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use crate::credential::{Authorization, IntrospectionCredential};
+use crate::error::RemoteError;
+use crate::events::{Follower, Subscribers};
+use crate::introspection;
+
+/// How long connecting to the token service may take, unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one introspection request may take, connecting included, unless configured.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many times a failed introspection is retried, unless configured.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// How long the event stream may stay silent (not even a keepalive comment) before it is
+/// considered dead and reopened, unless configured.
+pub const DEFAULT_EVENT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The wait before the first retry; it doubles for each further one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The path of the introspection endpoint, under the base URL.
+pub const INTROSPECTION_PATH: &str = "oauth/introspect";
+/// The path of the revocation event stream, under the base URL.
+pub const REVOCATIONS_PATH: &str = "v1/revocations";
+
+/// A [`TokenStore`] that asks a token service: RFC 7662 introspection for lookups, a
+/// server-sent event stream for revocations.
+///
+/// Cheap to clone; clones share one connection pool and one event-stream task, which stops
+/// when the last clone is dropped. It only verifies: issuing, listing and revoking are
+/// [`StoreError::Unsupported`], done at the token service.
+#[derive(Clone)]
+pub struct RemoteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    base_url: Url,
+    introspection_url: Url,
+    revocations_url: Url,
+    authorization: Authorization,
+    credential: IntrospectionCredential,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    retries: u32,
+    subscribers: Arc<Subscribers>,
+    follower: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .follower
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("RemoteStore")
+            .field("base_url", &inner.base_url.as_str())
+            .field("credential", &inner.credential)
+            .field("connect_timeout", &inner.connect_timeout)
+            .field("request_timeout", &inner.request_timeout)
+            .field("retries", &inner.retries)
+            .field("subscribers", &inner.subscribers.count())
+            .field("event_stream_connected", &inner.subscribers.is_connected())
+            .finish()
+    }
+}
+
+/// Builds a [`RemoteStore`]; every setting but the base URL and credential has a default.
+#[must_use]
+pub struct RemoteStoreBuilder {
+    base_url: String,
+    credential: IntrospectionCredential,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    retries: u32,
+}
+
+impl fmt::Debug for RemoteStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteStoreBuilder")
+            .field("base_url", &self.base_url)
+            .field("credential", &self.credential)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("event_stream_idle_timeout", &self.idle_timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+impl RemoteStoreBuilder {
+    /// How long connecting may take (default [`DEFAULT_CONNECT_TIMEOUT`], 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one introspection request may take from connecting to the end of the body
+    /// (default [`DEFAULT_REQUEST_TIMEOUT`], 5 s). Each retry gets the full time again.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How many times an introspection is retried after a connection failure, a timeout or a
+    /// 502, 503 or 504 (default [`DEFAULT_RETRIES`], 2), with a short doubling pause from
+    /// 50 ms. Introspection is a read, so retrying is safe. Other answers are not retried.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// How long the revocation event stream may stay silent before it is reopened (default
+    /// [`DEFAULT_EVENT_STREAM_IDLE_TIMEOUT`], 60 s). The token service should send a keepalive
+    /// comment more often than this.
+    pub fn event_stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The store, with its HTTP client. Makes no network call.
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteError::InvalidBaseUrl`] for a URL that does not parse or is not `http`/`https`,
+    /// [`RemoteError::InvalidCredential`] for a credential that cannot be sent in a header,
+    /// [`RemoteError::Client`] when the HTTP client cannot be set up.
+    pub fn build(self) -> Result<RemoteStore, RemoteError> {
+        let mut base_url =
+            Url::parse(&self.base_url).map_err(|e| RemoteError::InvalidBaseUrl(e.to_string()))?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
+            return Err(RemoteError::InvalidBaseUrl(
+                "the scheme must be http or https".into(),
+            ));
+        }
+        if !base_url.username().is_empty() || base_url.password().is_some() {
+            return Err(RemoteError::InvalidBaseUrl(
+                "credentials belong in the introspection credential, not in the URL".into(),
+            ));
+        }
+        if base_url.query().is_some() || base_url.fragment().is_some() {
+            return Err(RemoteError::InvalidBaseUrl(
+                "the base URL takes no query or fragment".into(),
+            ));
+        }
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        let join = |path: &str| {
+            base_url
+                .join(path)
+                .map_err(|e| RemoteError::InvalidBaseUrl(e.to_string()))
+        };
+        let introspection_url = join(INTROSPECTION_PATH)?;
+        let revocations_url = join(REVOCATIONS_PATH)?;
+        let authorization = Authorization::new(&self.credential)?;
+        let client = Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| RemoteError::Client(e.to_string()))?;
+        Ok(RemoteStore {
+            inner: Arc::new(Inner {
+                client,
+                base_url,
+                introspection_url,
+                revocations_url,
+                authorization,
+                credential: self.credential,
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                idle_timeout: self.idle_timeout,
+                retries: self.retries,
+                subscribers: Arc::default(),
+                follower: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+/// Why one introspection attempt failed.
+enum Failure {
+    /// Worth another attempt: connection refused or reset, timeout, 502, 503, 504.
+    Transient(String),
+    /// Another attempt would get the same answer.
+    Final(String),
+}
+
+impl RemoteStore {
+    /// A builder for a store asking the token service at `base_url` (for example
+    /// `https://tokens.example.com`, or with a path prefix `https://example.com/auth/`), which
+    /// authenticates this resource server by `credential`.
+    pub fn builder(
+        base_url: impl Into<String>,
+        credential: IntrospectionCredential,
+    ) -> RemoteStoreBuilder {
+        RemoteStoreBuilder {
+            base_url: base_url.into(),
+            credential,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: DEFAULT_EVENT_STREAM_IDLE_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+        }
+    }
+
+    /// The introspection endpoint: `{base}/oauth/introspect`.
+    pub fn introspection_url(&self) -> &Url {
+        &self.inner.introspection_url
+    }
+
+    /// The revocation event stream: `{base}/v1/revocations`.
+    pub fn revocations_url(&self) -> &Url {
+        &self.inner.revocations_url
+    }
+
+    /// Whether the revocation event stream is open right now. While it is not, a revoked token
+    /// may still pass until its cache entry expires (the verifier's cache TTL, 10 s by
+    /// default): a health check can report this.
+    pub fn event_stream_connected(&self) -> bool {
+        self.inner.subscribers.is_connected()
+    }
+
+    /// Asks the token service about `token`, retrying transient failures.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the service cannot be reached, times out, fails, refuses
+    /// this resource server's credential or answers something that is not an introspection
+    /// response. The message never contains the token.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let inner = &*self.inner;
+        let mut delay = FIRST_RETRY_DELAY;
+        let mut attempt = 0;
+        loop {
+            let message = match self.introspect_once(token, digest).await {
+                Ok(found) => return Ok(found),
+                Err(Failure::Final(message)) => return Err(StoreError::Unavailable(message)),
+                Err(Failure::Transient(message)) => message,
+            };
+            if attempt >= inner.retries {
+                return Err(StoreError::Unavailable(format!(
+                    "{message} (after {} attempts)",
+                    attempt + 1
+                )));
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+
+    async fn introspect_once(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, Failure> {
+        let inner = &*self.inner;
+        let request = inner
+            .client
+            .post(inner.introspection_url.clone())
+            .timeout(inner.request_timeout)
+            .header(ACCEPT, "application/json")
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        let response = inner
+            .authorization
+            .apply(request)
+            .send()
+            .await
+            .map_err(|e| transport_failure(&e))?;
+        let status = response.status();
+        match status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(Failure::Final(format!(
+                    "the token service refused this resource server's introspection credential \
+                     ({status}); check that it is valid and carries the scope m2m:introspect"
+                )));
+            }
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => {
+                return Err(Failure::Transient(format!(
+                    "the token service answered {status}"
+                )));
+            }
+            _ => {
+                return Err(Failure::Final(format!(
+                    "the token service answered {status} to introspection"
+                )));
+            }
+        }
+        let body = response.bytes().await.map_err(|e| transport_failure(&e))?;
+        introspection::parse(&body, token, digest).map_err(|bad| Failure::Final(bad.describe()))
+    }
+}
+
+/// Describes a transport error by kind only: no URL, no body.
+fn transport_failure(error: &reqwest::Error) -> Failure {
+    if error.is_timeout() {
+        Failure::Transient("the token service did not answer in time".into())
+    } else if error.is_connect() {
+        Failure::Transient("the token service could not be reached".into())
+    } else if error.is_request() || error.is_body() {
+        Failure::Transient("the connection to the token service failed".into())
+    } else {
+        Failure::Final("the introspection request failed".into())
+    }
+}
+
+fn unsupported(what: &'static str) -> StoreError {
+    StoreError::Unsupported(what)
+}
+
+#[async_trait]
+impl TokenStore for RemoteStore {
+    /// Unsupported: introspection needs the token, not only its digest. The verifier calls
+    /// [`find_token`](TokenStore::find_token).
+    async fn find(&self, _digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        Err(unsupported(
+            "finding tokens by digest alone (introspection needs the token)",
+        ))
+    }
+
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.introspect(token, digest).await
+    }
+
+    async fn insert(&self, _record: TokenRecord) -> Result<(), StoreError> {
+        Err(unsupported(
+            "storing tokens (issue them at the token service)",
+        ))
+    }
+
+    async fn list(&self, _tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        Err(unsupported(
+            "listing tokens (list them at the token service)",
+        ))
+    }
+
+    async fn list_page(
+        &self,
+        _tenant: &str,
+        _offset: u64,
+        _limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        Err(unsupported(
+            "listing tokens (list them at the token service)",
+        ))
+    }
+
+    async fn revoke(&self, _id: &TokenId, _at: OffsetDateTime) -> Result<bool, StoreError> {
+        Err(unsupported(
+            "revoking tokens (revoke them at the token service)",
+        ))
+    }
+
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
+        Err(unsupported("settings"))
+    }
+
+    /// Registers `listener` (weakly: a dropped cache is forgotten) and, on the first
+    /// subscription made inside a Tokio runtime, starts the task that follows the event stream.
+    /// Returns whether that task runs: always `true` inside a Tokio runtime. Outside one, the
+    /// listener is kept and the task starts with the next subscription made inside a runtime.
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        let inner = &*self.inner;
+        inner.subscribers.add(&listener);
+        let mut follower = inner
+            .follower
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if follower.is_none() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let task = Follower {
+                    client: inner.client.clone(),
+                    url: inner.revocations_url.clone(),
+                    authorization: inner.authorization.clone(),
+                    request_timeout: inner.request_timeout,
+                    idle_timeout: inner.idle_timeout,
+                    subscribers: Arc::clone(&inner.subscribers),
+                };
+                *follower = Some(runtime.spawn(task.run()));
+            }
+        }
+        follower.is_some()
+    }
+}

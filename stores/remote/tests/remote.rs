@@ -1,0 +1,593 @@
+//! The remote store against a real token service on 127.0.0.1: verification through
+//! introspection, single-flight, fault injection and revocation through the event stream.
+
+mod service;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use m2m_core::{
+    CacheSettings, Expiry, IssuedToken, NewToken, Principal, Rejection, RevocationEvent,
+    StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenStore, TokenType, Verifier,
+};
+use m2m_remote::{IntrospectionCredential, RemoteStore};
+use service::{Mode, TokenService};
+use time::OffsetDateTime;
+
+const SHORT: Duration = Duration::from_millis(200);
+
+fn remote_store(service: &TokenService, credential: IntrospectionCredential) -> RemoteStore {
+    RemoteStore::builder(service.base_url(), credential)
+        .connect_timeout(SHORT)
+        .request_timeout(SHORT)
+        .retries(1)
+        .build()
+        .unwrap()
+}
+
+fn verifier(store: &RemoteStore, ttl: Duration) -> Verifier {
+    Verifier::builder(store.clone())
+        .cache(CacheSettings {
+            ttl,
+            ..CacheSettings::default()
+        })
+        .build()
+}
+
+fn headers(issued: &IssuedToken) -> HeaderMap {
+    let secret = issued.token.expose_secret();
+    let mut headers = HeaderMap::new();
+    match issued.token.kind() {
+        TokenKind::AccessToken => {
+            headers.insert("x-api-key", HeaderValue::from_str(secret).unwrap());
+        }
+        _ => {
+            let value = format!("Bearer {secret}");
+            headers.insert("authorization", HeaderValue::from_str(&value).unwrap());
+        }
+    }
+    headers
+}
+
+async fn access_token(service: &TokenService, scopes: &[&str]) -> IssuedToken {
+    let mut request =
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).user("alice");
+    for scope in scopes {
+        request = request.scope(*scope);
+    }
+    service.issue(request, OffsetDateTime::now_utc()).await
+}
+
+async fn verify(verifier: &Verifier, issued: &IssuedToken) -> Result<Principal, Rejection> {
+    verifier.verify(&headers(issued), &[]).await
+}
+
+fn assert_unavailable(result: Result<Principal, Rejection>, what: &str) {
+    let rejection = result.expect_err(what);
+    assert_eq!(
+        rejection.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{what}"
+    );
+    assert!(rejection.retry_after().is_some_and(|s| s >= 1), "{what}");
+    assert!(
+        rejection
+            .headers()
+            .iter()
+            .any(|(name, _)| name == http::header::RETRY_AFTER),
+        "{what}"
+    );
+    assert!(rejection.www_authenticate().is_none(), "{what}");
+}
+
+fn assert_invalid_token(result: Result<Principal, Rejection>, what: &str) {
+    let rejection = result.expect_err(what);
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED, "{what}");
+    assert_eq!(rejection.error_code(), Some("invalid_token"), "{what}");
+}
+
+/// Polls `verify` every 20 ms until the token is refused; returns how long that took.
+async fn time_until_refused(
+    verifier: &Verifier,
+    issued: &IssuedToken,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        match verify(verifier, issued).await {
+            Ok(_) => {}
+            Err(rejection) => {
+                assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "the revoked token still passed after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_tokens_authenticate_with_every_kind_of_resource_server_credential() {
+    let service = TokenService::start().await;
+    let credentials = service.credentials();
+    let client_secret = &credentials.client_secret;
+    let resource_server_credentials = [
+        service.api_key(),
+        IntrospectionCredential::Bearer(credentials.bearer_token.token.expose_secret().to_owned()),
+        IntrospectionCredential::Basic {
+            client_id: client_secret.record.client_id.clone().unwrap(),
+            client_secret: client_secret.token.expose_secret().to_owned(),
+        },
+    ];
+    let now = OffsetDateTime::now_utc();
+    let credential = service
+        .issue(
+            NewToken::new(TokenKind::ClientSecret, "globex", Expiry::OneYear),
+            now,
+        )
+        .await;
+    let client_id = credential.record.client_id.clone().unwrap();
+    for resource_server in resource_server_credentials {
+        let shown = format!("{resource_server:?}");
+        let store = remote_store(&service, resource_server);
+        assert!(!format!("{store:?}").contains("m2m_at_") || shown.contains("m2m_ci_"));
+        let verifier = verifier(&store, Duration::from_secs(10));
+
+        let issued = access_token(&service, &["reports:read", "reports:write"]).await;
+        let principal = verify(&verifier, &issued).await.expect(&shown);
+        assert_eq!(principal.token_id(), &issued.record.id);
+        assert_eq!(principal.tenant(), "acme");
+        assert_eq!(principal.user(), Some("alice"));
+        assert_eq!(principal.token_type(), TokenType::AccessToken);
+        assert_eq!(
+            principal.scopes().collect::<Vec<_>>(),
+            ["reports:read", "reports:write"]
+        );
+        assert_eq!(
+            principal.expires_at().map(OffsetDateTime::unix_timestamp),
+            issued.record.expires_at.map(OffsetDateTime::unix_timestamp)
+        );
+        let forbidden = verifier
+            .verify(&headers(&issued), &["admin"])
+            .await
+            .unwrap_err();
+        assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+        let mut bearer = NewToken::new(TokenKind::BearerToken, "globex", Expiry::Minutes(60))
+            .scope("orders:read");
+        bearer.credential = Some((credential.record.id.clone(), client_id.clone()));
+        let bearer = service.issue(bearer, now).await;
+        let principal = verify(&verifier, &bearer).await.expect(&shown);
+        assert_eq!(principal.token_type(), TokenType::ClientCredentials);
+        assert_eq!(principal.tenant(), "globex");
+        assert_eq!(principal.client_id(), Some(client_id.as_str()));
+        assert_eq!(principal.user(), None);
+        assert!(principal.has_scope("orders:read"));
+
+        let found = store
+            .find_token(bearer.token.expose_secret(), &bearer.token.digest())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.kind, TokenKind::BearerToken);
+        assert_eq!(found.stub, bearer.record.stub);
+        assert_eq!(found.digest, bearer.record.digest);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_revoked_and_expired_tokens_are_invalid_token() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(10));
+
+    let unknown = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+        .generate(&TokenFormat::default(), OffsetDateTime::now_utc());
+    assert_invalid_token(verify(&verifier, &unknown).await, "unknown");
+
+    let revoked = access_token(&service, &[]).await;
+    service.revoke(&revoked.record).await;
+    assert_invalid_token(verify(&verifier, &revoked).await, "revoked");
+
+    let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let expired = service
+        .issue(
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Minutes(1)),
+            an_hour_ago,
+        )
+        .await;
+    assert_invalid_token(verify(&verifier, &expired).await, "expired");
+
+    let before = service.introspections();
+    let mut bad_checksum = unknown.token.expose_secret().to_owned();
+    bad_checksum.pop();
+    bad_checksum.push('!');
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_str(&bad_checksum).unwrap());
+    let rejection = verifier.verify(&headers, &[]).await.unwrap_err();
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        service.introspections(),
+        before,
+        "malformed tokens never leave the process"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_misses_make_one_introspection_call() {
+    let service = TokenService::start().await;
+    let store = RemoteStore::builder(service.base_url(), service.api_key())
+        .build()
+        .unwrap();
+    let verifier = verifier(&store, Duration::from_secs(10));
+    let issued = access_token(&service, &["reports:read"]).await;
+    service.set_delay(Duration::from_millis(50));
+
+    let headers = Arc::new(headers(&issued));
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let verifier = verifier.clone();
+            let headers = Arc::clone(&headers);
+            tokio::spawn(async move { verifier.verify(&headers, &["reports:read"]).await })
+        })
+        .collect();
+    for call in calls {
+        let principal = call.await.unwrap().unwrap();
+        assert_eq!(principal.token_id(), &issued.record.id);
+    }
+    assert_eq!(service.introspections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_is_a_503_with_retry_after_and_service_resumes() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(10));
+
+    let recovered = |what: &'static str| {
+        let service = &service;
+        let verifier = &verifier;
+        async move {
+            service.set_mode(Mode::Normal);
+            service.set_delay(Duration::ZERO);
+            let issued = access_token(service, &[]).await;
+            let principal = verify(verifier, &issued).await.expect(what);
+            assert_eq!(principal.token_id(), &issued.record.id, "{what}");
+        }
+    };
+
+    // Nothing listening: connections are refused.
+    service.stop().await;
+    let issued = access_token(&service, &[]).await;
+    let started = Instant::now();
+    assert_unavailable(verify(&verifier, &issued).await, "connection refused");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    service.restart().await;
+    let principal = verify(&verifier, &issued).await.expect("after restart");
+    assert_eq!(principal.token_id(), &issued.record.id);
+
+    let faults = [
+        (Mode::ServerError, "500"),
+        (Mode::Unavailable, "503"),
+        (Mode::Garbage, "garbage JSON"),
+        (Mode::MissingFields, "an active token without its fields"),
+        (
+            Mode::RefuseCredential,
+            "401 to the resource server's credential",
+        ),
+    ];
+    for (mode, what) in faults {
+        service.set_mode(mode);
+        let issued = access_token(&service, &[]).await;
+        assert_unavailable(verify(&verifier, &issued).await, what);
+        recovered(what).await;
+        assert!(
+            verify(&verifier, &issued).await.is_ok(),
+            "{what}, the same token"
+        );
+    }
+
+    // Answers after the request timeout.
+    service.set_delay(Duration::from_secs(1));
+    let issued = access_token(&service, &[]).await;
+    let started = Instant::now();
+    assert_unavailable(verify(&verifier, &issued).await, "timeout");
+    let took = started.elapsed();
+    assert!(
+        took >= SHORT && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    recovered("timeout").await;
+
+    // A credential the service does not know.
+    let stranger = remote_store(
+        &service,
+        IntrospectionCredential::ApiKey("m2m_at_unknown".into()),
+    );
+    let verifier = Verifier::builder(stranger).build();
+    assert_unavailable(
+        verify(&verifier, &access_token(&service, &[]).await).await,
+        "unknown credential",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_and_final_ones_are_not() {
+    let service = TokenService::start().await;
+    let store = RemoteStore::builder(service.base_url(), service.api_key())
+        .request_timeout(SHORT)
+        .retries(2)
+        .build()
+        .unwrap();
+    let issued = access_token(&service, &[]).await;
+    let token = issued.token.expose_secret();
+    let digest = issued.token.digest();
+
+    let cases = [
+        (Mode::Unavailable, 3),
+        (Mode::ServerError, 1),
+        (Mode::Garbage, 1),
+        (Mode::RefuseCredential, 1),
+    ];
+    for (mode, calls) in cases {
+        service.set_mode(mode);
+        let before = service.introspections();
+        let error = store.find_token(token, &digest).await.unwrap_err();
+        assert_eq!(service.introspections() - before, calls, "{mode:?}");
+        let StoreError::Unavailable(message) = &error else {
+            panic!("{mode:?}: {error:?}");
+        };
+        assert!(!message.contains(token) && !format!("{error:?}").contains(token));
+        if mode == Mode::RefuseCredential {
+            assert!(message.contains("m2m:introspect"), "{message}");
+        }
+    }
+
+    service.set_mode(Mode::Normal);
+    service.set_delay(Duration::from_secs(1));
+    let before = service.introspections();
+    let error = store.find_token(token, &digest).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)));
+    assert_eq!(service.introspections() - before, 3, "timeouts are retried");
+
+    service.set_delay(Duration::ZERO);
+    let found = store.find_token(token, &digest).await.unwrap().unwrap();
+    assert_eq!(found.id, issued.record.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remote_store_only_verifies() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let issued = access_token(&service, &[]).await;
+    let now = OffsetDateTime::now_utc();
+    assert!(matches!(
+        store.find(&issued.token.digest()).await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(matches!(
+        store.insert(issued.record.clone()).await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(matches!(
+        store.list("acme").await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(matches!(
+        store.revoke(&issued.record.id, now).await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert!(matches!(
+        store
+            .issue(
+                &TokenFormat::default(),
+                NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+                now
+            )
+            .await,
+        Err(StoreError::Unsupported(_))
+    ));
+    assert_eq!(service.introspections(), 0);
+
+    let url_errors = [
+        "not a url",
+        "ftp://tokens.example.com",
+        "http://user:pass@tokens.example.com",
+        "http://tokens.example.com/?a=b",
+    ];
+    for url in url_errors {
+        assert!(
+            RemoteStore::builder(url, service.api_key())
+                .build()
+                .is_err(),
+            "{url}"
+        );
+    }
+    let empty = RemoteStore::builder(
+        service.base_url(),
+        IntrospectionCredential::ApiKey(String::new()),
+    );
+    assert!(empty.build().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_event_evicts_the_cached_token_within_a_second() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(60));
+    wait_for("the event stream", Duration::from_secs(2), || {
+        store.event_stream_connected()
+    })
+    .await;
+
+    let issued = access_token(&service, &[]).await;
+    verify(&verifier, &issued).await.unwrap();
+    verify(&verifier, &issued).await.unwrap();
+    assert_eq!(
+        service.introspections(),
+        1,
+        "the second verification is cached"
+    );
+
+    service.revoke(&issued.record).await;
+    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    eprintln!("revocation delay through the event stream: {delay:?}");
+    assert!(delay < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_reconnects_after_it_is_cut_or_the_service_restarts() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(60));
+    wait_for("the event stream", Duration::from_secs(2), || {
+        service.stream_connections() == 1
+    })
+    .await;
+
+    // The service closes the stream: the store reopens it, and later events still evict.
+    service.cut_streams();
+    wait_for("the second stream", Duration::from_secs(2), || {
+        service.stream_connections() == 2 && service.open_streams() == 1
+    })
+    .await;
+    let issued = access_token(&service, &[]).await;
+    verify(&verifier, &issued).await.unwrap();
+    service.revoke(&issued.record).await;
+    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    eprintln!("revocation delay through the reopened event stream: {delay:?}");
+
+    // An event without a digest evicts by token id.
+    let issued = access_token(&service, &[]).await;
+    verify(&verifier, &issued).await.unwrap();
+    service.set_omit_digests(true);
+    service.revoke(&issued.record).await;
+    time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    service.set_omit_digests(false);
+
+    // The whole service goes away and comes back.
+    service.stop().await;
+    wait_for("the stream to drop", Duration::from_secs(2), || {
+        !store.event_stream_connected()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.restart().await;
+    wait_for("the stream after a restart", Duration::from_secs(8), || {
+        store.event_stream_connected() && service.open_streams() == 1
+    })
+    .await;
+    let issued = access_token(&service, &[]).await;
+    verify(&verifier, &issued).await.unwrap();
+    service.revoke(&issued.record).await;
+    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    eprintln!("revocation delay through the event stream after a restart: {delay:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_event_stream_down_the_cache_ttl_bounds_a_revoked_token() {
+    let service = TokenService::start().await;
+    service.set_events_down(true);
+    let ttl = Duration::from_millis(300);
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, ttl);
+
+    let issued = access_token(&service, &[]).await;
+    let cached_at = Instant::now();
+    verify(&verifier, &issued).await.unwrap();
+    service.revoke(&issued.record).await;
+    assert!(!store.event_stream_connected());
+    let revoked_at = Instant::now();
+    // Still cached: the revocation did not reach this instance.
+    assert!(verify(&verifier, &issued).await.is_ok());
+
+    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(2)).await;
+    let since_cached = cached_at.elapsed();
+    eprintln!(
+        "revocation delay with the event stream down (TTL {ttl:?}): {delay:?} after the revocation, {since_cached:?} after caching"
+    );
+    assert!(
+        since_cached >= ttl,
+        "refused before the TTL: not the TTL path"
+    );
+    assert!(revoked_at.elapsed() < ttl + Duration::from_millis(250));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_ends_the_event_stream() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(10));
+    let second = verifier.clone();
+    wait_for("the event stream", Duration::from_secs(2), || {
+        service.open_streams() == 1
+    })
+    .await;
+    assert!(format!("{store:?}").contains("event_stream_connected: true"));
+    assert!(
+        !format!("{store:?}").contains(service.credentials().access_token.token.expose_secret())
+    );
+    drop(store);
+    drop(verifier);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        service.open_streams(),
+        1,
+        "a verifier clone still holds the store"
+    );
+    drop(second);
+    wait_for("the stream to close", Duration::from_secs(2), || {
+        service.open_streams() == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        service.stream_connections(),
+        1,
+        "no reconnection after the drop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_subscribed_directly_hears_revocations() {
+    struct Heard(std::sync::Mutex<Vec<RevocationEvent>>);
+    impl m2m_core::RevocationListener for Heard {
+        fn revoked(&self, event: &RevocationEvent) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let heard = Arc::new(Heard(std::sync::Mutex::new(Vec::new())));
+    assert!(store.subscribe(Arc::clone(&heard) as Arc<dyn m2m_core::RevocationListener>));
+    wait_for("the event stream", Duration::from_secs(2), || {
+        store.event_stream_connected()
+    })
+    .await;
+    let issued = access_token(&service, &[]).await;
+    service.revoke(&issued.record).await;
+    service.publish(RevocationEvent {
+        token_id: TokenId::new("tok_elsewhere"),
+        digest: Some(TokenDigest::of("elsewhere")),
+    });
+    wait_for("two events", Duration::from_secs(1), || {
+        heard.0.lock().unwrap().len() == 2
+    })
+    .await;
+    let events = heard.0.lock().unwrap().clone();
+    assert_eq!(events[0].token_id, issued.record.id);
+    assert_eq!(events[0].digest, Some(issued.token.digest()));
+    assert_eq!(events[1].token_id, TokenId::new("tok_elsewhere"));
+}
