@@ -52,6 +52,7 @@
 //! ```
 
 mod error;
+mod listen;
 mod store;
 
 pub use error::SqlError;

@@ -48,7 +48,28 @@ pub struct SqlStore {
     backend: Backend,
     /// Where the store points, without any password.
     location: Arc<str>,
-    listeners: Arc<RwLock<Vec<Weak<dyn RevocationListener>>>>,
+    listeners: Arc<Listeners>,
+    /// Names this store (and its clones) in its notifications, so that its own listener skips
+    /// the revocations it already announced in-process.
+    origin: Arc<str>,
+}
+
+/// The revocation listeners subscribed to a store and its clones.
+pub(crate) type Listeners = RwLock<Vec<Weak<dyn RevocationListener>>>;
+
+/// Calls every live listener for each event, forgetting the dropped ones.
+pub(crate) fn announce_to(listeners: &Listeners, events: &[RevocationEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    let mut listeners = listeners.write().unwrap_or_else(PoisonError::into_inner);
+    listeners.retain(|weak| match weak.upgrade() {
+        Some(listener) => {
+            events.iter().for_each(|event| listener.revoked(event));
+            true
+        }
+        None => false,
+    });
 }
 
 #[derive(Clone)]
@@ -155,6 +176,7 @@ impl SqlStore {
         Self {
             backend,
             location: location.into(),
+            origin: m2m_core::TokenId::generate().as_str().into(),
             listeners: Arc::default(),
         }
     }
@@ -166,20 +188,7 @@ impl SqlStore {
     }
 
     fn announce(&self, events: &[RevocationEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        let mut listeners = self
-            .listeners
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        listeners.retain(|weak| match weak.upgrade() {
-            Some(listener) => {
-                events.iter().for_each(|event| listener.revoked(event));
-                true
-            }
-            None => false,
-        });
+        announce_to(&self.listeners, events);
     }
 }
 
@@ -295,13 +304,18 @@ trait AnnounceRevocations {
     fn announce_revocations<'a>(
         &'a mut self,
         events: &'a [RevocationEvent],
+        origin: &'a str,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'a;
 }
 
 impl AnnounceRevocations for SqliteConnection {
     /// SQLite has no channel between processes; subscribers in this process are told after
     /// the commit.
-    async fn announce_revocations(&mut self, _: &[RevocationEvent]) -> Result<(), sqlx::Error> {
+    async fn announce_revocations(
+        &mut self,
+        _: &[RevocationEvent],
+        _: &str,
+    ) -> Result<(), sqlx::Error> {
         Ok(())
     }
 }
@@ -310,13 +324,13 @@ impl AnnounceRevocations for PgConnection {
     async fn announce_revocations(
         &mut self,
         events: &[RevocationEvent],
+        origin: &str,
     ) -> Result<(), sqlx::Error> {
         for event in events {
-            let digest = event.digest.map(|d| d.to_hex()).unwrap_or_default();
             // `pg_notify` is `NOTIFY` with a bindable payload; delivered on commit.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(REVOCATION_CHANNEL)
-                .bind(format!("{} {digest}", event.token_id))
+                .bind(crate::listen::payload(event, origin))
                 .execute(&mut *self)
                 .await?;
         }
@@ -443,7 +457,7 @@ impl TokenStore for SqlStore {
             let mut events = revocation_events(&own)?;
             let revoked = !events.is_empty();
             events.extend(revocation_events(&derived)?);
-            tx.announce_revocations(&events)
+            tx.announce_revocations(&events, &self.origin)
                 .await
                 .map_err(store_error)?;
             tx.commit().await.map_err(store_error)?;
@@ -558,10 +572,21 @@ impl TokenStore for SqlStore {
     }
 
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
-        self.listeners
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::downgrade(&listener));
+        let first = {
+            let mut listeners = self
+                .listeners
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            listeners.push(Arc::downgrade(&listener));
+            listeners.len() == 1
+        };
+        if first && let Backend::Postgres(pool) = &self.backend {
+            crate::listen::follow_revocations(
+                pool.clone(),
+                Arc::downgrade(&self.listeners),
+                Arc::clone(&self.origin),
+            );
+        }
         true
     }
 }

@@ -1,0 +1,116 @@
+//! Revocations from other processes: `LISTEN` on PostgreSQL.
+//!
+//! Every process that verifies with a [`SqlStore`](crate::SqlStore) on PostgreSQL follows the
+//! [`REVOCATION_CHANNEL`](crate::REVOCATION_CHANNEL) on a connection of its own and hands each
+//! notification to the store's subscribers, so a token revoked through any instance is evicted
+//! from every instance's cache within moments. The listener reconnects by itself after the
+//! database restarts or its connection is killed; notifications sent while it was away are lost,
+//! and then the cache TTL bounds how long a revoked token may still pass.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use m2m_core::{RevocationEvent, TokenDigest, TokenId};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use crate::store::{Listeners, REVOCATION_CHANNEL, announce_to};
+
+/// The longest pause between two attempts to reach the database.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The notification payload: `"<token id> <digest hex> <origin>"`, the digest possibly empty.
+pub(crate) fn payload(event: &RevocationEvent, origin: &str) -> String {
+    let digest = event.digest.map(|d| d.to_hex()).unwrap_or_default();
+    format!("{} {digest} {origin}", event.token_id)
+}
+
+/// Reads a payload back into the event and the origin that sent it.
+pub(crate) fn parse_payload(payload: &str) -> Option<(RevocationEvent, &str)> {
+    let mut parts = payload.split(' ');
+    let id = parts.next().filter(|id| !id.is_empty())?;
+    let digest = parts.next().unwrap_or_default();
+    let origin = parts.next().unwrap_or_default();
+    Some((
+        RevocationEvent {
+            token_id: TokenId::new(id),
+            digest: TokenDigest::from_hex(digest),
+        },
+        origin,
+    ))
+}
+
+/// Spawns the task that follows the channel for as long as the store's listeners exist.
+///
+/// Without a tokio runtime nothing is spawned: revocations made in this process still reach the
+/// subscribers, others only through the cache TTL.
+pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origin: Arc<str>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let mut listener: Option<PgListener> = None;
+        while listeners.strong_count() > 0 && !pool.is_closed() {
+            let current = match listener.as_mut() {
+                Some(current) => current,
+                None => match subscribe(&pool).await {
+                    Ok(fresh) => listener.insert(fresh),
+                    Err(_) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            // Wake now and then to notice that the store was dropped.
+            match tokio::time::timeout(Duration::from_secs(1), current.try_recv()).await {
+                Err(_elapsed) => {}
+                Ok(Ok(Some(notification))) => {
+                    backoff = Duration::from_millis(100);
+                    let Some(listeners) = listeners.upgrade() else {
+                        break;
+                    };
+                    // This store's own revocations were announced when they were made.
+                    if let Some((event, from)) = parse_payload(notification.payload())
+                        && from != &*origin
+                    {
+                        announce_to(&listeners, &[event]);
+                    }
+                }
+                // The connection was lost; the next call reconnects and listens again.
+                Ok(Ok(None)) => {}
+                Ok(Err(_)) => {
+                    listener = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    });
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(REVOCATION_CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let event = RevocationEvent {
+            token_id: TokenId::new("tok_1"),
+            digest: Some(TokenDigest::of("x")),
+        };
+        let text = payload(&event, "tok_origin");
+        assert_eq!(parse_payload(&text), Some((event, "tok_origin")));
+        let (without, origin) = parse_payload("tok_2  tok_origin").unwrap();
+        assert_eq!((without.digest, origin), (None, "tok_origin"));
+        assert_eq!(parse_payload("tok_3").unwrap().0.token_id.as_str(), "tok_3");
+        assert!(parse_payload("").is_none());
+    }
+}
