@@ -21,8 +21,6 @@ use common::{create_database, drop_database, unique_name};
 use time::macros::{datetime, offset};
 use time::{Duration, OffsetDateTime};
 
-/// The PostgreSQL the tests use when `M2M_TEST_POSTGRES_URL` is unset outside CI.
-
 /// A time with nanoseconds, to show timestamps round-trip exactly.
 const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00.123456789 UTC);
 
