@@ -305,10 +305,7 @@ async fn every_fault_is_a_503_with_retry_after_and_service_resumes() {
     let started = Instant::now();
     assert_unavailable(verify(&verifier, &issued).await, "timeout");
     let took = started.elapsed();
-    assert!(
-        took >= SHORT && took < Duration::from_millis(900),
-        "{took:?}"
-    );
+    assert!(took >= SHORT && took < Duration::from_secs(2), "{took:?}");
     recovered("timeout").await;
 
     // A credential the service does not know.
@@ -522,7 +519,10 @@ async fn with_the_event_stream_down_the_cache_ttl_bounds_a_revoked_token() {
         since_cached >= ttl,
         "refused before the TTL: not the TTL path"
     );
-    assert!(revoked_at.elapsed() < ttl + Duration::from_millis(250));
+    assert!(
+        revoked_at.elapsed() < ttl + Duration::from_millis(500),
+        "the TTL bounds the delay"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,4 +590,35 @@ async fn a_listener_subscribed_directly_hears_revocations() {
     assert_eq!(events[0].token_id, issued.record.id);
     assert_eq!(events[0].digest, Some(issued.token.digest()));
     assert_eq!(events[1].token_id, TokenId::new("tok_elsewhere"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_event_stream_is_reopened_after_the_idle_timeout() {
+    let service = TokenService::start().await;
+    service.set_silent_streams(true);
+    let store = RemoteStore::builder(service.base_url(), service.api_key())
+        .event_stream_idle_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let verifier = verifier(&store, Duration::from_secs(60));
+    wait_for("a reopened stream", Duration::from_secs(3), || {
+        service.stream_connections() >= 2
+    })
+    .await;
+
+    // With keepalive comments the stream stays open past the idle timeout.
+    service.set_silent_streams(false);
+    let before = service.stream_connections();
+    service.cut_streams();
+    wait_for("a talking stream", Duration::from_secs(3), || {
+        service.stream_connections() > before && service.open_streams() == 1
+    })
+    .await;
+    let opened = service.stream_connections();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(service.stream_connections(), opened);
+    let issued = access_token(&service, &[]).await;
+    verify(&verifier, &issued).await.unwrap();
+    service.revoke(&issued.record).await;
+    time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
 }

@@ -52,6 +52,7 @@ pub(crate) struct ServiceState {
     cut: watch::Sender<u64>,
     events_down: AtomicBool,
     omit_digests: AtomicBool,
+    silent_streams: AtomicBool,
     stream_connections: AtomicUsize,
     open_streams: AtomicUsize,
 }
@@ -104,6 +105,7 @@ impl TokenService {
             cut: watch::Sender::new(0),
             events_down: AtomicBool::new(false),
             omit_digests: AtomicBool::new(false),
+            silent_streams: AtomicBool::new(false),
             stream_connections: AtomicUsize::new(0),
             open_streams: AtomicUsize::new(0),
         });
@@ -242,6 +244,11 @@ impl TokenService {
     /// Sends revocation events with the token id only.
     pub(crate) fn set_omit_digests(&self, omit: bool) {
         self.state.omit_digests.store(omit, Ordering::SeqCst);
+    }
+
+    /// Event streams opened from now on send no keepalive comments.
+    pub(crate) fn set_silent_streams(&self, silent: bool) {
+        self.state.silent_streams.store(silent, Ordering::SeqCst);
     }
 
     /// Sends an event on the stream, as a revocation elsewhere would.
@@ -413,11 +420,12 @@ async fn revocations(State(state): State<Arc<ServiceState>>, headers: HeaderMap)
             }
         },
     );
+    let keepalive = if state.silent_streams.load(Ordering::SeqCst) {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_millis(100)
+    };
     Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_millis(100))
-                .text("keepalive"),
-        )
+        .keep_alive(KeepAlive::new().interval(keepalive).text("keepalive"))
         .into_response()
 }
