@@ -3,7 +3,7 @@
 //!
 //! - [`app`] builds the axum [`Router`]: the REST admin API under `/v1` (behind the project's
 //!   own [`M2mAuthLayer`], scope `m2m:admin`), the OAuth 2.0 token endpoint `POST /oauth/token`
-//!   ([`oauth`](crate::oauth) has the rules) and `GET /health`. Every error of the admin API is
+//!   ([`oauth`] has the rules) and `GET /health`. Every error of the admin API is
 //!   `application/problem+json`; the token endpoint answers errors as RFC 6749 §5.2 JSON.
 //! - [`serve`] runs it on a [`SqlStore`](m2m_sql::SqlStore): bootstrap admin token on a fresh
 //!   database, `last_used_at` recorded in the background, graceful shutdown.

@@ -1072,3 +1072,39 @@ async fn the_bearer_lifetime_is_configurable() {
         .await;
     assert_eq!(reply.body["expires_in"], 300);
 }
+
+#[tokio::test]
+async fn health_is_503_when_the_store_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let store = SqlStore::connect(&url).await.unwrap();
+    let state = AppState::new(Arc::new(store.clone()), ServiceOptions::default())
+        .await
+        .unwrap();
+    let service = Service {
+        router: app(state.clone()),
+        state,
+        admin: String::new(),
+        clock: ManualClock::new(OffsetDateTime::now_utc()),
+        _dir: dir,
+    };
+    store.close().await;
+    let reply = service.call(Method::GET, "/health", None, None).await;
+    assert!(
+        reply.is_problem(StatusCode::SERVICE_UNAVAILABLE),
+        "{}",
+        reply.body
+    );
+    assert!(reply.headers.contains_key("retry-after"));
+    let reply = service
+        .oauth(
+            Some(("m2m_ci_x", "m2m_cs_y")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert!(
+        reply.is_problem(StatusCode::SERVICE_UNAVAILABLE),
+        "{}",
+        reply.body
+    );
+}
