@@ -46,7 +46,12 @@ enum Command {
 #[derive(Debug, Args)]
 struct Database {
     /// The token database: sqlite://FILE (created if absent) or postgres://…
-    #[arg(long, env = "M2M_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(
+        long,
+        env = "M2M_DATABASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_DATABASE_URL
+    )]
     database_url: String,
 }
 
@@ -107,7 +112,7 @@ struct CreateArgs {
     #[arg(long, allow_negative_numbers = true)]
     expires_in_minutes: Option<i64>,
     /// A scope to grant; repeat for more.
-    #[arg(long = "scope")]
+    #[arg(long = "scope", value_name = "SCOPE")]
     scopes: Vec<String>,
     /// The user the token is created for.
     #[arg(long)]
