@@ -27,7 +27,8 @@
 //! answers 503 with `Retry-After` (or serves a cached entry within its grace period), never
 //! 401. Connection failures, timeouts and 502/503/504 are retried first
 //! ([`RemoteStoreBuilder::retries`], 2 by default, with a 50 ms pause doubling): introspection
-//! is a read, so retrying is safe. Error messages never contain the token.
+//! is a read, so retrying is safe. Redirects are not followed (they would carry the presented
+//! token elsewhere): a 3xx is a failure too. Error messages never contain the token.
 //!
 //! # Protocol
 //!

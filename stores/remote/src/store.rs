@@ -181,6 +181,8 @@ impl RemoteStoreBuilder {
         let authorization = Authorization::new(&self.credential)?;
         let client = Client::builder()
             .connect_timeout(self.connect_timeout)
+            // A redirect could carry the presented token to another endpoint: never follow.
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()
             .map_err(|e| RemoteError::Client(e.to_string()))?;

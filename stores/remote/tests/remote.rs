@@ -283,6 +283,7 @@ async fn every_fault_is_a_503_with_retry_after_and_service_resumes() {
         (Mode::Unavailable, "503"),
         (Mode::Garbage, "garbage JSON"),
         (Mode::MissingFields, "an active token without its fields"),
+        (Mode::Redirect, "a redirect"),
         (
             Mode::RefuseCredential,
             "401 to the resource server's credential",
@@ -337,6 +338,7 @@ async fn transient_failures_are_retried_and_final_ones_are_not() {
         (Mode::ServerError, 1),
         (Mode::Garbage, 1),
         (Mode::RefuseCredential, 1),
+        (Mode::Redirect, 1),
     ];
     for (mode, calls) in cases {
         service.set_mode(mode);

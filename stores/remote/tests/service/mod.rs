@@ -41,6 +41,8 @@ pub(crate) enum Mode {
     RefuseCredential = 4,
     /// 200 with JSON that lacks required fields.
     MissingFields = 5,
+    /// 307 to another URL, which would resend the token there.
+    Redirect = 6,
 }
 
 pub(crate) struct ServiceState {
@@ -335,6 +337,13 @@ async fn introspect(
         }
         m if m == Mode::Garbage as u8 => return json("{\"active\": tru".to_owned()),
         m if m == Mode::RefuseCredential as u8 => return StatusCode::UNAUTHORIZED.into_response(),
+        m if m == Mode::Redirect as u8 => {
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, "http://127.0.0.1:9/collect")],
+            )
+                .into_response();
+        }
         m if m == Mode::MissingFields as u8 => {
             return json(r#"{"active": true, "jti": "tok_x"}"#.to_owned());
         }
