@@ -5,6 +5,8 @@
 //!   own [`M2mAuthLayer`], scope `m2m:admin`), the OAuth 2.0 token endpoint `POST /oauth/token`
 //!   ([`oauth`] has the rules) and `GET /health`. Every error of the admin API is
 //!   `application/problem+json`; the token endpoint answers errors as RFC 6749 §5.2 JSON.
+//! - [`introspect`] answers resource servers: RFC 7662 introspection, throttled per caller, and
+//!   [`revocations`] streams every revocation to them as server-sent events.
 //! - [`serve`] runs it on a [`SqlStore`](m2m_sql::SqlStore): bootstrap admin token on a fresh
 //!   database, `last_used_at` recorded in the background, graceful shutdown.
 //! - [`cli`] is the `m2m` command line (`serve`, `token create|list|revoke`,
@@ -18,6 +20,9 @@
 //! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
 //! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
 //! | `POST /oauth/token` | client-credentials grant (public) |
+//! | `POST /oauth/introspect` | RFC 7662 introspection for resource servers (scope `m2m:introspect`) |
+//! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
+//! | `GET /v1/stats` | introspection and event-stream counters (admin) |
 //! | `GET /health` | 200, or 503 when the store does not answer (public) |
 //!
 //! # Example
@@ -53,11 +58,14 @@
 //! # });
 //! ```
 
+pub mod admin_page;
 mod api;
 pub mod cli;
+pub mod introspect;
 mod issue;
 pub mod oauth;
 mod problem;
+pub mod revocations;
 mod serve;
 mod state;
 
@@ -68,11 +76,13 @@ use m2m_tower::M2mAuthLayer;
 
 pub use api::ADMIN_SCOPE;
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
     MAX_USER_CHARS, TokenRequest, check_scopes, check_tenant, expiry_from,
 };
 pub use problem::Problem;
+pub use revocations::{BUFFERED_EVENTS, KEEP_ALIVE};
 pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
 pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
 
@@ -106,8 +116,10 @@ pub fn app(state: AppState) -> Router {
         );
     Router::new()
         .merge(admin)
+        .merge(introspect::routes(&state))
         .route("/oauth/token", post(oauth::token))
         .route("/health", get(api::health))
+        .merge(admin_page::routes())
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

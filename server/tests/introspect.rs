@@ -1,0 +1,462 @@
+//! `POST /oauth/introspect`, `GET /v1/revocations` and `GET /v1/stats` of the token service on
+//! 127.0.0.1, asked with reqwest and with the real `m2m-remote` client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use m2m_core::{MemoryStore, TokenStore, Verifier};
+use m2m_remote::{IntrospectionCredential, RemoteStore};
+use m2m_server::{AppState, INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE, ServiceOptions};
+use serde_json::{Value, json};
+
+struct Service {
+    base: String,
+    admin: String,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn is_problem(&self, status: StatusCode) -> bool {
+        self.status == status
+            && self.headers["content-type"] == "application/problem+json"
+            && self.body["status"] == status.as_u16()
+    }
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A resource server's way of authenticating.
+enum Caller<'a> {
+    ApiKey(&'a str),
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+    Nobody,
+}
+
+impl Caller<'_> {
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Caller::ApiKey(token) => request.header("x-api-key", *token),
+            Caller::Bearer(token) => request.bearer_auth(token),
+            Caller::Basic(id, secret) => request.basic_auth(id, Some(secret)),
+            Caller::Nobody => request,
+        }
+    }
+}
+
+impl Service {
+    async fn start() -> Self {
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let state = AppState::new(store, ServiceOptions::default())
+            .await
+            .unwrap();
+        let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = m2m_server::app(state);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            base,
+            admin: admin.token.expose_secret().to_owned(),
+            http: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+
+    /// Issues a token through REST; the whole 201 body.
+    async fn create(&self, tenant: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/v1/tenants/{tenant}/tokens", self.base))
+            .header("x-api-key", &self.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    async fn access_token(&self, tenant: &str, scopes: &[&str]) -> (String, String) {
+        let created = self
+            .create(tenant, json!({"expires": "30d", "scopes": scopes}))
+            .await;
+        (
+            created["token"].as_str().unwrap().to_owned(),
+            created["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A client credential (id, secret, token id) and a bearer token exchanged from it.
+    async fn client(&self, tenant: &str, scopes: &[&str]) -> (String, String, String, String) {
+        let created = self
+            .create(
+                tenant,
+                json!({"type": "client_credentials", "expires": "never", "scopes": scopes}),
+            )
+            .await;
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        let exchanged: Value = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let bearer = exchanged["access_token"].as_str().unwrap().to_owned();
+        let token_id = created["id"].as_str().unwrap().to_owned();
+        (id, secret, bearer, token_id)
+    }
+
+    async fn revoke(&self, tenant: &str, id: &str) {
+        let response = self
+            .http
+            .delete(format!("{}/v1/tenants/{tenant}/tokens/{id}", self.base))
+            .header("x-api-key", &self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    async fn introspect(&self, caller: &Caller<'_>, token: &str) -> Reply {
+        let request = self
+            .http
+            .post(format!("{}/oauth/introspect", self.base))
+            .form(&[("token", token), ("token_type_hint", "access_token")]);
+        reply(caller.apply(request).send().await.unwrap()).await
+    }
+
+    async fn stats(&self) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/v1/stats", self.base))
+            .header("x-api-key", &self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+fn inactive(reply: &Reply) -> bool {
+    reply.status == StatusCode::OK && reply.body == json!({"active": false})
+}
+
+#[tokio::test]
+async fn active_tokens_are_described_as_rfc_7662_says() {
+    let service = Service::start().await;
+    let (caller, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let created = service
+        .create(
+            "acme",
+            json!({"expires": "7d", "scopes": ["reports:read", "reports:write"], "user_id": "alice"}),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap();
+
+    let answer = service.introspect(&Caller::ApiKey(&caller), token).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["cache-control"], "no-store");
+    let body = &answer.body;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["jti"], created["id"]);
+    assert_eq!(body["token_type"], "access_token");
+    assert_eq!(body["tenant_id"], "acme");
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["scope"], "reports:read reports:write");
+    assert!(body.get("client_id").is_none());
+    let (iat, exp) = (body["iat"].as_i64().unwrap(), body["exp"].as_i64().unwrap());
+    assert_eq!(exp - iat, 7 * 24 * 3600);
+
+    let (client_id, client_secret, bearer, _) = service.client("acme", &["orders:read"]).await;
+    let answer = service.introspect(&Caller::ApiKey(&caller), &bearer).await;
+    assert_eq!(answer.body["active"], true);
+    assert_eq!(answer.body["token_type"], "bearer");
+    assert_eq!(answer.body["client_id"], client_id.as_str());
+    assert_eq!(answer.body["scope"], "orders:read");
+    assert!(answer.body["exp"].is_i64());
+
+    // Client ids and secrets are not tokens a resource server accepts.
+    for other in [&client_id, &client_secret] {
+        assert!(inactive(
+            &service.introspect(&Caller::ApiKey(&caller), other).await
+        ));
+    }
+    let never = service.create("acme", json!({"expires": "never"})).await;
+    let answer = service
+        .introspect(&Caller::ApiKey(&caller), never["token"].as_str().unwrap())
+        .await;
+    assert_eq!(answer.body["active"], true);
+    assert!(answer.body.get("exp").is_none());
+    assert_eq!(answer.body["scope"], "");
+}
+
+#[tokio::test]
+async fn unusable_tokens_get_only_active_false() {
+    let service = Service::start().await;
+    let (caller, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let caller = Caller::ApiKey(&caller);
+
+    let (revoked, revoked_id) = service.access_token("acme", &[]).await;
+    service.revoke("acme", &revoked_id).await;
+    // A bearer token dies with its credential.
+    let (_, _, bearer, credential_id) = service.client("acme", &[]).await;
+    assert_eq!(
+        service.introspect(&caller, &bearer).await.body["active"],
+        true
+    );
+    service.revoke("acme", &credential_id).await;
+
+    let (valid, _) = service.access_token("acme", &[]).await;
+    let mut bad_checksum = valid.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == 'a' { 'b' } else { 'a' });
+    let unknown = format!("m2m_at_{}", "A".repeat(60));
+
+    for token in [
+        revoked.as_str(),
+        bearer.as_str(),
+        bad_checksum.as_str(),
+        unknown.as_str(),
+        "",
+        "not a token",
+    ] {
+        let answer = service.introspect(&caller, token).await;
+        assert!(inactive(&answer), "{:?}", answer.body);
+        assert_eq!(answer.headers["cache-control"], "no-store");
+    }
+
+    // Without the `token` field the request itself is wrong.
+    let response = caller
+        .apply(
+            service
+                .http
+                .post(format!("{}/oauth/introspect", service.base)),
+        )
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert!(reply(response).await.is_problem(StatusCode::BAD_REQUEST));
+}
+
+#[tokio::test]
+async fn callers_authenticate_as_resource_servers() {
+    let service = Service::start().await;
+    let (target, _) = service.access_token("acme", &[]).await;
+    let (api_key, api_key_id) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (client_id, client_secret, bearer, _) =
+        service.client("platform", &[INTROSPECT_SCOPE]).await;
+    let (no_scope, _) = service.access_token("platform", &["reports:read"]).await;
+    let (other_id, other_secret, _, _) = service.client("platform", &["reports:read"]).await;
+
+    for caller in [
+        Caller::ApiKey(&api_key),
+        Caller::Bearer(&bearer),
+        Caller::Basic(&client_id, &client_secret),
+    ] {
+        let answer = service.introspect(&caller, &target).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body["active"], true);
+    }
+
+    let nobody = service.introspect(&Caller::Nobody, &target).await;
+    assert!(
+        nobody.is_problem(StatusCode::UNAUTHORIZED),
+        "{:?}",
+        nobody.body
+    );
+    assert!(!nobody.body.to_string().contains(&target));
+
+    let wrong_secret = service
+        .introspect(&Caller::Basic(&client_id, &other_secret), &target)
+        .await;
+    assert!(wrong_secret.is_problem(StatusCode::UNAUTHORIZED));
+    assert!(
+        wrong_secret.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+
+    // The target itself carries no introspection scope.
+    let unknown_caller = service.introspect(&Caller::ApiKey(&target), &target).await;
+    assert!(unknown_caller.is_problem(StatusCode::FORBIDDEN));
+    let without_scope = service
+        .introspect(&Caller::ApiKey(&no_scope), &target)
+        .await;
+    assert!(without_scope.is_problem(StatusCode::FORBIDDEN));
+    let client_without_scope = service
+        .introspect(&Caller::Basic(&other_id, &other_secret), &target)
+        .await;
+    assert!(client_without_scope.is_problem(StatusCode::FORBIDDEN));
+
+    service.revoke("platform", &api_key_id).await;
+    let revoked_caller = service.introspect(&Caller::ApiKey(&api_key), &target).await;
+    assert!(revoked_caller.is_problem(StatusCode::UNAUTHORIZED));
+
+    let stream = service
+        .http
+        .get(format!("{}/v1/revocations", service.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply(stream).await.is_problem(StatusCode::UNAUTHORIZED));
+}
+
+#[tokio::test]
+async fn a_caller_fishing_for_tokens_is_throttled() {
+    let service = Service::start().await;
+    let (fisher, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (honest, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (valid, _) = service.access_token("acme", &[]).await;
+    let guess = |n: u32| format!("m2m_at_{n:0>60}");
+
+    for n in 0..MAX_INACTIVE_PER_MINUTE {
+        // Active answers do not count.
+        assert_eq!(
+            service
+                .introspect(&Caller::ApiKey(&fisher), &valid)
+                .await
+                .body["active"],
+            true
+        );
+        assert!(inactive(
+            &service
+                .introspect(&Caller::ApiKey(&fisher), &guess(n))
+                .await
+        ));
+    }
+    for token in [guess(1000), valid.clone()] {
+        let throttled = service.introspect(&Caller::ApiKey(&fisher), &token).await;
+        assert!(
+            throttled.is_problem(StatusCode::TOO_MANY_REQUESTS),
+            "{:?}",
+            throttled.body
+        );
+        let wait: u64 = throttled.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    // Another resource server is not affected.
+    let answer = service.introspect(&Caller::ApiKey(&honest), &valid).await;
+    assert_eq!(answer.body["active"], true);
+    assert!(inactive(
+        &service
+            .introspect(&Caller::ApiKey(&honest), &guess(1))
+            .await
+    ));
+
+    let stats = service.stats().await;
+    let max = u64::from(MAX_INACTIVE_PER_MINUTE);
+    assert_eq!(stats["throttled"], 2);
+    assert_eq!(stats["inactive"], max + 1);
+    assert_eq!(stats["active"], max + 1);
+    assert_eq!(stats["introspections"], 2 * max + 4);
+}
+
+#[tokio::test]
+async fn stats_are_for_admins_only() {
+    let service = Service::start().await;
+    let (resource_server, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let url = format!("{}/v1/stats", service.base);
+    let anonymous = reply(service.http.get(&url).send().await.unwrap()).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let not_admin = reply(
+        service
+            .http
+            .get(&url)
+            .header("x-api-key", &resource_server)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
+    let stats = service.stats().await;
+    assert_eq!(stats["introspections"], 0);
+    assert_eq!(stats["event_streams"], 0);
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+/// The real client: introspection on a miss, eviction by the event stream on revocation.
+#[tokio::test]
+async fn the_remote_store_follows_revocations_of_the_service() {
+    let service = Service::start().await;
+    let (client_id, client_secret, _, _) = service.client("platform", &[INTROSPECT_SCOPE]).await;
+    let credential = IntrospectionCredential::Basic {
+        client_id,
+        client_secret,
+    };
+    let store = RemoteStore::builder(service.base.as_str(), credential)
+        .build()
+        .unwrap();
+    let verifier = Verifier::builder(store.clone()).build();
+    let (token, id) = service.access_token("acme", &["reports:read"]).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_str(&token).unwrap());
+
+    let principal = verifier.verify(&headers, &["reports:read"]).await.unwrap();
+    assert_eq!(principal.tenant(), "acme");
+    assert_eq!(principal.token_id().as_str(), id);
+    wait_for(
+        "the event stream opens",
+        Duration::from_secs(5),
+        async || store.event_stream_connected() && service.stats().await["event_streams"] == 1,
+    )
+    .await;
+    for _ in 0..10 {
+        verifier.verify(&headers, &[]).await.unwrap();
+    }
+    assert_eq!(service.stats().await["introspections"], 1);
+
+    service.revoke("acme", &id).await;
+    let delay = wait_for(
+        "the revocation reaches the cache",
+        Duration::from_secs(1),
+        async || verifier.verify(&headers, &[]).await.is_err(),
+    )
+    .await;
+    eprintln!("revocation delay through the event stream, in process: {delay:?}");
+    let rejection = verifier.verify(&headers, &[]).await.unwrap_err();
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+    assert!(service.stats().await["revocation_events"].as_u64().unwrap() >= 1);
+}
