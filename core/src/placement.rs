@@ -285,7 +285,8 @@ mod tests {
     fn contract_rows() {
         let long = vec![b'a'; DEFAULT_MAX_HEADER_LEN + 1];
         let long_bearer = [b"Bearer ".as_slice(), &long].concat();
-        let cases: Vec<(&str, Vec<(&str, &[u8])>, CredentialError)> = vec![
+        type Row<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, CredentialError);
+        let cases: Vec<Row<'_>> = vec![
             ("no credentials", vec![], CredentialError::Missing),
             (
                 "other scheme",
