@@ -477,6 +477,16 @@ async fn scenario(
     assert!(offered.contains("Access tokens"), "{offered}");
     assert!(offered.contains("X-API-KEY"), "{offered}");
     type_into(browser, "#generate-description", "nightly export").await;
+
+    // A scope the API refuses: its problem detail is shown in the dialog, nothing is issued.
+    type_into(browser, "#generate-scopes", "bad\"scope").await;
+    click(browser, "#generate-submit").await;
+    let refused = text_of(browser, "#generate-error").await;
+    assert!(
+        refused.contains("invalid scope") && refused.ends_with("(HTTP 422)"),
+        "{refused}"
+    );
+    shots.take(browser, "generate-refused").await;
     type_into(browser, "#generate-scopes", "m2m:admin").await;
     css(browser, "#generate-expires")
         .await
