@@ -1,23 +1,29 @@
 //! A small API protected by m2m on actix-web.
 //!
 //! `GET /health` is public, `GET /v1/whoami` returns the caller as JSON and `GET /v1/reports`
-//! requires the scope `reports:read`. At start the example issues one access token (with
-//! `reports:read`) and one client-credentials bearer token (without it) into a memory store and
-//! prints them with curl lines to try.
+//! requires the scope `reports:read`.
+//!
+//! The store comes from `M2M_STORE` (see `common/store.rs`): in memory by default, a SQLite or
+//! PostgreSQL database, or the m2m token service. With a local store it issues one access token
+//! (scope `reports:read`) and one client-credentials bearer token (no scope) at start, and
+//! prints them with `curl` lines to try.
 //!
 //! ```text
 //! cargo run --example actix -- --listen 127.0.0.1:3000
+//! M2M_STORE=http://127.0.0.1:8080 M2M_INTROSPECT_TOKEN=m2m_at_… cargo run --example actix
 //! ```
 //!
 //! The address comes from `--listen ADDR`, else the `M2M_LISTEN` environment variable, else
 //! `127.0.0.1:3000`.
 
+#[path = "common/store.rs"]
+mod store;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m2m_actix::{Authenticated, M2mAuth};
-use m2m_core::{Expiry, MemoryStore, NewToken, TokenKind, TokenStore, Verifier};
+use store::ExampleStore;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
@@ -62,20 +68,10 @@ fn listen_address() -> Result<SocketAddr, String> {
 async fn main() -> std::io::Result<()> {
     let address = listen_address().map_err(std::io::Error::other)?;
 
-    let store = Arc::new(MemoryStore::new());
-    let verifier = Verifier::builder(store.clone()).build();
-    let now = verifier.now();
-    let access =
-        NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays).scope("reports:read");
-    let access = store
-        .issue(verifier.format(), access, now)
+    let store = ExampleStore::from_env("actix")
         .await
         .map_err(std::io::Error::other)?;
-    let bearer = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60));
-    let bearer = store
-        .issue(verifier.format(), bearer, now)
-        .await
-        .map_err(std::io::Error::other)?;
+    let verifier = store.verifier.clone();
 
     let server = HttpServer::new({
         let verifier = verifier.clone();
@@ -94,26 +90,6 @@ async fn main() -> std::io::Result<()> {
     })
     .bind(address)?;
 
-    let base = format!("http://{}", server.addrs()[0]);
-    let at = access.token.expose_secret();
-    let cc = bearer.token.expose_secret();
-    println!("m2m actix example listening on {base}");
-    println!("access token (scope reports:read): {at}");
-    println!("bearer token (no scope, 60 minutes): {cc}");
-    println!();
-    println!("# 200, public");
-    println!("curl -i {base}/health");
-    println!("# 200, the caller as JSON");
-    println!("curl -i -H 'X-API-KEY: {at}' {base}/v1/whoami");
-    println!("curl -i -H 'Authorization: Bearer {cc}' {base}/v1/whoami");
-    println!("# 401, no credentials");
-    println!("curl -i {base}/v1/whoami");
-    println!("# 200, the access token has reports:read");
-    println!("curl -i -H 'X-API-KEY: {at}' {base}/v1/reports");
-    println!("# 403, the bearer token lacks reports:read");
-    println!("curl -i -H 'Authorization: Bearer {cc}' {base}/v1/reports");
-    println!("# 400, a bearer token in the access token's header");
-    println!("curl -i -H 'X-API-KEY: {cc}' {base}/v1/whoami");
-
+    store.announce("actix", &format!("http://{}", server.addrs()[0]));
     server.run().await
 }

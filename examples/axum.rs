@@ -4,21 +4,27 @@
 //! - `GET /v1/whoami`: any valid token; answers the caller's `Principal` as JSON;
 //! - `GET /v1/reports`: a token with the scope `reports:read`.
 //!
-//! At start it issues one access token (scope `reports:read`) and one client-credentials bearer
-//! token (no scope) into an in-memory store, and prints them with `curl` lines to try.
+//! The store comes from `M2M_STORE` (see `common/store.rs`): in memory by default, a SQLite or
+//! PostgreSQL database, or the m2m token service. With a local store it issues one access token
+//! (scope `reports:read`) and one client-credentials bearer token (no scope) at start, and
+//! prints them with `curl` lines to try.
 //!
 //! ```text
 //! cargo run --example axum -- --listen 127.0.0.1:3000    # or M2M_LISTEN=127.0.0.1:3000
+//! M2M_STORE=http://127.0.0.1:8080 M2M_INTROSPECT_TOKEN=m2m_at_… cargo run --example axum
 //! ```
+
+#[path = "common/store.rs"]
+mod store;
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use m2m_core::{Expiry, MemoryStore, NewToken, Principal, TokenKind, TokenStore, Verifier};
+use m2m_core::{Principal, Verifier};
 use m2m_tower::{Authenticated, M2mAuthLayer};
+use store::ExampleStore;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
@@ -78,56 +84,10 @@ fn listen_address() -> Result<SocketAddr, Box<dyn Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let listen = listen_address()?;
-
-    let store = Arc::new(MemoryStore::new());
-    let verifier = Verifier::builder(store.clone()).build();
-    let now = verifier.now();
-    let access = store
-        .issue(
-            verifier.format(),
-            NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays)
-                .scope("reports:read")
-                .description("axum example access token"),
-            now,
-        )
-        .await?;
-    let bearer = store
-        .issue(
-            verifier.format(),
-            NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60))
-                .description("axum example bearer token"),
-            now,
-        )
-        .await?;
-
+    let store = ExampleStore::from_env("axum").await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let access = access.token.expose_secret();
-    let bearer = bearer.token.expose_secret();
-    // The tokens are printed once, on purpose: trying them is what this example is for.
-    println!("m2m axum example listening on {url}");
-    println!();
-    println!("access token (X-API-KEY, scope reports:read, expires in 30 days):");
-    println!("  {access}");
-    println!(
-        "client-credentials bearer token (Authorization: Bearer, no scope, expires in 60 minutes):"
-    );
-    println!("  {bearer}");
-    println!();
-    println!("# 200, public");
-    println!("curl -i {url}/health");
-    println!("# 200, the caller as JSON");
-    println!("curl -i {url}/v1/whoami -H 'X-API-KEY: {access}'");
-    println!("curl -i {url}/v1/whoami -H 'Authorization: Bearer {bearer}'");
-    println!("# 200, the access token has reports:read");
-    println!("curl -i {url}/v1/reports -H 'X-API-KEY: {access}'");
-    println!("# 403 insufficient_scope, the bearer token lacks reports:read");
-    println!("curl -i {url}/v1/reports -H 'Authorization: Bearer {bearer}'");
-    println!("# 401, no credentials");
-    println!("curl -i {url}/v1/whoami");
-    println!("# 400 invalid_request, a bearer token in X-API-KEY");
-    println!("curl -i {url}/v1/whoami -H 'X-API-KEY: {bearer}'");
-
-    axum::serve(listener, app(&verifier)).await?;
+    store.announce("axum", &url);
+    axum::serve(listener, app(&store.verifier)).await?;
     Ok(())
 }

@@ -22,3 +22,11 @@ pub use m2m_actix as actix;
 /// The Rocket fairing, request guards and catchers (feature `rocket`).
 #[cfg(feature = "rocket")]
 pub use m2m_rocket as rocket;
+
+/// The SQL store on SQLite and PostgreSQL (feature `sql`).
+#[cfg(feature = "sql")]
+pub use m2m_sql as sql;
+
+/// The remote store: the token service over RFC 7662 introspection (feature `remote`).
+#[cfg(feature = "remote")]
+pub use m2m_remote as remote;
