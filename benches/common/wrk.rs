@@ -20,7 +20,10 @@ pub fn requests_per_second(url: &str, header: &str, duration: Duration) -> f64 {
         .expect("wrk must be installed to run the HTTP overhead benches (apt-get install wrk)");
     let text = String::from_utf8_lossy(&output.stdout);
     let non_2xx = text.lines().any(|l| l.contains("Non-2xx"));
-    assert!(!non_2xx, "the bench app answered non-2xx responses:\n{text}");
+    assert!(
+        !non_2xx,
+        "the bench app answered non-2xx responses:\n{text}"
+    );
     text.lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
