@@ -158,7 +158,10 @@ impl ExampleStore {
     /// Prints where the example listens and how to try it: the seeded tokens with curl lines,
     /// or how to create a token with the token service.
     pub(crate) fn announce(&self, example: &str, url: &str) {
-        println!("m2m {example} example listening on {url} ({})", self.description);
+        println!(
+            "m2m {example} example listening on {url} ({})",
+            self.description
+        );
         println!();
         match (&self.seeded, &self.service_url) {
             (Some(SeededTokens { access, bearer }), _) => {
@@ -193,7 +196,9 @@ impl ExampleStore {
                      -H 'Content-Type: application/json' \
                      -d '{{\"expires\": \"30d\", \"scopes\": [\"reports:read\"]}}'"
                 );
-                println!("# or: m2m token create --tenant acme --type access --expires 30d --scope reports:read");
+                println!(
+                    "# or: m2m token create --tenant acme --type access --expires 30d --scope reports:read"
+                );
                 println!();
                 println!("then call this API with the token it prints:");
                 println!("curl -i {url}/v1/whoami -H 'X-API-KEY: <token>'");
@@ -219,9 +224,11 @@ fn introspection_credential() -> Result<IntrospectionCredential, StoreSetupError
     match kind {
         TokenKind::AccessToken => Ok(IntrospectionCredential::ApiKey(token)),
         TokenKind::BearerToken => Ok(IntrospectionCredential::Bearer(token)),
-        _ => Err("M2M_INTROSPECT_TOKEN must be an access token (m2m_at_…) or a bearer token \
+        _ => Err(
+            "M2M_INTROSPECT_TOKEN must be an access token (m2m_at_…) or a bearer token \
                   (m2m_cc_…)"
-            .into()),
+                .into(),
+        ),
     }
 }
 

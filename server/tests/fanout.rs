@@ -1,0 +1,531 @@
+//! Revocation fan-out end to end, with real processes on 127.0.0.1: the token service (`m2m
+//! serve`) and the examples of the root package (axum, actix-web, Rocket), each verifying
+//! through the remote store or on a shared PostgreSQL database.
+//!
+//! The examples are run from `target/<profile>/examples/`, next to this test's own directory;
+//! `cargo test --workspace` builds them. When they are missing, the test builds them with
+//! cargo first. The measured revocation delays are printed (run with `--nocapture`).
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_m2m");
+
+/// The cache TTL the examples run with: how long a revoked token may pass without events.
+const CACHE_TTL: Duration = Duration::from_secs(3);
+
+/// How long a revocation may take to reach an example while events flow.
+const EVENT_BOUND: Duration = Duration::from_secs(1);
+
+/// A child process, killed when dropped.
+struct Process {
+    child: Child,
+    name: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Process {
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited early with {status}", self.name);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running token service.
+struct Service {
+    process: Process,
+    base: String,
+    admin: String,
+    database_url: String,
+    port: u16,
+    http: reqwest::Client,
+}
+
+impl Service {
+    /// `m2m serve` on a fresh database; waits for its address and bootstrap admin token.
+    fn start(database_url: &str) -> Service {
+        let port = free_port();
+        let (process, lines) = Self::spawn(database_url, port);
+        let admin = lines
+            .iter()
+            .map(|line| line.trim())
+            .find(|line| line.starts_with("m2m_at_"))
+            .unwrap_or_else(|| panic!("no bootstrap admin token in {lines:?}"))
+            .to_owned();
+        Service {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            admin,
+            database_url: database_url.to_owned(),
+            port,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn spawn(database_url: &str, port: u16) -> (Process, Vec<String>) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--database-url", database_url, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the m2m binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let process = Process {
+            child,
+            name: "m2m serve".to_owned(),
+        };
+        let mut lines = Vec::new();
+        loop {
+            let line = receive
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("m2m serve printed no address: {lines:?}"));
+            let done = line.starts_with("m2m listening on ");
+            lines.push(line);
+            if done {
+                return (process, lines);
+            }
+        }
+    }
+
+    /// Kills the service (no graceful shutdown: streams are cut, not closed).
+    fn kill(&mut self) {
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
+    }
+
+    /// Starts the service again on the same port and database.
+    fn restart(&mut self) {
+        let (process, _) = Self::spawn(&self.database_url, self.port);
+        self.process = process;
+    }
+
+    async fn create_token(&self, tenant: &str, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .http
+            .post(format!("{}/v1/tenants/{tenant}/tokens", self.base))
+            .header("x-api-key", &self.admin)
+            .json(&json!({"expires": "30d", "scopes": scopes, "description": "fan-out test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["token"].as_str().unwrap().to_owned(),
+            body["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn revoke(&self, tenant: &str, id: &str) {
+        let response = self
+            .http
+            .delete(format!("{}/v1/tenants/{tenant}/tokens/{id}", self.base))
+            .header("x-api-key", &self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// Revokes with the CLI, straight in the database: no process hears of it.
+    fn revoke_with_cli(&self, id: &str) {
+        let output = Command::new(BIN)
+            .args(["token", "revoke", id, "--database-url", &self.database_url])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+
+    async fn stats(&self) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/v1/stats", self.base))
+            .header("x-api-key", &self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until `streams` event streams are open.
+    async fn wait_for_streams(&self, streams: u64) {
+        let start = Instant::now();
+        loop {
+            if self.stats().await["event_streams"].as_u64() == Some(streams) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{streams} event stream(s) not open after 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `target/<profile>`, from this test binary's place in `target/<profile>/deps`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_owned()
+}
+
+/// The example binary `name`; built with cargo once if it is not there.
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<()>> = OnceLock::new();
+    let dir = profile_dir();
+    let path = dir.join("examples").join(name);
+    let _once = BUILT.get_or_init(Mutex::default).lock().unwrap();
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut command = Command::new(cargo);
+        command.args([
+            "build",
+            "-p",
+            "m2m",
+            "--example",
+            "axum",
+            "--example",
+            "actix",
+            "--example",
+            "rocket",
+        ]);
+        if dir.file_name().is_some_and(|profile| profile == "release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    }
+    assert!(
+        path.exists(),
+        "the example {name} is missing at {}: run `cargo build --examples` first",
+        path.display()
+    );
+    path
+}
+
+/// A running example.
+struct Example {
+    _process: Process,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Example {
+    /// Starts the example `name` with `M2M_STORE=store` and waits until `/health` answers.
+    async fn start(name: &str, store: &str, introspect_token: Option<&str>) -> Example {
+        let port = free_port();
+        let mut command = Command::new(example(name));
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("M2M_STORE", store)
+            .env("M2M_CACHE_TTL_SECS", CACHE_TTL.as_secs().to_string())
+            .env("ROCKET_CLI_COLORS", "false")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(token) = introspect_token {
+            command.env("M2M_INTROSPECT_TOKEN", token);
+        }
+        let mut process = Process {
+            child: command.spawn().expect("the example starts"),
+            name: format!("example {name}"),
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            process.assert_running();
+            if let Ok(response) = http.get(format!("{base}/health")).send().await {
+                if response.status() == 200 {
+                    return Example {
+                        _process: process,
+                        base,
+                        http,
+                    };
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "example {name} did not answer /health within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn whoami(&self, token: &str) -> u16 {
+        self.http
+            .get(format!("{}/v1/whoami", self.base))
+            .header("x-api-key", token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Polls until `token` is refused with 401; the time it took. Fails after `limit`.
+    async fn refused_within(&self, token: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let status = self.whoami(token).await;
+            if status == 401 {
+                return start.elapsed();
+            }
+            assert!(
+                status == 200 || status == 503,
+                "unexpected status {status} for a token being revoked"
+            );
+            assert!(
+                start.elapsed() < limit,
+                "the revoked token still passed after {limit:?} (last status {status})"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("tokens.db").display())
+}
+
+/// The token service, one example on the remote store, and both revocation paths.
+async fn remote_store_revocations(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start(&sqlite_url(&dir));
+    let (resource_server, _) = service
+        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .await;
+    let example = Example::start(name, &service.base, Some(&resource_server)).await;
+    service.wait_for_streams(1).await;
+
+    // Event path: revoke through REST while the event stream is up.
+    let (token, id) = service.create_token("acme", &["reports:read"]).await;
+    assert_eq!(example.whoami(&token).await, 200);
+    assert_eq!(example.whoami(&token).await, 200);
+    service.revoke("acme", &id).await;
+    let event_delay = example.refused_within(&token, EVENT_BOUND).await;
+    eprintln!("{name} on the remote store: revocation delay, event path: {event_delay:?}");
+
+    // TTL path: the stream is cut (service killed), the revocation made where nobody hears of
+    // it, the service back on the same port: only the cache TTL ends the cached entry.
+    let (token, id) = service.create_token("acme", &["reports:read"]).await;
+    assert_eq!(example.whoami(&token).await, 200);
+    let cached_at = Instant::now();
+    service.kill();
+    service.revoke_with_cli(&id);
+    let revoked_at = Instant::now();
+    service.restart();
+    let ttl_delay = example
+        .refused_within(&token, CACHE_TTL + Duration::from_secs(2))
+        .await;
+    let since_cached = revoked_at.duration_since(cached_at) + ttl_delay;
+    eprintln!(
+        "{name} on the remote store: revocation delay, TTL path (stream cut, TTL {CACHE_TTL:?}): \
+         {ttl_delay:?} after the revocation, {since_cached:?} after the token was cached"
+    );
+    assert!(
+        since_cached <= CACHE_TTL + Duration::from_secs(2),
+        "a revoked token outlived the cache TTL"
+    );
+    drop(example);
+}
+
+#[tokio::test]
+async fn axum_example_on_the_remote_store_follows_revocations() {
+    remote_store_revocations("axum").await;
+}
+
+#[tokio::test]
+async fn actix_example_on_the_remote_store_follows_revocations() {
+    remote_store_revocations("actix").await;
+}
+
+#[tokio::test]
+async fn rocket_example_on_the_remote_store_follows_revocations() {
+    remote_store_revocations("rocket").await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_misses_make_one_introspection_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&sqlite_url(&dir));
+    let (resource_server, _) = service
+        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .await;
+    let example = Example::start("axum", &service.base, Some(&resource_server)).await;
+    service.wait_for_streams(1).await;
+    let (token, _) = service.create_token("acme", &[]).await;
+    let before = service.stats().await["introspections"].as_u64().unwrap();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1000)
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/whoami", example.base);
+    let requests: Vec<_> = (0..1000)
+        .map(|_| {
+            let request = client.get(&url).header("x-api-key", &token);
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let mut ok = 0;
+    for request in requests {
+        if matches!(request.await, Ok(Ok(200))) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1000, "every request passes");
+
+    let after = service.stats().await["introspections"].as_u64().unwrap();
+    eprintln!(
+        "1,000 concurrent requests with one uncached token: {} introspection call(s)",
+        after - before
+    );
+    assert_eq!(after - before, 1);
+}
+
+/// The PostgreSQL admin URL: `M2M_TEST_POSTGRES_URL`, else the local default outside CI.
+fn postgres_admin_url() -> String {
+    const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    match std::env::var("M2M_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "M2M_TEST_POSTGRES_URL is not set while CI is: the PostgreSQL fan-out test must run \
+             in CI, set it to an admin URL such as {LOCAL_POSTGRES}"
+        ),
+        _ => LOCAL_POSTGRES.to_owned(),
+    }
+}
+
+/// A fresh database, dropped with the value.
+struct PostgresDatabase {
+    url: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> Self {
+        let admin = postgres_admin_url();
+        let mut connection = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "\n\n*** PostgreSQL is unreachable ({error}).\n*** This test never skips: \
+                     start PostgreSQL or set M2M_TEST_POSTGRES_URL to an admin URL.\n\n"
+                )
+            });
+        let name = format!(
+            "m2m_fanout_{}_{}",
+            std::process::id(),
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.ok();
+        let (scheme, rest) = admin.split_once("://").expect("a postgres:// URL");
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, format!("?{query}")),
+            None => (rest, String::new()),
+        };
+        let authority = rest
+            .split_once('/')
+            .map_or(rest, |(authority, _)| authority);
+        PostgresDatabase {
+            url: format!("{scheme}://{authority}/{name}{query}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    /// Drops the database on a thread of its own, so that a failing test drops it too.
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&postgres_admin_url()).await
+                {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut connection)
+                            .await;
+                    connection.close().await.ok();
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+#[tokio::test]
+async fn two_processes_on_one_postgres_database_share_revocations() {
+    let database = PostgresDatabase::create().await;
+    let service = Service::start(&database.url);
+    let example = Example::start("axum", &database.url, None).await;
+
+    // The example's LISTEN connection opens in the background: wait until one revocation has
+    // reached it, then measure with another token.
+    let (warm_up, id) = service.create_token("acme", &[]).await;
+    assert_eq!(example.whoami(&warm_up).await, 200);
+    service.revoke("acme", &id).await;
+    example
+        .refused_within(&warm_up, CACHE_TTL + Duration::from_secs(2))
+        .await;
+
+    let (token, id) = service.create_token("acme", &["reports:read"]).await;
+    assert_eq!(example.whoami(&token).await, 200);
+    service.revoke("acme", &id).await;
+    let delay = example.refused_within(&token, EVENT_BOUND).await;
+    eprintln!("axum on PostgreSQL, revoked by the service process: revocation delay {delay:?}");
+    // The processes end before their database is dropped.
+    drop(example);
+    drop(service);
+    drop(database);
+}
