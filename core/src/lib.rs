@@ -60,7 +60,8 @@ pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,
 };
 pub use placement::{
-    Credential, CredentialError, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY, extract,
+    Credential, CredentialError, CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY,
+    extract,
 };
 pub use policy::{InvalidTokenType, Policy, TokenType, TokenTypes};
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};

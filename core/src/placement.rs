@@ -146,12 +146,58 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
+/// Where the credential headers of a request are read from.
+///
+/// Implemented for [`http::HeaderMap`]; an adapter whose framework keeps headers in another type
+/// implements it for a thin wrapper, so that the raw bytes reach the rules without a copy.
+/// Each method yields every value of its header, in order (header names match
+/// case-insensitively), so that a repeated header is detected.
+///
+/// ```
+/// use m2m_core::{CredentialHeaders, Placement, extract};
+///
+/// /// Headers as a list of name and value pairs.
+/// struct Pairs<'a>(&'a [(&'a str, &'a [u8])]);
+///
+/// impl CredentialHeaders for Pairs<'_> {
+///     fn values(&self, placement: Placement) -> impl Iterator<Item = &[u8]> {
+///         let name = placement.header_name();
+///         self.0
+///             .iter()
+///             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+///             .map(|(_, v)| *v)
+///     }
+/// }
+///
+/// let headers = Pairs(&[("X-Api-Key", b"m2m_at_abc")]);
+/// assert_eq!(extract(&headers, 4096).unwrap().placement(), Placement::ApiKey);
+/// ```
+pub trait CredentialHeaders {
+    /// Every value of the header `placement` uses: `X-API-KEY` or `Authorization`.
+    fn values(&self, placement: Placement) -> impl Iterator<Item = &[u8]>;
+}
+
+impl CredentialHeaders for HeaderMap {
+    fn values(&self, placement: Placement) -> impl Iterator<Item = &[u8]> {
+        let values = match placement {
+            Placement::ApiKey => self.get_all(&X_API_KEY),
+            Placement::Bearer => self.get_all(AUTHORIZATION),
+        };
+        values.into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
+impl<H: CredentialHeaders + ?Sized> CredentialHeaders for &H {
+    fn values(&self, placement: Placement) -> impl Iterator<Item = &[u8]> {
+        (**self).values(placement)
+    }
+}
+
+fn single<H: CredentialHeaders + ?Sized>(
+    headers: &H,
     placement: Placement,
-) -> Result<Option<&'h HeaderValue>, CredentialError> {
-    let mut values = headers.get_all(name).iter();
+) -> Result<Option<&[u8]>, CredentialError> {
+    let mut values = headers.values(placement);
     let first = values.next();
     if values.next().is_some() {
         return Err(CredentialError::Repeated(placement));
@@ -170,8 +216,7 @@ fn token_text(token: &[u8], placement: Placement) -> Result<&str, CredentialErro
     std::str::from_utf8(token).map_err(|_| CredentialError::InvalidCharacters(placement))
 }
 
-fn api_key(value: &HeaderValue, max_len: usize) -> Result<&str, CredentialError> {
-    let bytes = value.as_bytes();
+fn api_key(bytes: &[u8], max_len: usize) -> Result<&str, CredentialError> {
     if bytes.len() > max_len {
         return Err(CredentialError::TooLong(Placement::ApiKey));
     }
@@ -179,8 +224,7 @@ fn api_key(value: &HeaderValue, max_len: usize) -> Result<&str, CredentialError>
 }
 
 /// The bearer token in an `Authorization` value, `None` for another scheme.
-fn bearer(value: &HeaderValue, max_len: usize) -> Result<Option<&str>, CredentialError> {
-    let bytes = value.as_bytes();
+fn bearer(bytes: &[u8], max_len: usize) -> Result<Option<&str>, CredentialError> {
     if bytes.len() > max_len {
         return Err(CredentialError::TooLong(Placement::Bearer));
     }
@@ -201,9 +245,12 @@ fn bearer(value: &HeaderValue, max_len: usize) -> Result<Option<&str>, Credentia
 /// # Errors
 ///
 /// A [`CredentialError`] naming the contract row the headers fall under.
-pub fn extract(headers: &HeaderMap, max_len: usize) -> Result<Credential<'_>, CredentialError> {
-    let api_key_value = single(headers, &X_API_KEY, Placement::ApiKey)?;
-    let authorization = single(headers, &AUTHORIZATION, Placement::Bearer)?;
+pub fn extract<H: CredentialHeaders + ?Sized>(
+    headers: &H,
+    max_len: usize,
+) -> Result<Credential<'_>, CredentialError> {
+    let api_key_value = single(headers, Placement::ApiKey)?;
+    let authorization = single(headers, Placement::Bearer)?;
 
     let api_key = api_key_value.map(|v| api_key(v, max_len)).transpose()?;
     let bearer = match authorization {

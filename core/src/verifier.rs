@@ -40,23 +40,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use http::HeaderMap;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::cache::{Cache, CacheSettings, Hit, Lookup};
 use crate::expiry::{Clock, SystemClock};
-use crate::placement::{DEFAULT_MAX_HEADER_LEN, Placement, extract};
+use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract};
 use crate::policy::Policy;
 use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Rejection, RejectionKind};
 use crate::store::{RevocationListener, TokenStore};
-use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
+use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
 
 /// The realm named in challenges when none is configured.
 pub const DEFAULT_REALM: &str = "m2m";
 /// Seconds sent in `Retry-After` when the store is unavailable, unless configured.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A well-formed token in the header its type demands.
+struct Presented<'h> {
+    token: ParsedToken<'h>,
+    digest: TokenDigest,
+    placement: Placement,
+}
 
 /// The store could not answer.
 #[derive(Clone, Copy, Debug)]
@@ -254,11 +260,58 @@ impl Verifier {
     /// # Errors
     ///
     /// A [`Rejection`] carrying the status, challenge and body of the contract row that applies.
-    pub async fn verify(
+    pub async fn verify<H: CredentialHeaders + ?Sized>(
         &self,
-        headers: &HeaderMap,
+        headers: &H,
         required_scopes: &[&str],
     ) -> Result<Principal, Rejection> {
+        let presented = self.presented(headers)?;
+        let now = self.inner.clock.unix_nanos();
+        let lookup = self
+            .lookup(presented.token.expose_secret(), presented.digest, now)
+            .await
+            .map_err(|StoreDown| self.store_unavailable(presented.placement))?;
+        self.decide(lookup, presented.placement, now, required_scopes)
+    }
+
+    /// Verifies from the headers and the cache alone, without waiting: `None` when the answer
+    /// needs the store (nothing fresh is cached for the token), and then [`verify`](Self::verify)
+    /// gives it.
+    ///
+    /// Middleware calls this first so that the common case, a cached token, costs no future and
+    /// no allocation.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use m2m_core::{MemoryStore, RejectionKind, Verifier};
+    ///
+    /// let verifier = Verifier::builder(MemoryStore::new()).build();
+    /// let outcome = verifier.verify_cached(&HeaderMap::new(), &[]);
+    /// assert_eq!(outcome.unwrap().unwrap_err().kind(), RejectionKind::MissingCredentials);
+    /// ```
+    pub fn verify_cached<H: CredentialHeaders + ?Sized>(
+        &self,
+        headers: &H,
+        required_scopes: &[&str],
+    ) -> Option<Result<Principal, Rejection>> {
+        let presented = match self.presented(headers) {
+            Ok(presented) => presented,
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let now = self.inner.clock.unix_nanos();
+        match self.inner.cache.get(&presented.digest, now)? {
+            Hit::Fresh(lookup) => {
+                Some(self.decide(lookup, presented.placement, now, required_scopes))
+            }
+            Hit::Stale { .. } => None,
+        }
+    }
+
+    /// The placement rules, the token's format and checksum, and the type-versus-header check.
+    fn presented<'h, H: CredentialHeaders + ?Sized>(
+        &self,
+        headers: &'h H,
+    ) -> Result<Presented<'h>, Rejection> {
         let inner = &*self.inner;
         let credential = extract(headers, inner.max_header_len).map_err(|error| {
             let enabled = match error {
@@ -268,11 +321,11 @@ impl Verifier {
             Rejection::from_credential_error(error, &inner.realm, enabled)
         })?;
         let placement = credential.placement();
-        let parsed = inner
+        let token = inner
             .format
             .parse(credential.expose_secret())
             .map_err(|_| self.reject(RejectionKind::InvalidToken, placement))?;
-        let expected = match parsed.kind() {
+        let expected = match token.kind() {
             TokenKind::AccessToken => Placement::ApiKey,
             TokenKind::BearerToken => Placement::Bearer,
             TokenKind::ClientId | TokenKind::ClientSecret => {
@@ -285,15 +338,26 @@ impl Verifier {
                 expected,
             ));
         }
+        Ok(Presented {
+            digest: token.digest(),
+            token,
+            placement,
+        })
+    }
 
-        let now = inner.clock.unix_nanos();
-        let lookup = self
-            .lookup(parsed.expose_secret(), parsed.digest(), now)
-            .await
-            .map_err(|StoreDown| {
-                self.reject(RejectionKind::StoreUnavailable, placement)
-                    .with_retry_after(inner.retry_after)
-            })?;
+    fn store_unavailable(&self, placement: Placement) -> Rejection {
+        self.reject(RejectionKind::StoreUnavailable, placement)
+            .with_retry_after(self.inner.retry_after)
+    }
+
+    /// What a lookup means for the request: expiry, type policy and scopes, checked every time.
+    fn decide(
+        &self,
+        lookup: Lookup,
+        placement: Placement,
+        now: i64,
+        required_scopes: &[&str],
+    ) -> Result<Principal, Rejection> {
         let principal = match lookup {
             Lookup::Active(principal) => principal,
             Lookup::Expired => return Err(self.reject(RejectionKind::ExpiredToken, placement)),
@@ -304,7 +368,8 @@ impl Verifier {
         if principal.is_expired_at(now) {
             return Err(self.reject(RejectionKind::ExpiredToken, placement));
         }
-        if !inner
+        if !self
+            .inner
             .policy
             .is_enabled(principal.tenant(), principal.token_type())
         {

@@ -753,3 +753,47 @@ async fn uses_are_noted_in_memory_and_handed_to_the_store_in_batches() {
     let stored = f.store.get(&record.id).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(T0 + Duration::seconds(5)));
 }
+
+#[tokio::test]
+async fn verify_cached_decides_without_the_store_or_says_it_cannot() {
+    let f = Fixture::new(CacheSettings::default());
+    let token = f.issue(access("acme", Expiry::Never)).await;
+    let headers = api_key(&token);
+
+    assert!(
+        f.verifier.verify_cached(&headers, &[]).is_none(),
+        "not cached yet: the store must answer"
+    );
+    assert_eq!(f.store.finds(), 0);
+    assert!(f.verify(&headers, &[]).await.is_ok());
+
+    let principal = f
+        .verifier
+        .verify_cached(&headers, &["reports:read"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(principal.tenant(), "acme");
+    let missing = f
+        .verifier
+        .verify_cached(&headers, &["reports:write"])
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(missing.kind(), RejectionKind::InsufficientScope);
+    let malformed = f
+        .verifier
+        .verify_cached(&api_key("m2m_at_x"), &[])
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(malformed.kind(), RejectionKind::InvalidToken);
+    assert_eq!(
+        f.store.finds(),
+        1,
+        "only the first verification asked the store"
+    );
+
+    f.clock.advance(Duration::seconds(11));
+    assert!(
+        f.verifier.verify_cached(&headers, &[]).is_none(),
+        "stale after the TTL"
+    );
+}
