@@ -22,9 +22,9 @@ use std::net::SocketAddr;
 
 use m2m_core::{Principal, Verifier};
 use m2m_rocket::{Authenticated, M2mAuth, Scoped};
-use store::ExampleStore;
 use rocket::serde::json::Json;
 use rocket::{Build, Rocket, get, routes};
+use store::ExampleStore;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
