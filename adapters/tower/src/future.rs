@@ -1,9 +1,9 @@
 //! [`ResponseFuture`]: verification, then the inner service's future.
 //!
-//! The verification is the one boxed step: [`Verifier::verify`](m2m_core::Verifier::verify) is
-//! an `async fn` borrowing the request headers, and its future has no nameable type. Once it
-//! resolves, the inner service's future is polled in place (no box), and a rejection is returned
-//! as it is.
+//! A token the verifier's cache decides is settled in `call`, with no future of its own: the
+//! response future is then the inner service's, polled in place, or the rejection, ready. Only a
+//! request whose token the store must look up takes the boxed step: [`Verifier::verify`](m2m_core::Verifier::verify)
+//! is an `async fn` borrowing the request headers, and its future has no nameable type.
 
 use std::fmt;
 use std::future::Future;
@@ -40,6 +40,9 @@ pin_project! {
             #[pin]
             future: F,
         },
+        Rejected {
+            response: Option<F::Output>,
+        },
     }
 }
 
@@ -53,6 +56,17 @@ impl<F: Future> ResponseFuture<F> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
+        }
+    }
+
+    pub(crate) fn rejected<T, E>(response: T) -> Self
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(Ok(response)),
+            },
         }
     }
 }
@@ -70,6 +84,13 @@ impl<F: Future> Future for ResponseFuture<F> {
                     }
                 }
                 KindProj::Inner { future } => return future.poll(cx),
+                KindProj::Rejected { response } => {
+                    return Poll::Ready(
+                        response
+                            .take()
+                            .expect("ResponseFuture polled after it completed"),
+                    );
+                }
             }
         }
     }
@@ -80,6 +101,7 @@ impl<F: Future> fmt::Debug for ResponseFuture<F> {
         let state = match self.kind {
             Kind::Verifying { .. } => "verifying",
             Kind::Inner { .. } => "inner",
+            Kind::Rejected { .. } => "rejected",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -84,8 +84,20 @@ where
         if self.settings.cors_preflight && is_cors_preflight(&request) {
             return ResponseFuture::inner(self.inner.call(request));
         }
-        // The service that was polled ready goes into the future; a clone stays for the next
-        // request.
+        // A cached token is decided here, without a future or an allocation.
+        let settings = &self.settings;
+        let cached = with_scopes(&settings.scopes, |scopes| {
+            settings.verifier.verify_cached(request.headers(), scopes)
+        });
+        if let Some(outcome) = cached {
+            let (mut parts, body) = request.into_parts();
+            return match admit(settings, &mut parts, outcome) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
+                Err(response) => ResponseFuture::rejected(response),
+            };
+        }
+        // The store must answer. The service that was polled ready goes into the future; a
+        // clone stays for the next request.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let settings = Arc::clone(&self.settings);
@@ -101,8 +113,52 @@ fn is_cors_preflight<B>(request: &Request<B>) -> bool {
             .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// Verifies the request, then either hands it to `inner` (returning the inner future, which the
-/// [`ResponseFuture`] polls without a box) or renders the rejection.
+/// Runs `f` with the required scopes as `&[&str]`: up to four borrowed from a stack array,
+/// more from a vector.
+fn with_scopes<T>(scopes: &[Box<str>], f: impl FnOnce(&[&str]) -> T) -> T {
+    let mut inline = [""; 4];
+    if scopes.len() <= inline.len() {
+        for (slot, scope) in inline.iter_mut().zip(scopes) {
+            *slot = scope;
+        }
+        f(&inline[..scopes.len()])
+    } else {
+        let many: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        f(&many)
+    }
+}
+
+/// Applies a verification outcome to the request: the principal into the extensions (and the
+/// credential header out, if asked), the pass of an optional layer, or the rejection response.
+fn admit<R, ResBody>(
+    settings: &Settings<R>,
+    parts: &mut http::request::Parts,
+    outcome: Result<m2m_core::Principal, m2m_core::Rejection>,
+) -> Result<(), Response<ResBody>>
+where
+    R: OnRejection<ResBody>,
+{
+    match outcome {
+        Ok(principal) => {
+            if settings.strip_credentials {
+                let header = principal.token_type().placement().header_name();
+                parts.headers.remove(header);
+            }
+            parts.extensions.insert(principal);
+            Ok(())
+        }
+        Err(rejection)
+            if settings.optional && rejection.kind() == RejectionKind::MissingCredentials =>
+        {
+            parts.extensions.insert(Unauthenticated(rejection));
+            Ok(())
+        }
+        Err(rejection) => Err(settings.on_rejection.on_rejection(rejection)),
+    }
+}
+
+/// Verifies the request when the store must answer, then either hands it to `inner` (returning
+/// the inner future, which the [`ResponseFuture`] polls without a box) or renders the rejection.
 async fn authenticate<S, R, ReqBody, ResBody>(
     settings: Arc<Settings<R>>,
     mut inner: S,
@@ -114,34 +170,12 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let outcome = {
-        // Up to four required scopes are borrowed from a stack array, more from a vector.
-        let mut inline = [""; 4];
-        let many: Vec<&str>;
-        let scopes: &[&str] = if settings.scopes.len() <= inline.len() {
-            for (slot, scope) in inline.iter_mut().zip(&settings.scopes) {
-                *slot = scope;
-            }
-            &inline[..settings.scopes.len()]
-        } else {
-            many = settings.scopes.iter().map(|s| &**s).collect();
-            &many
-        };
-        settings.verifier.verify(&parts.headers, scopes).await
+        // Off the hot path: a vector costs nothing next to the store's answer.
+        let scopes: Vec<&str> = settings.scopes.iter().map(|s| &**s).collect();
+        settings.verifier.verify(&parts.headers, &scopes).await
     };
-    match outcome {
-        Ok(principal) => {
-            if settings.strip_credentials {
-                let header = principal.token_type().placement().header_name();
-                parts.headers.remove(header);
-            }
-            parts.extensions.insert(principal);
-        }
-        Err(rejection)
-            if settings.optional && rejection.kind() == RejectionKind::MissingCredentials =>
-        {
-            parts.extensions.insert(Unauthenticated(rejection));
-        }
-        Err(rejection) => return Err(Ok(settings.on_rejection.on_rejection(rejection))),
+    match admit(&settings, &mut parts, outcome) {
+        Ok(()) => Ok(inner.call(Request::from_parts(parts, body))),
+        Err(response) => Err(Ok(response)),
     }
-    Ok(inner.call(Request::from_parts(parts, body)))
 }
