@@ -11,7 +11,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use m2m_core::{Principal, Verifier};
 
 use crate::error::AuthenticationError;
-use crate::headers::credential_headers;
+use crate::headers::ActixHeaders;
 use crate::middleware::Unauthenticated;
 
 /// The authenticated caller, as a handler argument.
@@ -74,10 +74,17 @@ impl FromRequest for Authenticated {
         let Some(verifier) = verifier else {
             return AuthenticatedFuture::ready(Err(AuthenticationError::not_configured()));
         };
-        let headers = credential_headers(req.headers());
+        if let Some(outcome) = verifier.verify_cached(&ActixHeaders(req.headers()), &[]) {
+            return AuthenticatedFuture::ready(
+                outcome
+                    .map(Authenticated)
+                    .map_err(AuthenticationError::from),
+            );
+        }
+        let req = req.clone();
         AuthenticatedFuture(State::Verifying(Box::pin(async move {
             verifier
-                .verify(&headers, &[])
+                .verify(&ActixHeaders(req.headers()), &[])
                 .await
                 .map(Authenticated)
                 .map_err(AuthenticationError::from)

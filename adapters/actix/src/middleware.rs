@@ -1,6 +1,6 @@
 //! The [`M2mAuth`] middleware: verifies every request it wraps before the handler runs.
 //!
-//! The middleware only translates: it copies the two credential headers into the core's
+//! The middleware only translates: it hands the two credential headers to the core's
 //! [`Verifier`], stores the resulting [`Principal`] in the request extensions, and turns a
 //! [`Rejection`] into an early response (the right side of an [`EitherBody`]) without calling the
 //! wrapped service.
@@ -10,16 +10,19 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 use m2m_core::{Principal, Rejection, RejectionKind, Verifier};
+use pin_project_lite::pin_project;
 
 use crate::error::{Responder, rejection_response};
-use crate::headers::credential_headers;
+use crate::headers::ActixHeaders;
 
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -165,15 +168,116 @@ impl<S> fmt::Debug for M2mAuthMiddleware<S> {
     }
 }
 
-/// The response future of [`M2mAuthMiddleware`].
-pub type ResponseFuture<B> =
-    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+pin_project! {
+    /// The response future of [`M2mAuthMiddleware`]: the wrapped service's future, polled in
+    /// place, when the verifier's cache decided the request in `call`; the early rejection; or,
+    /// when the store must answer, the boxed verification followed by the wrapped service.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            response: Option<ServiceResponse<EitherBody<B>>>,
+        },
+        Verifying {
+            future: LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, Error>>,
+        },
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.kind {
+            Kind::Inner { .. } => "inner",
+            Kind::Rejected { .. } => "rejected",
+            Kind::Verifying { .. } => "verifying",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future
+                .poll(cx)
+                .map(|result| result.map(ServiceResponse::map_into_left_body)),
+            KindProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ResponseFuture polled after it completed"))),
+            KindProj::Verifying { future } => future.as_mut().poll(cx),
+        }
+    }
+}
 
 fn is_cors_preflight(req: &ServiceRequest) -> bool {
     req.method() == Method::OPTIONS
         && req
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// Runs `f` with the required scopes as `&[&str]`: up to four borrowed from a stack array,
+/// more from a vector.
+fn with_scopes<T>(scopes: &[Box<str>], f: impl FnOnce(&[&str]) -> T) -> T {
+    let mut inline = [""; 4];
+    if scopes.len() <= inline.len() {
+        for (slot, scope) in inline.iter_mut().zip(scopes) {
+            *slot = scope;
+        }
+        f(&inline[..scopes.len()])
+    } else {
+        let many: Vec<&str> = scopes.iter().map(|s| &**s).collect();
+        f(&many)
+    }
+}
+
+impl M2mAuth {
+    /// Applies a verification outcome to the request: the principal into the extensions (and
+    /// the credential headers out, if asked), the pass of an optional middleware, or the
+    /// rejection response.
+    fn admit(
+        &self,
+        req: &mut ServiceRequest,
+        outcome: Result<Principal, Rejection>,
+    ) -> Result<(), HttpResponse> {
+        match outcome {
+            Ok(principal) => {
+                if self.strip_credentials {
+                    req.headers_mut().remove(X_API_KEY);
+                    req.headers_mut().remove(header::AUTHORIZATION);
+                }
+                req.extensions_mut().insert::<Principal>(principal);
+                Ok(())
+            }
+            Err(rejection)
+                if self.optional && rejection.kind() == RejectionKind::MissingCredentials =>
+            {
+                req.extensions_mut().insert(Unauthenticated {
+                    rejection,
+                    responder: self.responder.clone(),
+                });
+                Ok(())
+            }
+            Err(rejection) => Err(self.respond(rejection)),
+        }
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for M2mAuthMiddleware<S>
@@ -183,47 +287,53 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = ResponseFuture<B>;
+    type Future = ResponseFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         if self.auth.cors_preflight && is_cors_preflight(&req) {
-            let response = self.service.call(req);
-            return Box::pin(
-                async move { response.await.map(ServiceResponse::map_into_left_body) },
-            );
+            return ResponseFuture {
+                kind: Kind::Inner {
+                    future: self.service.call(req),
+                },
+            };
+        }
+        // A cached token is decided here, without a boxed future.
+        let auth = &self.auth;
+        let cached = with_scopes(&auth.scopes, |scopes| {
+            auth.verifier
+                .verify_cached(&ActixHeaders(req.headers()), scopes)
+        });
+        if let Some(outcome) = cached {
+            let kind = match auth.admit(&mut req, outcome) {
+                Ok(()) => Kind::Inner {
+                    future: self.service.call(req),
+                },
+                Err(response) => Kind::Rejected {
+                    response: Some(req.into_response(response).map_into_right_body()),
+                },
+            };
+            return ResponseFuture { kind };
         }
         let service = Rc::clone(&self.service);
         let auth = Rc::clone(&self.auth);
-        let headers = credential_headers(req.headers());
-        Box::pin(async move {
+        let future = Box::pin(async move {
             let scopes: Vec<&str> = auth.scopes.iter().map(|scope| &**scope).collect();
-            match auth.verifier.verify(&headers, &scopes).await {
-                Ok(principal) => {
-                    if auth.strip_credentials {
-                        req.headers_mut().remove(X_API_KEY);
-                        req.headers_mut().remove(header::AUTHORIZATION);
-                    }
-                    req.extensions_mut().insert::<Principal>(principal);
-                }
-                Err(rejection)
-                    if auth.optional && rejection.kind() == RejectionKind::MissingCredentials =>
-                {
-                    req.extensions_mut().insert(Unauthenticated {
-                        rejection,
-                        responder: auth.responder.clone(),
-                    });
-                }
-                Err(rejection) => {
-                    let response = auth.respond(rejection);
-                    return Ok(req.into_response(response).map_into_right_body());
-                }
+            let outcome = auth
+                .verifier
+                .verify(&ActixHeaders(req.headers()), &scopes)
+                .await;
+            if let Err(response) = auth.admit(&mut req, outcome) {
+                return Ok(req.into_response(response).map_into_right_body());
             }
             service
                 .call(req)
                 .await
                 .map(ServiceResponse::map_into_left_body)
-        })
+        });
+        ResponseFuture {
+            kind: Kind::Verifying { future },
+        }
     }
 }
