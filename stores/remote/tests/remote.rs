@@ -240,7 +240,7 @@ async fn a_thousand_concurrent_misses_make_one_introspection_call() {
         .map(|_| {
             let verifier = verifier.clone();
             let headers = Arc::clone(&headers);
-            tokio::spawn(async move { verifier.verify(&headers, &["reports:read"]).await })
+            tokio::spawn(async move { verifier.verify(&*headers, &["reports:read"]).await })
         })
         .collect();
     for call in calls {
