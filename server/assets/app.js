@@ -512,7 +512,11 @@ function showResult(created) {
   done.type = "button";
   done.id = "generate-done";
   done.textContent = "Done";
-  done.addEventListener("click", () => $("#generate-dialog").close());
+  done.addEventListener("click", () => {
+    // Cleared before closing: the dialog's close event arrives a task later.
+    clearResult();
+    $("#generate-dialog").close();
+  });
   actions.append(done);
   parts.push(actions);
   result.replaceChildren(...parts);
@@ -594,6 +598,7 @@ function start() {
   $("#load-more").addEventListener("click", () => loadTokens(true).catch(failed));
   $("#open-generate").addEventListener("click", openGenerate);
   $("#generate-form").addEventListener("submit", submitGenerate);
+  $("#generate-dialog").addEventListener("cancel", clearResult);
   $("#generate-dialog").addEventListener("close", onGenerateClosed);
   $("#revoke-confirm").addEventListener("click", confirmRevoke);
   $("#revoke-dialog").addEventListener("close", () => {

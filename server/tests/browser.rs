@@ -459,7 +459,8 @@ async fn scenario(
     wait_for(
         browser,
         "Escape to close the dialog",
-        "return !document.querySelector('#generate-dialog').open;",
+        "return !document.querySelector('#generate-dialog').open \
+             && !document.querySelector('#generate-result').hasChildNodes();",
     )
     .await;
     assert_no_secret(browser, &client_secret).await;
@@ -518,7 +519,8 @@ async fn scenario(
     wait_for(
         browser,
         "the dialog to close",
-        "return !document.querySelector('#generate-dialog').open;",
+        "return !document.querySelector('#generate-dialog').open \
+             && !document.querySelector('#generate-result').hasChildNodes();",
     )
     .await;
     assert_no_secret(browser, &secret).await;
