@@ -16,16 +16,15 @@
 //! The address comes from `--listen ADDR`, else the `M2M_LISTEN` environment variable, else
 //! `127.0.0.1:3000`.
 
+#[path = "common/listen.rs"]
+mod listen;
 #[path = "common/store.rs"]
 mod store;
 
-use std::net::SocketAddr;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m2m_actix::{Authenticated, M2mAuth};
 use store::ExampleStore;
-
-const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
 async fn health() -> HttpResponse {
     HttpResponse::Ok().body("ok")
@@ -42,31 +41,9 @@ async fn reports(caller: Authenticated) -> HttpResponse {
     }))
 }
 
-/// `--listen ADDR` or `--listen=ADDR`, else `M2M_LISTEN`, else the default.
-fn listen_address() -> Result<SocketAddr, String> {
-    let mut args = std::env::args().skip(1);
-    let mut listen = None;
-    while let Some(arg) = args.next() {
-        if arg == "--listen" {
-            listen = Some(args.next().ok_or("--listen needs an address")?);
-        } else if let Some(value) = arg.strip_prefix("--listen=") {
-            listen = Some(value.to_owned());
-        } else {
-            return Err(format!(
-                "unknown argument {arg:?}; usage: actix [--listen ADDR]"
-            ));
-        }
-    }
-    let text = listen
-        .or_else(|| std::env::var("M2M_LISTEN").ok())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    text.parse()
-        .map_err(|e| format!("invalid listen address {text:?}: {e}"))
-}
-
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let address = listen_address().map_err(std::io::Error::other)?;
+    let address = listen::listen_address("actix").map_err(std::io::Error::other)?;
 
     let store = ExampleStore::from_env("actix")
         .await

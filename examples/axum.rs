@@ -14,19 +14,18 @@
 //! M2M_STORE=http://127.0.0.1:8080 M2M_INTROSPECT_TOKEN=m2m_at_… cargo run --example axum
 //! ```
 
+#[path = "common/listen.rs"]
+mod listen;
 #[path = "common/store.rs"]
 mod store;
 
 use std::error::Error;
-use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::{Json, Router};
 use m2m_core::{Principal, Verifier};
 use m2m_tower::{Authenticated, M2mAuthLayer};
 use store::ExampleStore;
-
-const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
 async fn health() -> &'static str {
     "ok"
@@ -57,33 +56,9 @@ fn app(verifier: &Verifier) -> Router {
         .merge(reports)
 }
 
-/// `--listen ADDR` (or `--listen=ADDR`), else `M2M_LISTEN`, else 127.0.0.1:3000.
-fn listen_address() -> Result<SocketAddr, Box<dyn Error>> {
-    let mut args = std::env::args().skip(1);
-    let mut listen = None;
-    while let Some(arg) = args.next() {
-        if arg == "--listen" {
-            listen = Some(
-                args.next()
-                    .ok_or("--listen needs an address, such as 127.0.0.1:3000")?,
-            );
-        } else if let Some(value) = arg.strip_prefix("--listen=") {
-            listen = Some(value.to_owned());
-        } else {
-            return Err(format!("unknown argument {arg:?}; usage: axum [--listen ADDR]").into());
-        }
-    }
-    let listen = listen
-        .or_else(|| std::env::var("M2M_LISTEN").ok())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    Ok(listen
-        .parse()
-        .map_err(|_| format!("not a socket address: {listen:?}"))?)
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let listen = listen_address()?;
+    let listen = listen::listen_address("axum")?;
     let store = ExampleStore::from_env("axum").await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);

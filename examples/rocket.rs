@@ -14,6 +14,8 @@
 //! M2M_STORE=http://127.0.0.1:8080 M2M_INTROSPECT_TOKEN=m2m_at_… cargo run --example rocket
 //! ```
 
+#[path = "common/listen.rs"]
+mod listen;
 #[path = "common/store.rs"]
 mod store;
 
@@ -25,8 +27,6 @@ use m2m_rocket::{Authenticated, M2mAuth, Scoped};
 use rocket::serde::json::Json;
 use rocket::{Build, Rocket, get, routes};
 use store::ExampleStore;
-
-const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 
 m2m_rocket::scopes!(ReportsRead => "reports:read");
 
@@ -61,33 +61,9 @@ fn app(verifier: Verifier, listen: SocketAddr) -> Rocket<Build> {
         .mount("/", routes![health, whoami, reports])
 }
 
-/// `--listen ADDR` (or `--listen=ADDR`), else `M2M_LISTEN`, else 127.0.0.1:3000.
-fn listen_address() -> Result<SocketAddr, Box<dyn Error>> {
-    let mut args = std::env::args().skip(1);
-    let mut listen = None;
-    while let Some(arg) = args.next() {
-        if arg == "--listen" {
-            listen = Some(
-                args.next()
-                    .ok_or("--listen needs an address, such as 127.0.0.1:3000")?,
-            );
-        } else if let Some(value) = arg.strip_prefix("--listen=") {
-            listen = Some(value.to_owned());
-        } else {
-            return Err(format!("unknown argument {arg:?}; usage: rocket [--listen ADDR]").into());
-        }
-    }
-    let listen = listen
-        .or_else(|| std::env::var("M2M_LISTEN").ok())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    Ok(listen
-        .parse()
-        .map_err(|_| format!("not a socket address: {listen:?}"))?)
-}
-
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let listen = listen_address()?;
+    let listen = listen::listen_address("rocket")?;
     let store = ExampleStore::from_env("rocket").await?;
     store.announce("rocket", &format!("http://{listen}"));
     let _rocket = app(store.verifier.clone(), listen).launch().await?;
