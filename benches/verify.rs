@@ -72,6 +72,16 @@ fn verifier_paths(c: &mut Criterion) {
         b.iter(|| ready(verifier.verify(black_box(&hit), &["reports:read"])).unwrap())
     });
 
+    // What middleware runs first: the same hit, decided without a future.
+    group.bench_function("cache_hit_sync", |b| {
+        b.iter(|| {
+            verifier
+                .verify_cached(black_box(&hit), &["reports:read"])
+                .unwrap()
+                .unwrap()
+        })
+    });
+
     let malformed = api_key("m2m_at_not-a-token");
     group.bench_function("malformed", |b| {
         b.iter(|| ready(verifier.verify(black_box(&malformed), &[])).unwrap_err())

@@ -209,7 +209,11 @@ fn token_text(token: &[u8], placement: Placement) -> Result<&str, CredentialErro
     if token.is_empty() {
         return Err(CredentialError::Empty(placement));
     }
-    if !token.iter().all(|b| b.is_ascii_graphic()) {
+    // Branch-free over the whole token: visible ASCII is 0x21..=0x7E.
+    let outside = token
+        .iter()
+        .fold(false, |outside, &b| outside | !(0x21..=0x7E).contains(&b));
+    if outside {
         return Err(CredentialError::InvalidCharacters(placement));
     }
     // Visible ASCII is valid UTF-8.

@@ -226,7 +226,13 @@ impl TokenFormat {
         let kind =
             TokenKind::from_code_bytes(&bytes[p + 1..p + 3]).ok_or(MalformedToken::Format)?;
         let body = &bytes[p + 4..];
-        if !body.iter().all(u8::is_ascii_alphanumeric) {
+        // Branch-free over the whole body: one table load per character.
+        if body
+            .iter()
+            .fold(0u8, |invalid, &b| invalid | BASE62_VALUES[usize::from(b)])
+            & INVALID
+            != 0
+        {
             return Err(MalformedToken::Format);
         }
         let split = bytes.len() - CHECKSUM_LEN;
@@ -266,13 +272,23 @@ fn push_checksum(out: &mut String, mut value: u32) {
     out.extend(digits.iter().map(|&b| b as char));
 }
 
-fn base62_value(b: u8) -> Option<u64> {
-    match b {
-        b'0'..=b'9' => Some(u64::from(b - b'0')),
-        b'A'..=b'Z' => Some(u64::from(b - b'A') + 10),
-        b'a'..=b'z' => Some(u64::from(b - b'a') + 36),
-        _ => None,
+/// Marks a byte outside the base62 alphabet in [`BASE62_VALUES`].
+const INVALID: u8 = 0x80;
+
+/// The value of each base62 character, [`INVALID`] for every other byte.
+const BASE62_VALUES: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < BASE62.len() {
+        table[BASE62[i] as usize] = i as u8;
+        i += 1;
     }
+    table
+};
+
+fn base62_value(b: u8) -> Option<u64> {
+    let value = BASE62_VALUES[usize::from(b)];
+    (value != INVALID).then_some(u64::from(value))
 }
 
 fn decode_checksum(digits: &[u8]) -> Option<u32> {
