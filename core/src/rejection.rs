@@ -158,23 +158,48 @@ impl RejectionKind {
     }
 }
 
+/// The realm named in challenges: the default one costs no reference count per rejection,
+/// which keeps a flood of malformed requests cheap.
+#[derive(Clone, Debug)]
+pub(crate) enum Realm {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Realm {
+    pub(crate) fn new(realm: String) -> Self {
+        if realm == crate::verifier::DEFAULT_REALM {
+            Realm::Static(crate::verifier::DEFAULT_REALM)
+        } else {
+            Realm::Shared(realm.into())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Realm::Static(realm) => realm,
+            Realm::Shared(realm) => realm,
+        }
+    }
+}
+
 /// A refused request, ready to be rendered by any framework.
 #[derive(Clone)]
 pub struct Rejection {
     kind: RejectionKind,
     scheme: Placement,
-    realm: Arc<str>,
+    realm: Realm,
     enabled: TokenTypes,
     required_scopes: Option<Box<str>>,
     retry_after: u32,
 }
 
 impl Rejection {
-    pub(crate) fn new(kind: RejectionKind, scheme: Placement, realm: &Arc<str>) -> Self {
+    pub(crate) fn new(kind: RejectionKind, scheme: Placement, realm: &Realm) -> Self {
         Self {
             kind,
             scheme,
-            realm: Arc::clone(realm),
+            realm: realm.clone(),
             enabled: TokenTypes::all(),
             required_scopes: None,
             retry_after: 0,
@@ -183,7 +208,7 @@ impl Rejection {
 
     pub(crate) fn from_credential_error(
         error: CredentialError,
-        realm: &Arc<str>,
+        realm: &Realm,
         enabled: TokenTypes,
     ) -> Self {
         let kind = match error {
@@ -248,7 +273,7 @@ impl Rejection {
 
     /// The `WWW-Authenticate` value (RFC 6750 §3), on a 401, 400 or 403.
     pub fn www_authenticate(&self) -> Option<String> {
-        let realm = quote(&self.realm);
+        let realm = quote(self.realm.as_str());
         let challenge = |scheme: Placement| match scheme {
             Placement::Bearer => format!("Bearer realm={realm}"),
             Placement::ApiKey => format!("ApiKey realm={realm}, header=\"X-API-KEY\""),

@@ -48,7 +48,7 @@ use crate::expiry::{Clock, SystemClock};
 use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract};
 use crate::policy::Policy;
 use crate::record::Principal;
-use crate::rejection::{InvalidRequest, Rejection, RejectionKind};
+use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
 use crate::store::{RevocationListener, TokenStore};
 use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
 
@@ -77,7 +77,7 @@ struct Inner {
     cache: Arc<Cache>,
     in_flight: DashMap<TokenDigest, InFlight, DigestHasher>,
     clock: Arc<dyn Clock>,
-    realm: Arc<str>,
+    realm: Realm,
     max_header_len: usize,
     retry_after: u32,
 }
@@ -92,7 +92,7 @@ impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
             .field("store", &self.inner.store)
-            .field("realm", &self.inner.realm)
+            .field("realm", &self.inner.realm.as_str())
             .field("prefix", &self.inner.format.prefix())
             .field("cached_entries", &self.inner.cache.len())
             .finish_non_exhaustive()
@@ -184,7 +184,7 @@ impl VerifierBuilder {
                 cache,
                 in_flight: DashMap::with_hasher(DigestHasher),
                 clock: self.clock,
-                realm: realm.into(),
+                realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
                 retry_after: u32::try_from(self.retry_after.as_secs().max(1)).unwrap_or(u32::MAX),
             }),
