@@ -21,7 +21,6 @@ mod listen;
 #[path = "common/store.rs"]
 mod store;
 
-
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m2m_actix::{Authenticated, M2mAuth};
 use store::ExampleStore;
