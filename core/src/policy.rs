@@ -228,6 +228,23 @@ impl Policy {
             .store(!tenants.is_empty(), Ordering::Release);
     }
 
+    /// Replaces the default and every override at once.
+    pub fn replace<'a>(
+        &self,
+        default: TokenTypes,
+        tenants: impl IntoIterator<Item = (&'a str, TokenTypes)>,
+    ) {
+        let mut map = self.write();
+        *map = tenants
+            .into_iter()
+            .map(|(tenant, types)| (tenant.into(), types))
+            .collect();
+        self.set_default(default);
+        self.settings
+            .has_overrides
+            .store(!map.is_empty(), Ordering::Release);
+    }
+
     /// The types enabled for `tenant`: its override, or the default.
     pub fn types_for(&self, tenant: &str) -> TokenTypes {
         if self.settings.has_overrides.load(Ordering::Acquire) {

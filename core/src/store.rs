@@ -191,6 +191,17 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         Err(StoreError::Unsupported("settings"))
     }
 
+    /// Removes a tenant's own token type, so that it follows the environment again; returns
+    /// whether the tenant had one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
+        let _ = tenant;
+        Err(StoreError::Unsupported("settings"))
+    }
+
     /// Subscribes `listener` to revocation events; returns whether this store emits them.
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         let _ = listener;
@@ -273,6 +284,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).save_token_type(tenant, token_type).await
     }
 
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
+        (**self).clear_token_type(tenant).await
+    }
+
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         (**self).subscribe(listener)
     }
@@ -307,12 +322,15 @@ impl TypeSettings {
             .or(self.default)
     }
 
-    /// Makes `policy` accept exactly what these settings allow.
+    /// Makes `policy` accept exactly what these settings allow; overrides no longer in the
+    /// settings are dropped.
     pub fn apply_to(&self, policy: &Policy) {
-        policy.set_default(self.default.map_or(TokenTypes::all(), TokenTypes::only));
-        for (tenant, token_type) in &self.tenants {
-            policy.set_tenant(tenant, TokenTypes::only(*token_type));
-        }
+        policy.replace(
+            self.default.map_or(TokenTypes::all(), TokenTypes::only),
+            self.tenants
+                .iter()
+                .map(|(tenant, token_type)| (tenant.as_str(), TokenTypes::only(*token_type))),
+        );
     }
 }
 
@@ -486,6 +504,16 @@ impl TokenStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
+        let mut settings = self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = settings.tenants.len();
+        settings.tenants.retain(|(t, _)| t != tenant);
+        Ok(settings.tenants.len() != before)
     }
 
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
@@ -684,5 +712,18 @@ mod tests {
         assert!(!policy.is_enabled("initech", TokenType::ClientCredentials));
         assert!(policy.is_enabled("globex", TokenType::ClientCredentials));
         assert!(!policy.is_enabled("globex", TokenType::AccessToken));
+
+        assert!(store.clear_token_type("globex").await.unwrap());
+        assert!(!store.clear_token_type("globex").await.unwrap());
+        let settings = store.load_settings().await.unwrap();
+        assert_eq!(
+            settings.token_type_for("globex"),
+            Some(TokenType::AccessToken)
+        );
+        settings.apply_to(&policy);
+        assert!(
+            policy.is_enabled("globex", TokenType::AccessToken),
+            "override dropped"
+        );
     }
 }

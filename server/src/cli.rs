@@ -1,4 +1,5 @@
-//! The `m2m` command line: `serve`, `token create|list|revoke` and `settings set-type|show`.
+//! The `m2m` command line: `serve`, `token create|list|revoke` and
+//! `settings set-type|clear-type|show`.
 //!
 //! `token create` prints the secret alone on stdout's first line (for client credentials the
 //! client id on the first line and the client secret on the second) and the details on stderr,
@@ -135,6 +136,14 @@ enum SettingsCommand {
         #[arg(value_parser = parse_token_type)]
         token_type: TokenType,
     },
+    /// Remove a tenant's own token type, so that it follows the environment again.
+    ClearType {
+        #[command(flatten)]
+        database: Database,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Show the environment default and the tenant overrides.
     Show {
         #[command(flatten)]
@@ -264,6 +273,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             match tenant {
                 Some(tenant) => eprintln!("tenant {tenant} may generate {token_type} tokens"),
                 None => eprintln!("the environment may generate {token_type} tokens"),
+            }
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::ClearType { database, tenant }) => {
+            check_tenant(&tenant).map_err(Failure::usage)?;
+            let store = open(&database).await?;
+            if store.clear_token_type(&tenant).await? {
+                eprintln!("tenant {tenant} follows the environment again");
+            } else {
+                eprintln!("tenant {tenant} had no token type of its own");
             }
             Ok(())
         }

@@ -16,6 +16,7 @@
 //! |---|---|
 //! | `GET`/`PUT /v1/settings` | the environment's token type |
 //! | `GET`/`PUT /v1/tenants/{tenant}/settings` | a tenant's token type (override or inherited) |
+//! | `DELETE /v1/tenants/{tenant}/settings` | the tenant follows the environment again |
 //! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
 //! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
 //! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
@@ -101,7 +102,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/v1/tenants/{tenant}/settings",
-            get(api::settings::get_tenant).put(api::settings::put_tenant),
+            get(api::settings::get_tenant)
+                .put(api::settings::put_tenant)
+                .delete(api::settings::delete_tenant),
         )
         .route(
             "/v1/tenants/{tenant}/tokens",

@@ -308,6 +308,23 @@ async fn settings_switch_the_type_users_may_generate() {
     // The admin API does not lock itself out: the admin access token still works.
     let reply = service.admin(Method::GET, "/v1/settings", None).await;
     assert_eq!(reply.status, StatusCode::OK);
+
+    // Clearing acme's own choice: it follows the environment (client credentials) again.
+    let reply = service
+        .admin(Method::DELETE, "/v1/tenants/acme/settings", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = service
+        .admin(Method::GET, "/v1/tenants/acme/settings", None)
+        .await;
+    assert_eq!(reply.body["inherited"], true);
+    assert_eq!(reply.body["token_type"], "client_credentials");
+    let reply = service.create("acme", json!({"expires": "1d"})).await;
+    assert_eq!(reply.body["type"], "client_credentials");
+    let reply = service
+        .admin(Method::DELETE, "/v1/tenants/acme/settings", None)
+        .await;
+    assert!(reply.is_problem(StatusCode::NOT_FOUND), "{}", reply.body);
 }
 
 #[tokio::test]

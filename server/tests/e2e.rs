@@ -601,6 +601,21 @@ async fn client_credentials_are_exchanged_against_the_binary() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized_client");
 
+    // Clearing acme's own choice through the CLI: it follows the environment again; then the
+    // access-only choice is restored for the rest of the scenario.
+    let output = cli(&url, &["settings", "clear-type", "--tenant", "acme"]);
+    assert!(output.status.success());
+    let shown = cli(&url, &["settings", "show"]);
+    assert!(shown.status.success());
+    assert!(!String::from_utf8_lossy(&shown.stdout).contains("tenant acme"));
+    let output = cli(
+        &url,
+        &["settings", "set-type", "--tenant", "acme", "access"],
+    );
+    assert!(output.status.success());
+    let shown = cli(&url, &["settings", "show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("tenant acme: access"));
+
     // The listing shows the bearer tokens; revoking the credential revokes them.
     let items = admin.list(&server, "acme").await;
     let bearers = items

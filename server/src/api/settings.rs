@@ -105,3 +105,21 @@ pub(crate) async fn put_tenant(
     let settings = state.reload_settings().await?;
     Ok(Json(tenant_view(&settings, tenant)))
 }
+
+/// `DELETE /v1/tenants/{tenant}/settings`: the tenant follows the environment again; 404 when it
+/// had no token type of its own.
+pub(crate) async fn delete_tenant(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<axum::http::StatusCode, Problem> {
+    let tenant = tenant_from(path)?;
+    let removed = state.store().clear_token_type(&tenant).await?;
+    state.reload_settings().await?;
+    if removed {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found(format!(
+            "tenant {tenant} has no token type of its own"
+        )))
+    }
+}

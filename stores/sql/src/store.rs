@@ -571,6 +571,18 @@ impl TokenStore for SqlStore {
         Ok(())
     }
 
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
+        let removed = with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM token_type_settings WHERE level = 'tenant' AND tenant = $1")
+                .bind(tenant)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(store_error)
+        })?;
+        Ok(removed > 0)
+    }
+
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         let first = {
             let mut listeners = self

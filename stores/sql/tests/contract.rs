@@ -550,6 +550,17 @@ async fn token_type_settings(store: Arc<dyn TokenStore>) {
         settings.token_type_for("hooli"),
         Some(TokenType::AccessToken)
     );
+
+    // Clearing an override makes the tenant follow the environment again.
+    assert!(store.clear_token_type("globex").await.unwrap());
+    assert!(!store.clear_token_type("globex").await.unwrap());
+    assert!(!store.clear_token_type("hooli").await.unwrap());
+    let settings = store.load_settings().await.unwrap();
+    assert_eq!(
+        settings.token_type_for("globex"),
+        Some(TokenType::AccessToken)
+    );
+    assert_eq!(settings.tenants.len(), 3);
 }
 
 /// Concurrent issuing, revoking and usage reports all succeed.
