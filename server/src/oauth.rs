@@ -84,8 +84,8 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The successful answer (§5.1).
-#[derive(Debug, Serialize)]
+/// The successful answer (§5.1). It holds the new token, so it has no `Debug`.
+#[derive(Serialize)]
 struct TokenResponse {
     access_token: String,
     token_type: &'static str,
