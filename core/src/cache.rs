@@ -80,6 +80,9 @@ pub(crate) enum Hit {
     Stale { lookup: Lookup, keep_until: i64 },
 }
 
+/// Shards of the cache map (a power of two).
+const SHARDS: usize = 128;
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -96,7 +99,9 @@ pub(crate) struct Cache {
 impl Cache {
     pub(crate) fn new(settings: CacheSettings) -> Self {
         Self {
-            entries: DashMap::with_hasher(DigestHasher),
+            // More shards than dashmap's default (4 × cores) so that threads verifying different
+            // tokens rarely share a shard's lock word.
+            entries: DashMap::with_hasher_and_shard_amount(DigestHasher, SHARDS),
             settings,
             sweeping: Mutex::new(()),
             revocations: AtomicU64::new(0),
