@@ -128,9 +128,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The id of the bootstrap admin token: fixed, so that of two instances starting at once on
+/// one empty database only one can store it (the other's insert conflicts, and it prints
+/// nothing).
+pub const BOOTSTRAP_TOKEN_ID: &str = "tok_bootstrap_admin";
+
 /// Issues the bootstrap admin token (tenant [`ADMIN_TENANT`], scope [`ADMIN_SCOPE`], never
-/// expires) when the admin tenant holds no token at all, revoked ones included: on a fresh
-/// database, and never again after. Returns the token, whose secret the caller shows once.
+/// expires, id [`BOOTSTRAP_TOKEN_ID`]) when the admin tenant holds no token at all, revoked ones
+/// included: on a fresh database, and never again after. Returns the token, whose secret the
+/// caller shows once.
 ///
 /// # Errors
 ///
@@ -147,9 +153,12 @@ pub async fn bootstrap_admin(state: &AppState) -> Result<Option<IssuedToken>, St
     let request = NewToken::new(TokenKind::AccessToken, ADMIN_TENANT, Expiry::Never)
         .scope(ADMIN_SCOPE)
         .description(BOOTSTRAP_DESCRIPTION);
-    let issued = state
-        .store()
-        .issue(state.format(), request, state.now())
-        .await?;
-    Ok(Some(issued))
+    let mut issued = request.generate(state.format(), state.now());
+    issued.record.id = m2m_core::TokenId::new(BOOTSTRAP_TOKEN_ID);
+    match state.store().insert(issued.record.clone()).await {
+        Ok(()) => Ok(Some(issued)),
+        // Another instance bootstrapped the same database a moment ago.
+        Err(StoreError::Conflict) => Ok(None),
+        Err(error) => Err(error),
+    }
 }

@@ -200,6 +200,29 @@ async fn the_bootstrap_admin_token_is_issued_once() {
     assert_eq!(items[0]["description"], "bootstrap admin token");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_starting_at_once_bootstrap_one_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let mut states = Vec::new();
+    for _ in 0..2 {
+        let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
+        states.push(
+            AppState::new(store, ServiceOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let (first, second) = tokio::join!(bootstrap_admin(&states[0]), bootstrap_admin(&states[1]));
+    let printed = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .count();
+    assert_eq!(printed, 1, "exactly one instance shows a bootstrap token");
+    let admins = states[0].store().list("m2m").await.unwrap();
+    assert_eq!(admins.len(), 1);
+}
+
 #[tokio::test]
 async fn admin_routes_need_a_token_with_the_admin_scope() {
     let service = service().await;
