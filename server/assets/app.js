@@ -228,6 +228,18 @@ function renderTenantSettings() {
   else if (settings.inherited) note = `Follows the environment: ${TYPE_LABELS[settings.token_type].toLowerCase()}.`;
   else note = `Own choice of this tenant: ${TYPE_LABELS[settings.token_type].toLowerCase()}.`;
   $("#tenant-note").textContent = note;
+  $("#follow-environment").hidden = settings.inherited !== false;
+}
+
+async function followEnvironment() {
+  try {
+    await api("DELETE", tenantPath("/settings"));
+    await loadTenantSettings();
+    notify(`Tenant ${state.tenant} follows the environment again.`);
+  } catch (error) {
+    failed(error);
+    if (state.tenant) await loadTenantSettings().catch(failed);
+  }
 }
 
 async function changeTenantType(event) {
@@ -594,6 +606,7 @@ function start() {
   $("#sign-out").addEventListener("click", () => signOut());
   for (const radio of $$('input[name="environment-type"]')) radio.addEventListener("change", changeEnvironment);
   for (const radio of $$('input[name="tenant-type"]')) radio.addEventListener("change", changeTenantType);
+  $("#follow-environment").addEventListener("click", followEnvironment);
   $("#tenant-form").addEventListener("submit", submitTenant);
   $("#load-more").addEventListener("click", () => loadTokens(true).catch(failed));
   $("#open-generate").addEventListener("click", openGenerate);

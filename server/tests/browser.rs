@@ -472,6 +472,19 @@ async fn scenario(
     );
     shots.take(browser, "settings-access").await;
 
+    // Back to following the environment (access tokens): the tenant's own choice is removed.
+    click(browser, "#follow-environment").await;
+    notice(browser, "Tenant acme follows the environment again").await;
+    let acme = settings(http, service, "/v1/tenants/acme/settings").await;
+    assert_eq!(acme["inherited"], true);
+    assert_eq!(acme["token_type"], "access");
+    wait_for(
+        browser,
+        "the follow button to hide",
+        "return document.querySelector('#follow-environment').hidden;",
+    )
+    .await;
+
     // Generate a 7-day access token with the admin scope.
     click(browser, "#open-generate").await;
     let offered = text_of(browser, "#generate-type-fixed").await;
