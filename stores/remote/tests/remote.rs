@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use m2m_core::{
-    CacheSettings, Expiry, IssuedToken, NewToken, Principal, Rejection, RevocationEvent,
-    StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenStore, TokenType, Verifier,
+    CacheSettings, Expiry, IssuedToken, ManualClock, NewToken, Principal, Rejection,
+    RevocationEvent, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenStore,
+    TokenType, Verifier,
 };
 use m2m_remote::{IntrospectionCredential, RemoteStore};
 use service::{Mode, TokenService};
 use time::OffsetDateTime;
 
 const SHORT: Duration = Duration::from_millis(200);
+/// A cache TTL far beyond any test's length: a token it refuses was evicted by an event.
+const ONLY_EVENTS_EVICT: Duration = Duration::from_secs(3600);
 
 fn remote_store(service: &TokenService, credential: IntrospectionCredential) -> RemoteStore {
     RemoteStore::builder(service.base_url(), credential)
@@ -87,35 +90,38 @@ fn assert_invalid_token(result: Result<Principal, Rejection>, what: &str) {
     assert_eq!(rejection.error_code(), Some("invalid_token"), "{what}");
 }
 
-/// Polls `verify` every 20 ms until the token is refused; returns how long that took.
-async fn time_until_refused(
-    verifier: &Verifier,
-    issued: &IssuedToken,
-    limit: Duration,
-) -> Duration {
+/// How long a test waits for something that must happen before it calls the run hung. A guard
+/// against hanging, not a speed requirement: delays are printed, and measured in benches.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Polls `verify` every 20 ms until the token is refused; returns how long that took, for the
+/// report.
+async fn time_until_refused(verifier: &Verifier, issued: &IssuedToken) -> Duration {
     let start = Instant::now();
-    loop {
-        match verify(verifier, issued).await {
-            Ok(_) => {}
-            Err(rejection) => {
+    let refused = async {
+        loop {
+            if let Err(rejection) = verify(verifier, issued).await {
                 assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-                return start.elapsed();
+                return;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            start.elapsed() < limit,
-            "the revoked token still passed after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    tokio::time::timeout(HANG_GUARD, refused)
+        .await
+        .expect("the revoked token is never refused");
+    start.elapsed()
 }
 
-async fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let happened = async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, happened)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never happened"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,9 +277,7 @@ async fn every_fault_is_a_503_with_retry_after_and_service_resumes() {
     // Nothing listening: connections are refused.
     service.stop().await;
     let issued = access_token(&service, &[]).await;
-    let started = Instant::now();
     assert_unavailable(verify(&verifier, &issued).await, "connection refused");
-    assert!(started.elapsed() < Duration::from_secs(2));
     service.restart().await;
     let principal = verify(&verifier, &issued).await.expect("after restart");
     assert_eq!(principal.token_id(), &issued.record.id);
@@ -303,10 +307,8 @@ async fn every_fault_is_a_503_with_retry_after_and_service_resumes() {
     // Answers after the request timeout.
     service.set_delay(Duration::from_secs(1));
     let issued = access_token(&service, &[]).await;
-    let started = Instant::now();
+    // The service would answer correctly after 1 s: a 503 means the request timeout cut it.
     assert_unavailable(verify(&verifier, &issued).await, "timeout");
-    let took = started.elapsed();
-    assert!(took >= SHORT && took < Duration::from_secs(2), "{took:?}");
     recovered("timeout").await;
 
     // A credential the service does not know.
@@ -422,14 +424,11 @@ async fn the_remote_store_only_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_event_evicts_the_cached_token_within_a_second() {
+async fn a_revocation_event_evicts_the_cached_token() {
     let service = TokenService::start().await;
     let store = remote_store(&service, service.api_key());
-    let verifier = verifier(&store, Duration::from_secs(60));
-    wait_for("the event stream", Duration::from_secs(2), || {
-        store.event_stream_connected()
-    })
-    .await;
+    let verifier = verifier(&store, ONLY_EVENTS_EVICT);
+    wait_for("the event stream", || store.event_stream_connected()).await;
 
     let issued = access_token(&service, &[]).await;
     verify(&verifier, &issued).await.unwrap();
@@ -441,31 +440,27 @@ async fn a_revocation_event_evicts_the_cached_token_within_a_second() {
     );
 
     service.revoke(&issued.record).await;
-    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    let delay = time_until_refused(&verifier, &issued).await;
     eprintln!("revocation delay through the event stream: {delay:?}");
-    assert!(delay < Duration::from_secs(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_reconnects_after_it_is_cut_or_the_service_restarts() {
     let service = TokenService::start().await;
     let store = remote_store(&service, service.api_key());
-    let verifier = verifier(&store, Duration::from_secs(60));
-    wait_for("the event stream", Duration::from_secs(2), || {
-        service.stream_connections() == 1
-    })
-    .await;
+    let verifier = verifier(&store, ONLY_EVENTS_EVICT);
+    wait_for("the event stream", || service.stream_connections() == 1).await;
 
     // The service closes the stream: the store reopens it, and later events still evict.
     service.cut_streams();
-    wait_for("the second stream", Duration::from_secs(2), || {
+    wait_for("the second stream", || {
         service.stream_connections() == 2 && service.open_streams() == 1
     })
     .await;
     let issued = access_token(&service, &[]).await;
     verify(&verifier, &issued).await.unwrap();
     service.revoke(&issued.record).await;
-    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    let delay = time_until_refused(&verifier, &issued).await;
     eprintln!("revocation delay through the reopened event stream: {delay:?}");
 
     // An event without a digest evicts by token id.
@@ -473,25 +468,22 @@ async fn the_event_stream_reconnects_after_it_is_cut_or_the_service_restarts() {
     verify(&verifier, &issued).await.unwrap();
     service.set_omit_digests(true);
     service.revoke(&issued.record).await;
-    time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    time_until_refused(&verifier, &issued).await;
     service.set_omit_digests(false);
 
     // The whole service goes away and comes back.
     service.stop().await;
-    wait_for("the stream to drop", Duration::from_secs(2), || {
-        !store.event_stream_connected()
-    })
-    .await;
+    wait_for("the stream to drop", || !store.event_stream_connected()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     service.restart().await;
-    wait_for("the stream after a restart", Duration::from_secs(8), || {
+    wait_for("the stream after a restart", || {
         store.event_stream_connected() && service.open_streams() == 1
     })
     .await;
     let issued = access_token(&service, &[]).await;
     verify(&verifier, &issued).await.unwrap();
     service.revoke(&issued.record).await;
-    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    let delay = time_until_refused(&verifier, &issued).await;
     eprintln!("revocation delay through the event stream after a restart: {delay:?}");
 }
 
@@ -499,32 +491,29 @@ async fn the_event_stream_reconnects_after_it_is_cut_or_the_service_restarts() {
 async fn with_the_event_stream_down_the_cache_ttl_bounds_a_revoked_token() {
     let service = TokenService::start().await;
     service.set_events_down(true);
-    let ttl = Duration::from_millis(300);
     let store = remote_store(&service, service.api_key());
-    let verifier = verifier(&store, ttl);
+    let ttl = time::Duration::seconds(10);
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .cache(CacheSettings {
+            ttl: Duration::from_secs(10),
+            ..CacheSettings::default()
+        })
+        .build();
 
     let issued = access_token(&service, &[]).await;
-    let cached_at = Instant::now();
     verify(&verifier, &issued).await.unwrap();
     service.revoke(&issued.record).await;
     assert!(!store.event_stream_connected());
-    let revoked_at = Instant::now();
-    // Still cached: the revocation did not reach this instance.
-    assert!(verify(&verifier, &issued).await.is_ok());
 
-    let delay = time_until_refused(&verifier, &issued, Duration::from_secs(2)).await;
-    let since_cached = cached_at.elapsed();
-    eprintln!(
-        "revocation delay with the event stream down (TTL {ttl:?}): {delay:?} after the revocation, {since_cached:?} after caching"
-    );
-    assert!(
-        since_cached >= ttl,
-        "refused before the TTL: not the TTL path"
-    );
-    assert!(
-        revoked_at.elapsed() < ttl + Duration::from_millis(500),
-        "the TTL bounds the delay"
-    );
+    // The revocation did not reach this instance: the cached entry serves until the TTL ends.
+    clock.advance(ttl - time::Duration::milliseconds(1));
+    assert!(verify(&verifier, &issued).await.is_ok());
+    assert_eq!(service.introspections(), 1, "served from the cache");
+    clock.advance(time::Duration::milliseconds(1));
+    assert_invalid_token(verify(&verifier, &issued).await, "after the TTL");
+    assert_eq!(service.introspections(), 2, "asked the service again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,10 +522,7 @@ async fn dropping_the_store_ends_the_event_stream() {
     let store = remote_store(&service, service.api_key());
     let verifier = verifier(&store, Duration::from_secs(10));
     let second = verifier.clone();
-    wait_for("the event stream", Duration::from_secs(2), || {
-        service.open_streams() == 1
-    })
-    .await;
+    wait_for("the event stream", || service.open_streams() == 1).await;
     assert!(format!("{store:?}").contains("event_stream_connected: true"));
     assert!(
         !format!("{store:?}").contains(service.credentials().access_token.token.expose_secret())
@@ -550,10 +536,7 @@ async fn dropping_the_store_ends_the_event_stream() {
         "a verifier clone still holds the store"
     );
     drop(second);
-    wait_for("the stream to close", Duration::from_secs(2), || {
-        service.open_streams() == 0
-    })
-    .await;
+    wait_for("the stream to close", || service.open_streams() == 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         service.stream_connections(),
@@ -574,20 +557,14 @@ async fn a_listener_subscribed_directly_hears_revocations() {
     let store = remote_store(&service, service.api_key());
     let heard = Arc::new(Heard(std::sync::Mutex::new(Vec::new())));
     assert!(store.subscribe(Arc::clone(&heard) as Arc<dyn m2m_core::RevocationListener>));
-    wait_for("the event stream", Duration::from_secs(2), || {
-        store.event_stream_connected()
-    })
-    .await;
+    wait_for("the event stream", || store.event_stream_connected()).await;
     let issued = access_token(&service, &[]).await;
     service.revoke(&issued.record).await;
     service.publish(RevocationEvent {
         token_id: TokenId::new("tok_elsewhere"),
         digest: Some(TokenDigest::of("elsewhere")),
     });
-    wait_for("two events", Duration::from_secs(1), || {
-        heard.0.lock().unwrap().len() == 2
-    })
-    .await;
+    wait_for("two events", || heard.0.lock().unwrap().len() == 2).await;
     let events = heard.0.lock().unwrap().clone();
     assert_eq!(events[0].token_id, issued.record.id);
     assert_eq!(events[0].digest, Some(issued.token.digest()));
@@ -602,17 +579,14 @@ async fn a_silent_event_stream_is_reopened_after_the_idle_timeout() {
         .event_stream_idle_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let verifier = verifier(&store, Duration::from_secs(60));
-    wait_for("a reopened stream", Duration::from_secs(3), || {
-        service.stream_connections() >= 2
-    })
-    .await;
+    let verifier = verifier(&store, ONLY_EVENTS_EVICT);
+    wait_for("a reopened stream", || service.stream_connections() >= 2).await;
 
     // With keepalive comments the stream stays open past the idle timeout.
     service.set_silent_streams(false);
     let before = service.stream_connections();
     service.cut_streams();
-    wait_for("a talking stream", Duration::from_secs(3), || {
+    wait_for("a talking stream", || {
         service.stream_connections() > before && service.open_streams() == 1
     })
     .await;
@@ -622,5 +596,5 @@ async fn a_silent_event_stream_is_reopened_after_the_idle_timeout() {
     let issued = access_token(&service, &[]).await;
     verify(&verifier, &issued).await.unwrap();
     service.revoke(&issued.record).await;
-    time_until_refused(&verifier, &issued, Duration::from_secs(1)).await;
+    time_until_refused(&verifier, &issued).await;
 }
