@@ -63,7 +63,7 @@ pub use placement::{
     Credential, CredentialError, CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY,
     extract,
 };
-pub use policy::{InvalidTokenType, Policy, TokenType, TokenTypes};
+pub use policy::{InvalidTokenType, Policy, RequiredScopes, TokenType, TokenTypes};
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
 pub use store::{

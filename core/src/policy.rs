@@ -274,6 +274,73 @@ impl Policy {
     }
 }
 
+/// The scopes a route requires, as middleware holds them: cheap to clone, and lent to the
+/// verifier as `&[&str]` without an allocation for up to eight scopes.
+///
+/// ```
+/// use m2m_core::RequiredScopes;
+///
+/// let scopes = RequiredScopes::new(["reports:read", "reports:write"]);
+/// assert_eq!(scopes.with(|scopes| scopes.join(" ")), "reports:read reports:write");
+/// assert_eq!(scopes.and(["admin"]).iter().count(), 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequiredScopes(Arc<[Box<str>]>);
+
+impl RequiredScopes {
+    /// Scopes lent on the stack; more are collected into a vector.
+    const INLINE: usize = 8;
+
+    /// These scopes.
+    pub fn new<I>(scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self(
+            scopes
+                .into_iter()
+                .map(|s| s.into().into_boxed_str())
+                .collect(),
+        )
+    }
+
+    /// These scopes and `more`.
+    #[must_use]
+    pub fn and<I>(&self, more: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self(
+            self.0
+                .iter()
+                .cloned()
+                .chain(more.into_iter().map(|s| s.into().into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    /// The scopes, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.iter().map(|s| &**s)
+    }
+
+    /// Runs `f` with the scopes as the `&[&str]` that
+    /// [`Verifier::verify`](crate::Verifier::verify) takes.
+    pub fn with<T>(&self, f: impl FnOnce(&[&str]) -> T) -> T {
+        let mut inline = [""; Self::INLINE];
+        if self.0.len() <= inline.len() {
+            for (slot, scope) in inline.iter_mut().zip(self.iter()) {
+                *slot = scope;
+            }
+            f(&inline[..self.0.len()])
+        } else {
+            f(&self.iter().collect::<Vec<_>>())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +357,22 @@ mod tests {
         assert!(clone.is_enabled("acme", TokenType::AccessToken));
         policy.set_default(TokenTypes::none());
         assert!(!clone.is_enabled("acme", TokenType::AccessToken));
+    }
+
+    #[test]
+    fn required_scopes_lend_every_scope_in_order() {
+        let few = RequiredScopes::new(["a", "b"]);
+        assert_eq!(few.with(|scopes| scopes.join(",")), "a,b");
+        let many = RequiredScopes::new((0..12).map(|i| format!("s{i}")));
+        let lent = many.with(|scopes| scopes.join(","));
+        assert_eq!(
+            lent,
+            (0..12)
+                .map(|i| format!("s{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(RequiredScopes::default().with(|scopes| scopes.is_empty()));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::future::LocalBoxFuture;
-use m2m_core::{Principal, Rejection, RejectionKind, Verifier};
+use m2m_core::{Principal, Rejection, RejectionKind, RequiredScopes, Verifier};
 use pin_project_lite::pin_project;
 
 use crate::error::{Responder, rejection_response};
@@ -42,7 +42,7 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 #[must_use]
 pub struct M2mAuth {
     verifier: Verifier,
-    scopes: Arc<[Box<str>]>,
+    scopes: RequiredScopes,
     optional: bool,
     cors_preflight: bool,
     strip_credentials: bool,
@@ -55,7 +55,7 @@ impl M2mAuth {
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
-            scopes: Arc::from([]),
+            scopes: RequiredScopes::default(),
             optional: false,
             cors_preflight: true,
             strip_credentials: false,
@@ -69,10 +69,7 @@ impl M2mAuth {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes = scopes
-            .into_iter()
-            .map(|scope| scope.into().into_boxed_str())
-            .collect();
+        self.scopes = RequiredScopes::new(scopes);
         self
     }
 
@@ -233,21 +230,6 @@ fn is_cors_preflight(req: &ServiceRequest) -> bool {
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// Runs `f` with the required scopes as `&[&str]`: up to four borrowed from a stack array,
-/// more from a vector.
-fn with_scopes<T>(scopes: &[Box<str>], f: impl FnOnce(&[&str]) -> T) -> T {
-    let mut inline = [""; 4];
-    if scopes.len() <= inline.len() {
-        for (slot, scope) in inline.iter_mut().zip(scopes) {
-            *slot = scope;
-        }
-        f(&inline[..scopes.len()])
-    } else {
-        let many: Vec<&str> = scopes.iter().map(|s| &**s).collect();
-        f(&many)
-    }
-}
-
 impl M2mAuth {
     /// Applies a verification outcome to the request: the principal into the extensions (and
     /// the credential headers out, if asked), the pass of an optional middleware, or the
@@ -301,7 +283,7 @@ where
         }
         // A cached token is decided here, without a boxed future.
         let auth = &self.auth;
-        let cached = with_scopes(&auth.scopes, |scopes| {
+        let cached = auth.scopes.with(|scopes| {
             auth.verifier
                 .verify_cached(&ActixHeaders(req.headers()), scopes)
         });
@@ -319,7 +301,7 @@ where
         let service = Rc::clone(&self.service);
         let auth = Rc::clone(&self.auth);
         let future = Box::pin(async move {
-            let scopes: Vec<&str> = auth.scopes.iter().map(|scope| &**scope).collect();
+            let scopes: Vec<&str> = auth.scopes.iter().collect();
             let outcome = auth
                 .verifier
                 .verify(&ActixHeaders(req.headers()), &scopes)

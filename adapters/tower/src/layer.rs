@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::Response;
-use m2m_core::{Rejection, Verifier};
+use m2m_core::{Rejection, RequiredScopes, Verifier};
 use tower_layer::Layer;
 
 use crate::service::M2mAuth;
@@ -41,7 +41,7 @@ where
 /// What a layer and its services share; one reference count per request.
 pub(crate) struct Settings<R> {
     pub(crate) verifier: Verifier,
-    pub(crate) scopes: Box<[Box<str>]>,
+    pub(crate) scopes: RequiredScopes,
     pub(crate) optional: bool,
     pub(crate) cors_preflight: bool,
     pub(crate) strip_credentials: bool,
@@ -79,7 +79,7 @@ impl<R> fmt::Debug for Settings<R> {
 #[must_use]
 pub struct M2mAuthLayer<R = DefaultOnRejection> {
     verifier: Verifier,
-    scopes: Vec<Box<str>>,
+    scopes: RequiredScopes,
     optional: bool,
     cors_preflight: bool,
     strip_credentials: bool,
@@ -91,7 +91,7 @@ impl M2mAuthLayer {
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
-            scopes: Vec::new(),
+            scopes: RequiredScopes::default(),
             optional: false,
             cors_preflight: true,
             strip_credentials: false,
@@ -108,8 +108,7 @@ impl<R> M2mAuthLayer<R> {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes
-            .extend(scopes.into_iter().map(|s| s.into().into_boxed_str()));
+        self.scopes = self.scopes.and(scopes);
         self
     }
 
@@ -156,7 +155,7 @@ impl<R> M2mAuthLayer<R> {
 
     /// The scopes required on every request.
     pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.scopes.iter().map(|s| &**s)
+        self.scopes.iter()
     }
 }
 
@@ -164,7 +163,7 @@ impl<R: Clone> M2mAuthLayer<R> {
     fn settings(&self) -> Arc<Settings<R>> {
         Arc::new(Settings {
             verifier: self.verifier.clone(),
-            scopes: self.scopes.clone().into_boxed_slice(),
+            scopes: self.scopes.clone(),
             optional: self.optional,
             cors_preflight: self.cors_preflight,
             strip_credentials: self.strip_credentials,

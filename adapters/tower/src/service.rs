@@ -86,9 +86,9 @@ where
         }
         // A cached token is decided here, without a future or an allocation.
         let settings = &self.settings;
-        let cached = with_scopes(&settings.scopes, |scopes| {
-            settings.verifier.verify_cached(request.headers(), scopes)
-        });
+        let cached = settings
+            .scopes
+            .with(|scopes| settings.verifier.verify_cached(request.headers(), scopes));
         if let Some(outcome) = cached {
             let (mut parts, body) = request.into_parts();
             return match admit(settings, &mut parts, outcome) {
@@ -111,21 +111,6 @@ fn is_cors_preflight<B>(request: &Request<B>) -> bool {
         && request
             .headers()
             .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-/// Runs `f` with the required scopes as `&[&str]`: up to four borrowed from a stack array,
-/// more from a vector.
-fn with_scopes<T>(scopes: &[Box<str>], f: impl FnOnce(&[&str]) -> T) -> T {
-    let mut inline = [""; 4];
-    if scopes.len() <= inline.len() {
-        for (slot, scope) in inline.iter_mut().zip(scopes) {
-            *slot = scope;
-        }
-        f(&inline[..scopes.len()])
-    } else {
-        let many: Vec<&str> = scopes.iter().map(|s| &**s).collect();
-        f(&many)
-    }
 }
 
 /// Applies a verification outcome to the request: the principal into the extensions (and the
@@ -171,7 +156,7 @@ where
     let (mut parts, body) = request.into_parts();
     let outcome = {
         // Off the hot path: a vector costs nothing next to the store's answer.
-        let scopes: Vec<&str> = settings.scopes.iter().map(|s| &**s).collect();
+        let scopes: Vec<&str> = settings.scopes.iter().collect();
         settings.verifier.verify(&parts.headers, &scopes).await
     };
     match admit(&settings, &mut parts, outcome) {
