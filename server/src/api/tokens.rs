@@ -152,14 +152,8 @@ pub(crate) async fn revoke(
     if record.tenant != tenant || record.kind == TokenKind::ClientId {
         return Err(not_found());
     }
+    // The store announces the revocation, and its cascade, to every verifier it serves (the
+    // service's own included) before it returns.
     state.store().revoke(&id, state.now()).await?;
-    state.admin_verifier().invalidate(&id);
-    if record.kind == TokenKind::ClientSecret {
-        for derived in state.store().list(&tenant).await? {
-            if derived.credential_id.as_ref() == Some(&id) {
-                state.admin_verifier().invalidate(&derived.id);
-            }
-        }
-    }
     Ok(StatusCode::NO_CONTENT)
 }
