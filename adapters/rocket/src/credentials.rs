@@ -1,82 +1,88 @@
-//! The two credential headers, copied from Rocket's header map into the `http::HeaderMap` the
-//! core reads.
+//! The two credential headers of a request, captured once and read by the core's rules.
 //!
-//! Rocket 0.5 keeps header values as UTF-8 text, while `http::HeaderValue` refuses control
-//! characters. Dropping such a value would turn a malformed credential into "no credentials" (a
-//! bare 401, or a pass-through on an optional route), so each byte `HeaderValue` cannot hold is
-//! replaced by `0x80`, a byte it can hold and the core refuses in a token: the request keeps its
-//! shape and ends as the core's 400 `invalid_request`. Every value of a repeated header is
-//! copied, so the core still sees the repetition.
+//! Rocket 0.5 keeps header values as UTF-8 text; the values of `X-API-KEY` and `Authorization`
+//! (every one, so that a repeated header is still detected) are kept as they arrived and handed
+//! to the core through [`CredentialHeaders`], which refuses control characters and other
+//! non-visible bytes with its 400 `invalid_request`.
 
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use m2m_core::X_API_KEY;
+use m2m_core::{CredentialHeaders, Placement};
 use rocket::Request;
 
-/// The credential headers of one request, captured once and kept in request-local state.
-pub(crate) struct Credentials(HeaderMap);
+/// The credential headers of one request, kept in request-local state.
+pub(crate) struct Credentials {
+    api_keys: Vec<String>,
+    authorizations: Vec<String>,
+}
+
+impl CredentialHeaders for Credentials {
+    fn values(&self, placement: Placement) -> impl Iterator<Item = &[u8]> {
+        let values = match placement {
+            Placement::ApiKey => &self.api_keys,
+            Placement::Bearer => &self.authorizations,
+        };
+        values.iter().map(String::as_bytes)
+    }
+}
 
 /// The credential headers of `request`, captured on first use.
 ///
 /// The fairing captures them before it blanks them (`strip_credentials`), so guards always see
 /// what the client sent.
-pub(crate) fn credentials<'a>(request: &'a Request<'_>) -> &'a HeaderMap {
-    &request.local_cache(|| Credentials(capture(request))).0
-}
-
-fn capture(request: &Request<'_>) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    let headers = request.headers();
-    for name in [X_API_KEY, AUTHORIZATION] {
-        for value in headers.get(name.as_str()) {
-            map.append(name.clone(), header_value(&name, value));
+pub(crate) fn credentials<'a>(request: &'a Request<'_>) -> &'a Credentials {
+    request.local_cache(|| {
+        let values = |placement: Placement| {
+            request
+                .headers()
+                .get(placement.header_name().as_str())
+                .map(str::to_owned)
+                .collect()
+        };
+        Credentials {
+            api_keys: values(Placement::ApiKey),
+            authorizations: values(Placement::Bearer),
         }
-    }
-    map
-}
-
-/// `value` as an `http` header value; never fails.
-fn header_value(name: &HeaderName, value: &str) -> HeaderValue {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        return value;
-    }
-    let bytes: Vec<u8> = value
-        .bytes()
-        .map(|b| {
-            if (b < 0x20 && b != b'\t') || b == 0x7f {
-                0x80
-            } else {
-                b
-            }
-        })
-        .collect();
-    HeaderValue::from_bytes(&bytes).unwrap_or_else(|_| unusable(name))
-}
-
-/// A value the core refuses as malformed for `name`'s placement. Not reached: the bytes left
-/// after the replacement above are all valid in a header value.
-fn unusable(name: &HeaderName) -> HeaderValue {
-    if name == AUTHORIZATION {
-        HeaderValue::from_static("Bearer \t")
-    } else {
-        HeaderValue::from_static("\t")
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use m2m_core::{CredentialError, DEFAULT_MAX_HEADER_LEN, extract};
 
-    #[test]
-    fn control_characters_become_bytes_the_core_refuses() {
-        let value = header_value(&X_API_KEY, "m2m_at_\u{1}abc\r");
-        assert_eq!(value.as_bytes(), b"m2m_at_\x80abc\x80");
-        let value = header_value(&AUTHORIZATION, "Bearer a\u{7f}");
-        assert_eq!(value.as_bytes(), b"Bearer a\x80");
+    fn credentials(api_keys: &[&str], authorizations: &[&str]) -> Credentials {
+        Credentials {
+            api_keys: api_keys.iter().map(|v| (*v).to_owned()).collect(),
+            authorizations: authorizations.iter().map(|v| (*v).to_owned()).collect(),
+        }
     }
 
     #[test]
-    fn visible_and_non_ascii_text_is_kept() {
-        assert_eq!(header_value(&X_API_KEY, "m2m_at_x").as_bytes(), b"m2m_at_x");
-        assert_eq!(header_value(&X_API_KEY, "é").as_bytes(), "é".as_bytes());
+    fn control_characters_reach_the_core_and_are_refused() {
+        let headers = credentials(&["m2m_at_\u{1}abc\r"], &[]);
+        assert_eq!(
+            extract(&headers, DEFAULT_MAX_HEADER_LEN).unwrap_err(),
+            CredentialError::InvalidCharacters(Placement::ApiKey)
+        );
+        let headers = credentials(&[], &["Bearer a\u{7f}"]);
+        assert_eq!(
+            extract(&headers, DEFAULT_MAX_HEADER_LEN).unwrap_err(),
+            CredentialError::InvalidCharacters(Placement::Bearer)
+        );
+    }
+
+    #[test]
+    fn every_value_is_kept() {
+        let headers = credentials(&["a", "b"], &["Bearer c"]);
+        assert_eq!(
+            extract(&headers, DEFAULT_MAX_HEADER_LEN).unwrap_err(),
+            CredentialError::Repeated(Placement::ApiKey)
+        );
+        let headers = credentials(&["m2m_at_x"], &[]);
+        assert_eq!(
+            extract(&headers, DEFAULT_MAX_HEADER_LEN)
+                .unwrap()
+                .expose_secret(),
+            "m2m_at_x"
+        );
     }
 }

@@ -65,8 +65,8 @@
 //! - [`M2mAuth::strip_credentials`] blanks the credential headers: Rocket 0.5 cannot remove a
 //!   request header.
 //! - Rocket drops a header value that is not UTF-8 before any fairing sees it, so such a value
-//!   counts as absent. Values Rocket keeps but `http` cannot hold (control characters) are still
-//!   refused with 400 `invalid_request`.
+//!   counts as absent. Values Rocket keeps with control characters in them are refused with 400
+//!   `invalid_request`, as in the other adapters.
 //! - Guards verify by themselves with a managed [`Verifier`](m2m_core::Verifier) when the
 //!   fairing is missing, but only the fairing's [`catchers`] render the exact response.
 
