@@ -51,6 +51,8 @@ impl TokenStore for SwitchableStore {
 struct Tokens {
     /// Access token with `reports:read`.
     access: String,
+    /// Access token with `reports:read` and `reports:write`.
+    reporter: String,
     /// Client-credentials bearer token without scopes.
     bearer: String,
     /// Access token that expired one second ago.
@@ -95,6 +97,13 @@ async fn fixture() -> Fixture {
         clock.now(),
     )
     .await;
+    let reporter = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::ThirtyDays)
+            .scope("reports:read")
+            .scope("reports:write"),
+        clock.now(),
+    )
+    .await;
     let bearer = issue(
         NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60)),
         clock.now(),
@@ -128,6 +137,7 @@ async fn fixture() -> Fixture {
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
     let tokens = Tokens {
         access: secret(&access),
+        reporter: secret(&reporter),
         bearer: secret(&bearer),
         expired: secret(&expired),
         expiring: secret(&expiring),
@@ -163,9 +173,39 @@ enum Method {
     Options,
 }
 
+/// How the application's outer middleware is configured for a case: the same options, set the
+/// same way, in every adapter.
+#[derive(Clone, Copy, Debug)]
+struct Profile {
+    /// Whether the middleware is there at all.
+    middleware: bool,
+    optional: bool,
+    cors_preflight: bool,
+    strip_credentials: bool,
+    /// One `require_scopes` call per entry.
+    scopes: &'static [&'static [&'static str]],
+}
+
+/// The outer middleware of most cases: optional, so that `/v1/optional` works, and every other
+/// route demands a caller through its extractor or guard.
+const OPTIONAL: Profile = Profile {
+    middleware: true,
+    optional: true,
+    cors_preflight: false,
+    strip_credentials: false,
+    scopes: &[],
+};
+
+/// A middleware with every default.
+const DEFAULTS: Profile = Profile {
+    optional: false,
+    ..OPTIONAL
+};
+
 /// One HTTP case.
 struct Case {
     name: &'static str,
+    profile: Profile,
     method: Method,
     path: &'static str,
     headers: fn(&Tokens) -> Vec<(String, String)>,
@@ -186,6 +226,7 @@ fn h(name: &str, value: impl Into<String>) -> (String, String) {
 fn cases() -> Vec<Case> {
     let ok = |name, path, headers, body| Case {
         name,
+        profile: OPTIONAL,
         method: Method::Get,
         path,
         headers,
@@ -197,6 +238,7 @@ fn cases() -> Vec<Case> {
     };
     let refused = |name, headers, status, error, challenge| Case {
         name,
+        profile: OPTIONAL,
         method: Method::Get,
         path: "/v1/whoami",
         headers,
@@ -294,7 +336,11 @@ fn cases() -> Vec<Case> {
             "acme",
         ),
         Case {
-            name: "CORS preflight passes through",
+            name: "CORS preflight, passing enabled",
+            profile: Profile {
+                cors_preflight: true,
+                ..DEFAULTS
+            },
             method: Method::Options,
             path: "/v1/whoami",
             headers: |_| {
@@ -308,6 +354,158 @@ fn cases() -> Vec<Case> {
             error: None,
             challenge: &[],
             body: Some(""),
+        },
+        Case {
+            name: "CORS preflight, by default",
+            profile: DEFAULTS,
+            method: Method::Options,
+            headers: |_| {
+                vec![
+                    h("Origin", "https://app.example"),
+                    h("Access-Control-Request-Method", "GET"),
+                ]
+            },
+            ..refused("", |_| vec![], 401, None, NO_ERROR)
+        },
+        Case {
+            name: "OPTIONS without Origin is no preflight",
+            profile: Profile {
+                cors_preflight: true,
+                ..DEFAULTS
+            },
+            method: Method::Options,
+            headers: |_| vec![h("Access-Control-Request-Method", "GET")],
+            ..refused("", |_| vec![], 401, None, NO_ERROR)
+        },
+        Case {
+            name: "scopes of two require_scopes calls: both present",
+            profile: Profile {
+                scopes: &[&["reports:read"], &["reports:write"]],
+                ..DEFAULTS
+            },
+            ..ok(
+                "",
+                "/v1/whoami",
+                |t| vec![h("X-API-KEY", &t.reporter)],
+                "acme",
+            )
+        },
+        Case {
+            name: "scopes of two require_scopes calls: the second missing",
+            profile: Profile {
+                scopes: &[&["reports:read"], &["reports:write"]],
+                ..DEFAULTS
+            },
+            ..refused(
+                "",
+                |t| vec![h("X-API-KEY", &t.access)],
+                403,
+                Some("insufficient_scope"),
+                &[
+                    "error=\"insufficient_scope\"",
+                    "scope=\"reports:read reports:write\"",
+                ],
+            )
+        },
+        Case {
+            name: "a route's scopes on top of the middleware's: both present",
+            profile: Profile {
+                scopes: &[&["reports:write"]],
+                ..OPTIONAL
+            },
+            ..ok(
+                "",
+                "/v1/reports",
+                |t| vec![h("X-API-KEY", &t.reporter)],
+                "reports of acme",
+            )
+        },
+        Case {
+            name: "a route's scopes on top of the middleware's: the middleware's missing",
+            profile: Profile {
+                scopes: &[&["reports:write"]],
+                ..OPTIONAL
+            },
+            path: "/v1/reports",
+            ..refused(
+                "",
+                |t| vec![h("X-API-KEY", &t.access)],
+                403,
+                Some("insufficient_scope"),
+                &["scope=\"reports:write\""],
+            )
+        },
+        Case {
+            name: "stripping removes both credential headers",
+            profile: Profile {
+                strip_credentials: true,
+                ..DEFAULTS
+            },
+            ..ok(
+                "",
+                "/v1/headers",
+                |t| {
+                    vec![
+                        h("X-API-KEY", &t.access),
+                        h("Authorization", "Basic dXNlcjpwYXNz"),
+                    ]
+                },
+                "credential headers: none",
+            )
+        },
+        Case {
+            name: "without stripping the handler sees the headers",
+            profile: DEFAULTS,
+            ..ok(
+                "",
+                "/v1/headers",
+                |t| {
+                    vec![
+                        h("X-API-KEY", &t.access),
+                        h("Authorization", "Basic dXNlcjpwYXNz"),
+                    ]
+                },
+                "credential headers: x-api-key authorization",
+            )
+        },
+        Case {
+            name: "stripping a bearer token",
+            profile: Profile {
+                strip_credentials: true,
+                ..DEFAULTS
+            },
+            ..ok(
+                "",
+                "/v1/headers",
+                |t| vec![h("Authorization", format!("Bearer {}", t.bearer))],
+                "credential headers: none",
+            )
+        },
+        Case {
+            name: "not optional: a route without credentials",
+            profile: DEFAULTS,
+            path: "/v1/optional",
+            ..refused("", |_| vec![], 401, None, NO_ERROR)
+        },
+        Case {
+            name: "optional: a misplaced token is still refused",
+            path: "/v1/optional",
+            ..refused(
+                "",
+                |t| vec![h("X-API-KEY", &t.bearer)],
+                400,
+                Some("invalid_request"),
+                REQUEST,
+            )
+        },
+        Case {
+            name: "the extractor without the middleware",
+            profile: Profile {
+                middleware: false,
+                ..DEFAULTS
+            },
+            headers: |t| vec![h("X-API-KEY", &t.access)],
+            ..refused("", |_| vec![], 500, None, &[])
         },
         refused("no credentials", |_| vec![], 401, None, NO_ERROR),
         refused(
@@ -488,6 +686,20 @@ fn seen(status: u16, header: impl Fn(&str) -> Option<String>, body: &[u8]) -> Se
     }
 }
 
+/// What a handler reports of the credential headers it can read (an empty value counts as
+/// none: Rocket 0.5 can only blank a request header, not remove it).
+fn credential_headers<'a>(value: impl Fn(&str) -> Option<&'a str>) -> String {
+    let present: Vec<&str> = ["x-api-key", "authorization"]
+        .into_iter()
+        .filter(|name| value(name).is_some_and(|v| !v.is_empty()))
+        .collect();
+    if present.is_empty() {
+        "credential headers: none".to_owned()
+    } else {
+        format!("credential headers: {}", present.join(" "))
+    }
+}
+
 mod axum_app {
     use super::*;
     use axum::Router;
@@ -509,8 +721,13 @@ mod axum_app {
         caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
     }
 
+    async fn headers(_caller: Authenticated, headers: http::HeaderMap) -> String {
+        credential_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+    }
+
     pub(super) async fn send(
         verifier: &Verifier,
+        profile: Profile,
         method: Method,
         path: &str,
         headers: &[(String, String)],
@@ -523,7 +740,19 @@ mod axum_app {
                 get(whoami).options(|| async { StatusCode::NO_CONTENT }),
             )
             .route("/v1/optional", get(optional))
-            .layer(M2mAuthLayer::new(verifier.clone()).optional(true));
+            .route("/v1/headers", get(self::headers));
+        let app = if profile.middleware {
+            let mut layer = M2mAuthLayer::new(verifier.clone())
+                .optional(profile.optional)
+                .cors_preflight(profile.cors_preflight)
+                .strip_credentials(profile.strip_credentials);
+            for scopes in profile.scopes {
+                layer = layer.require_scopes(scopes.iter().copied());
+            }
+            app.layer(layer)
+        } else {
+            app
+        };
         let mut request = Request::builder().uri(path).method(match method {
             Method::Get => http::Method::GET,
             Method::Options => http::Method::OPTIONS,
@@ -550,7 +779,8 @@ mod axum_app {
 
 mod actix_app {
     use super::*;
-    use actix_web::{App, HttpResponse, test, web};
+    use actix_web::middleware::Condition;
+    use actix_web::{App, HttpRequest, HttpResponse, test, web};
     use m2m_actix::{Authenticated, M2mAuth};
 
     async fn whoami(caller: Authenticated) -> String {
@@ -565,15 +795,28 @@ mod actix_app {
         caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
     }
 
+    async fn headers(_caller: Authenticated, request: HttpRequest) -> String {
+        credential_headers(|name| request.headers().get(name).and_then(|v| v.to_str().ok()))
+    }
+
     pub(super) async fn send(
         verifier: &Verifier,
+        profile: Profile,
         method: Method,
         path: &str,
         headers: &[(String, String)],
     ) -> Seen {
+        let mut middleware = M2mAuth::new(verifier.clone())
+            .optional(profile.optional)
+            .cors_preflight(profile.cors_preflight)
+            .strip_credentials(profile.strip_credentials);
+        for scopes in profile.scopes {
+            middleware = middleware.require_scopes(scopes.iter().copied());
+        }
         let app = test::init_service(
             App::new()
-                .wrap(M2mAuth::new(verifier.clone()).optional(true))
+                .wrap(Condition::new(profile.middleware, middleware))
+                .service(web::resource("/v1/headers").route(web::get().to(self::headers)))
                 .service(
                     web::resource("/v1/whoami")
                         .route(web::get().to(whoami))
@@ -640,8 +883,29 @@ mod rocket_app {
         caller.map_or_else(|| "anonymous".to_owned(), |c| c.tenant().to_owned())
     }
 
+    #[rocket::get("/v1/headers")]
+    fn headers(_caller: Authenticated, seen: SeenHeaders) -> String {
+        seen.0
+    }
+
+    /// What a handler reads of the credential headers.
+    struct SeenHeaders(String);
+
+    #[rocket::async_trait]
+    impl<'r> rocket::request::FromRequest<'r> for SeenHeaders {
+        type Error = ();
+
+        async fn from_request(
+            request: &'r rocket::Request<'_>,
+        ) -> rocket::request::Outcome<Self, ()> {
+            let seen = credential_headers(|name| request.headers().get_one(name));
+            rocket::request::Outcome::Success(SeenHeaders(seen))
+        }
+    }
+
     pub(super) async fn send(
         verifier: &Verifier,
+        profile: Profile,
         method: Method,
         path: &str,
         headers: &[(String, String)],
@@ -650,9 +914,23 @@ mod rocket_app {
             log_level: rocket::config::LogLevel::Off,
             ..rocket::Config::debug_default()
         };
-        let rocket = rocket::custom(config)
-            .attach(M2mAuth::new(verifier.clone()).optional(true))
-            .mount("/", rocket::routes![whoami, preflight, reports, optional]);
+        let rocket = rocket::custom(config).mount(
+            "/",
+            rocket::routes![whoami, preflight, reports, optional, headers],
+        );
+        let rocket = if profile.middleware {
+            let mut fairing = M2mAuth::new(verifier.clone())
+                .optional(profile.optional)
+                .cors_preflight(profile.cors_preflight)
+                .strip_credentials(profile.strip_credentials);
+            for scopes in profile.scopes {
+                fairing = fairing.require_scopes(scopes.iter().copied());
+            }
+            rocket.attach(fairing)
+        } else {
+            // Without the fairing, the catchers render the guards' 500 as in the others.
+            rocket.register("/", m2m_rocket::catchers())
+        };
         let client = Client::untracked(rocket).await.unwrap();
         let mut request = match method {
             Method::Get => client.get(path.to_owned()),
@@ -697,9 +975,15 @@ async fn run(adapter: Adapter, case: &Case) -> Seen {
     let headers = (case.headers)(&f.tokens);
     let send = |verifier: Verifier, headers: Vec<(String, String)>| async move {
         match adapter {
-            Adapter::Axum => axum_app::send(&verifier, case.method, case.path, &headers).await,
-            Adapter::Actix => actix_app::send(&verifier, case.method, case.path, &headers).await,
-            Adapter::Rocket => rocket_app::send(&verifier, case.method, case.path, &headers).await,
+            Adapter::Axum => {
+                axum_app::send(&verifier, case.profile, case.method, case.path, &headers).await
+            }
+            Adapter::Actix => {
+                actix_app::send(&verifier, case.profile, case.method, case.path, &headers).await
+            }
+            Adapter::Rocket => {
+                rocket_app::send(&verifier, case.profile, case.method, case.path, &headers).await
+            }
         }
     };
     match case.before {
@@ -739,6 +1023,8 @@ fn check(adapter: Adapter, case: &Case, seen: &Seen) {
     );
     if case.status == 503 {
         assert_eq!(seen.retry_after.as_deref(), Some("5"), "{name}");
+        assert_eq!(seen.www_authenticate, None, "{name}");
+    } else if case.status == 500 {
         assert_eq!(seen.www_authenticate, None, "{name}");
     } else {
         let challenge = seen

@@ -45,6 +45,7 @@
 //! # });
 //! ```
 
+mod admission;
 mod cache;
 mod expiry;
 mod placement;
@@ -55,6 +56,7 @@ mod store;
 mod token;
 mod verifier;
 
+pub use admission::{Admission, Admitted, Decision, RequestHead};
 pub use cache::CacheSettings;
 pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,

@@ -32,6 +32,8 @@ use http::header::{
 
 use crate::placement::{CredentialError, Placement};
 use crate::policy::TokenTypes;
+use crate::record::Principal;
+use crate::token::TokenId;
 
 /// The media type of every rejection body (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -114,6 +116,9 @@ pub enum RejectionKind {
     InsufficientScope,
     /// The store cannot answer and nothing usable is cached: 503 with `Retry-After`.
     StoreUnavailable,
+    /// A handler or guard asked for the caller, but no m2m middleware ran for the request: a
+    /// mistake in the application's wiring, 500 with no challenge.
+    MiddlewareMissing,
 }
 
 impl RejectionKind {
@@ -127,13 +132,16 @@ impl RejectionKind {
             RejectionKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             RejectionKind::InsufficientScope => StatusCode::FORBIDDEN,
             RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RejectionKind::MiddlewareMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The RFC 6750 error code, if the row has one.
     pub fn error_code(self) -> Option<&'static str> {
         match self {
-            RejectionKind::MissingCredentials | RejectionKind::StoreUnavailable => None,
+            RejectionKind::MissingCredentials
+            | RejectionKind::StoreUnavailable
+            | RejectionKind::MiddlewareMissing => None,
             RejectionKind::InvalidRequest(_) => Some("invalid_request"),
             RejectionKind::InvalidToken
             | RejectionKind::ExpiredToken
@@ -154,6 +162,31 @@ impl RejectionKind {
             RejectionKind::StoreUnavailable => {
                 "the token store cannot be reached; retry after the time given"
             }
+            RejectionKind::MiddlewareMissing => {
+                "the handler reads the authenticated caller, but no m2m authentication \
+                 middleware ran for this request"
+            }
+        }
+    }
+
+    /// A short name for logs and metrics: `missing_credentials`, `invalid_request`,
+    /// `invalid_token`, `expired_token`, `token_type_disabled`, `insufficient_scope`,
+    /// `store_unavailable` or `middleware_missing`.
+    ///
+    /// ```
+    /// use m2m_core::RejectionKind;
+    /// assert_eq!(RejectionKind::ExpiredToken.reason(), "expired_token");
+    /// ```
+    pub fn reason(self) -> &'static str {
+        match self {
+            RejectionKind::MissingCredentials => "missing_credentials",
+            RejectionKind::InvalidRequest(_) => "invalid_request",
+            RejectionKind::InvalidToken => "invalid_token",
+            RejectionKind::ExpiredToken => "expired_token",
+            RejectionKind::TokenTypeDisabled => "token_type_disabled",
+            RejectionKind::InsufficientScope => "insufficient_scope",
+            RejectionKind::StoreUnavailable => "store_unavailable",
+            RejectionKind::MiddlewareMissing => "middleware_missing",
         }
     }
 }
@@ -192,6 +225,8 @@ pub struct Rejection {
     enabled: TokenTypes,
     required_scopes: Option<Box<str>>,
     retry_after: u32,
+    /// The token's owner, when the token was found (expired, disabled, under-scoped): for logs.
+    principal: Option<Principal>,
 }
 
 impl Rejection {
@@ -203,7 +238,42 @@ impl Rejection {
             enabled: TokenTypes::all(),
             required_scopes: None,
             retry_after: 0,
+            principal: None,
         }
+    }
+
+    /// The refusal of a handler or guard that reads the caller when no m2m middleware ran
+    /// ([`RejectionKind::MiddlewareMissing`]): 500, problem+json, the same in every adapter.
+    ///
+    /// ```
+    /// use m2m_core::Rejection;
+    /// let rejection = Rejection::middleware_missing();
+    /// assert_eq!(rejection.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    /// assert_eq!(rejection.www_authenticate(), None);
+    /// assert!(rejection.body().contains("\"status\":500"));
+    /// ```
+    pub fn middleware_missing() -> Self {
+        Self::new(
+            RejectionKind::MiddlewareMissing,
+            Placement::Bearer,
+            &Realm::Static(crate::verifier::DEFAULT_REALM),
+        )
+    }
+
+    pub(crate) fn with_principal(mut self, principal: &Principal) -> Self {
+        self.principal = Some(principal.clone());
+        self
+    }
+
+    /// The id of the refused token, when the store knows it (an expired token, one of a
+    /// disabled type, one lacking a scope); never the token itself.
+    pub fn token_id(&self) -> Option<&TokenId> {
+        self.principal.as_ref().map(Principal::token_id)
+    }
+
+    /// The tenant of the refused token, when the store knows it.
+    pub fn tenant(&self) -> Option<&str> {
+        self.principal.as_ref().map(Principal::tenant)
     }
 
     pub(crate) fn from_credential_error(
@@ -279,7 +349,7 @@ impl Rejection {
             Placement::ApiKey => format!("ApiKey realm={realm}, header=\"X-API-KEY\""),
         };
         match self.kind {
-            RejectionKind::StoreUnavailable => None,
+            RejectionKind::StoreUnavailable | RejectionKind::MiddlewareMissing => None,
             RejectionKind::MissingCredentials => {
                 let mut enabled: Vec<Placement> =
                     self.enabled.iter().map(|t| t.placement()).collect();
@@ -374,6 +444,7 @@ impl fmt::Debug for Rejection {
         f.debug_struct("Rejection")
             .field("kind", &self.kind)
             .field("status", &self.status().as_u16())
+            .field("token_id", &self.token_id())
             .finish_non_exhaustive()
     }
 }

@@ -250,6 +250,32 @@ impl Verifier {
         self.inner.cache.len()
     }
 
+    /// Checks that `principal` carries every scope in `required_scopes`: the 403
+    /// `insufficient_scope` naming them all otherwise.
+    ///
+    /// [`Admission`](crate::Admission) uses it for scopes a route adds to those its middleware
+    /// checked, so that a route never verifies the token a second time.
+    ///
+    /// # Errors
+    ///
+    /// The [`RejectionKind::InsufficientScope`] rejection.
+    pub fn check_scopes(
+        &self,
+        principal: &Principal,
+        required_scopes: &[&str],
+    ) -> Result<(), Rejection> {
+        if required_scopes.iter().all(|s| principal.has_scope(s)) {
+            return Ok(());
+        }
+        Err(self
+            .reject(
+                RejectionKind::InsufficientScope,
+                principal.token_type().placement(),
+            )
+            .with_required_scopes(required_scopes)
+            .with_principal(principal))
+    }
+
     fn reject(&self, kind: RejectionKind, scheme: Placement) -> Rejection {
         Rejection::new(kind, scheme, &self.inner.realm)
     }
@@ -366,20 +392,20 @@ impl Verifier {
             }
         };
         if principal.is_expired_at(now) {
-            return Err(self.reject(RejectionKind::ExpiredToken, placement));
+            return Err(self
+                .reject(RejectionKind::ExpiredToken, placement)
+                .with_principal(&principal));
         }
         if !self
             .inner
             .policy
             .is_enabled(principal.tenant(), principal.token_type())
         {
-            return Err(self.reject(RejectionKind::TokenTypeDisabled, placement));
-        }
-        if !required_scopes.iter().all(|s| principal.has_scope(s)) {
             return Err(self
-                .reject(RejectionKind::InsufficientScope, placement)
-                .with_required_scopes(required_scopes));
+                .reject(RejectionKind::TokenTypeDisabled, placement)
+                .with_principal(&principal));
         }
+        self.check_scopes(&principal, required_scopes)?;
         principal.note_use(now);
         Ok(principal)
     }

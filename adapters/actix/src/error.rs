@@ -30,35 +30,26 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
 
 /// Why [`Authenticated`](crate::Authenticated) could not be extracted.
 ///
-/// Implements [`ResponseError`]: refused credentials answer exactly the core [`Rejection`] (or
-/// the custom responder's response, when the middleware that let the request through has one);
-/// a route with no way to authenticate answers 500.
+/// Implements [`ResponseError`]: the core [`Rejection`] exactly (or the custom responder's
+/// response, when the middleware that let the request through has one): the contract's 401 on
+/// a request an optional middleware let through without credentials, and 500 with the core's
+/// `MiddlewareMissing` body on a route no middleware covers.
 pub struct AuthenticationError {
-    rejection: Option<Rejection>,
+    rejection: Rejection,
     responder: Option<Responder>,
 }
 
 impl AuthenticationError {
     pub(crate) fn rejected(rejection: Rejection, responder: Option<Responder>) -> Self {
         Self {
-            rejection: Some(rejection),
+            rejection,
             responder,
         }
     }
 
-    /// Neither an [`M2mAuth`](crate::M2mAuth) middleware ran nor is a
-    /// [`Verifier`](m2m_core::Verifier) registered as app data.
-    pub(crate) fn not_configured() -> Self {
-        Self {
-            rejection: None,
-            responder: None,
-        }
-    }
-
-    /// The core rejection, if the credentials were refused; `None` when the route has no way to
-    /// authenticate (no middleware, no `Verifier` in app data).
-    pub fn rejection(&self) -> Option<&Rejection> {
-        self.rejection.as_ref()
+    /// The core rejection.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
     }
 }
 
@@ -67,9 +58,6 @@ impl From<Rejection> for AuthenticationError {
         Self::rejected(rejection, None)
     }
 }
-
-const NOT_CONFIGURED: &str = "m2m authentication is not configured for this route: wrap it in \
-    m2m_actix::M2mAuth or register an m2m_core::Verifier with App::app_data";
 
 impl fmt::Debug for AuthenticationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,10 +70,7 @@ impl fmt::Debug for AuthenticationError {
 
 impl fmt::Display for AuthenticationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.rejection {
-            Some(rejection) => fmt::Display::fmt(rejection, f),
-            None => f.write_str(NOT_CONFIGURED),
-        }
+        fmt::Display::fmt(&self.rejection, f)
     }
 }
 
@@ -93,20 +78,14 @@ impl std::error::Error for AuthenticationError {}
 
 impl ResponseError for AuthenticationError {
     fn status_code(&self) -> StatusCode {
-        match &self.rejection {
-            Some(rejection) => StatusCode::from_u16(rejection.status().as_u16())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            None => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.rejection.status().as_u16())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        match (&self.rejection, &self.responder) {
-            (Some(rejection), Some(responder)) => responder(rejection.clone()),
-            (Some(rejection), None) => rejection_response(rejection),
-            (None, _) => HttpResponse::InternalServerError()
-                .content_type("text/plain; charset=utf-8")
-                .body(NOT_CONFIGURED),
+        match &self.responder {
+            Some(responder) => responder(self.rejection.clone()),
+            None => rejection_response(&self.rejection),
         }
     }
 }

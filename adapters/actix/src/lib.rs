@@ -1,9 +1,10 @@
 //! m2m token authentication for actix-web: a middleware that verifies each request and an
 //! extractor that hands the caller's [`Principal`] to the handler.
 //!
-//! The adapter holds no rules of its own. [`M2mAuth`] gives the request's credential headers to
-//! the core [`Verifier`] and either stores the [`Principal`] in the request extensions or answers
-//! with the core [`Rejection`] byte for byte: status, `WWW-Authenticate` or `Retry-After`,
+//! The adapter holds no rules of its own. [`M2mAuth`] hands the request to the core's
+//! [`Admission`](m2m_core::Admission) (the [`Verifier`] and the options) and either stores the
+//! admitted [`Principal`] in the request extensions or answers with the core [`Rejection`] byte
+//! for byte: status, `WWW-Authenticate` or `Retry-After`,
 //! `Cache-Control: no-store` and the problem+json body. Handlers take [`Authenticated`] (or
 //! `Option<Authenticated>` on optional routes); per-scope requirements are a second `M2mAuth`
 //! with [`require_scopes`](M2mAuth::require_scopes) on a `web::scope` or `web::resource`.
@@ -69,6 +70,6 @@ mod headers;
 mod middleware;
 
 pub use error::{AuthenticationError, rejection_response};
-pub use extract::{Authenticated, AuthenticatedFuture};
+pub use extract::Authenticated;
 pub use m2m_core::{Principal, Rejection, Verifier};
 pub use middleware::{M2mAuth, M2mAuthMiddleware, ResponseFuture};

@@ -1,9 +1,8 @@
 //! The [`M2mAuth`] middleware: verifies every request it wraps before the handler runs.
 //!
-//! The middleware only translates: it hands the two credential headers to the core's
-//! [`Verifier`], stores the resulting [`Principal`] in the request extensions, and turns a
-//! [`Rejection`] into an early response (the right side of an [`EitherBody`]) without calling the
-//! wrapped service.
+//! The middleware only translates: it hands the request to the core's [`Admission`], stores the
+//! admitted [`Principal`] in the request extensions, and turns a refusal into an early response
+//! (the right side of an [`EitherBody`]) without calling the wrapped service.
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
@@ -14,83 +13,79 @@ use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::future::LocalBoxFuture;
-use m2m_core::{Principal, Rejection, RejectionKind, RequiredScopes, Verifier};
+use m2m_core::{Admission, Decision, Principal, Rejection, Verifier};
 use pin_project_lite::pin_project;
 
 use crate::error::{Responder, rejection_response};
-use crate::headers::ActixHeaders;
-
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+use crate::headers::{ActixRequest, header_name};
 
 /// Authenticates every request of the service it wraps (an `App`, a `web::scope` or a
 /// `web::resource`), with the same options as the other m2m adapters.
 ///
-/// On success the caller's [`Principal`] is in the request extensions, where the
-/// [`Authenticated`](crate::Authenticated) extractor finds it. On failure the client receives
-/// the core [`Rejection`] exactly (status, `WWW-Authenticate` or `Retry-After`,
-/// `Cache-Control: no-store`, problem+json body), or what [`on_rejection`](Self::on_rejection)
-/// returns.
+/// The options are those of the core's [`Admission`], which makes every decision; the
+/// middleware only translates it. On success the caller's [`Principal`] is in the request
+/// extensions, where the [`Authenticated`](crate::Authenticated) extractor finds it. On failure
+/// the client receives the core [`Rejection`] exactly (status, `WWW-Authenticate` or
+/// `Retry-After`, `Cache-Control: no-store`, problem+json body), or what
+/// [`on_rejection`](Self::on_rejection) returns.
 ///
-/// Scopes required on an inner scope are checked by a second `M2mAuth` there; it verifies the
-/// token again (a cache hit), so put [`strip_credentials`](Self::strip_credentials) on the
-/// innermost one.
+/// Scopes required on an inner scope or resource are checked by a second `M2mAuth` there; it
+/// does not verify the token again, it checks its own scopes on the caller the outer one
+/// admitted.
 #[derive(Clone)]
 #[must_use]
 pub struct M2mAuth {
-    verifier: Verifier,
-    scopes: RequiredScopes,
-    optional: bool,
-    cors_preflight: bool,
-    strip_credentials: bool,
+    admission: Admission,
     responder: Option<Responder>,
 }
 
 impl M2mAuth {
-    /// A middleware that verifies with `verifier`, requiring no scope, not optional, letting CORS
-    /// preflights through and leaving the credential headers in place.
+    /// A middleware that verifies with `verifier`: no required scope, credentials required,
+    /// preflights verified like any request, credential headers left in place.
     pub fn new(verifier: Verifier) -> Self {
+        Self::from_admission(Admission::new(verifier))
+    }
+
+    /// A middleware that decides with `admission`.
+    pub fn from_admission(admission: Admission) -> Self {
         Self {
-            verifier,
-            scopes: RequiredScopes::default(),
-            optional: false,
-            cors_preflight: true,
-            strip_credentials: false,
+            admission,
             responder: None,
         }
     }
 
-    /// Requires every one of `scopes` on each request (403 `insufficient_scope` otherwise).
+    /// Requires every one of `scopes`, in addition to those required before, on each request
+    /// (403 `insufficient_scope` otherwise).
     pub fn require_scopes<I>(mut self, scopes: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes = RequiredScopes::new(scopes);
+        self.admission = self.admission.require_scopes(scopes);
         self
     }
 
     /// When `true`, a request with no credentials at all reaches the handler without a
     /// [`Principal`] (so `Option<Authenticated>` is `None`); any other failure is still refused.
     pub fn optional(mut self, optional: bool) -> Self {
-        self.optional = optional;
+        self.admission = self.admission.optional(optional);
         self
     }
 
-    /// When `true` (the default), a CORS preflight (`OPTIONS` with
-    /// `Access-Control-Request-Method`) passes through untouched.
+    /// When `true`, a CORS preflight (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) passes through unverified (default `false`). The usual
+    /// way is a CORS middleware (actix-cors) registered outside this one.
     pub fn cors_preflight(mut self, pass_through: bool) -> Self {
-        self.cors_preflight = pass_through;
+        self.admission = self.admission.cors_preflight(pass_through);
         self
     }
 
     /// When `true`, `X-API-KEY` and `Authorization` are removed from an authenticated request
     /// before the handler sees it (default `false`).
     pub fn strip_credentials(mut self, strip: bool) -> Self {
-        self.strip_credentials = strip;
+        self.admission = self.admission.strip_credentials(strip);
         self
     }
 
@@ -101,6 +96,11 @@ impl M2mAuth {
     {
         self.responder = Some(Arc::new(responder));
         self
+    }
+
+    /// The options and the decision they lead to.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     fn respond(&self, rejection: Rejection) -> HttpResponse {
@@ -114,11 +114,7 @@ impl M2mAuth {
 impl fmt::Debug for M2mAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("M2mAuth")
-            .field("verifier", &self.verifier)
-            .field("scopes", &self.scopes)
-            .field("optional", &self.optional)
-            .field("cors_preflight", &self.cors_preflight)
-            .field("strip_credentials", &self.strip_credentials)
+            .field("admission", &self.admission)
             .field("custom_responder", &self.responder.is_some())
             .finish()
     }
@@ -223,41 +219,29 @@ where
     }
 }
 
-fn is_cors_preflight(req: &ServiceRequest) -> bool {
-    req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
 impl M2mAuth {
-    /// Applies a verification outcome to the request: the principal into the extensions (and
-    /// the credential headers out, if asked), the pass of an optional middleware, or the
+    /// Translates the core's decision: the principal into the extensions and the headers to
+    /// strip out, the pass of a request without credentials or of a preflight, or the
     /// rejection response.
-    fn admit(
-        &self,
-        req: &mut ServiceRequest,
-        outcome: Result<Principal, Rejection>,
-    ) -> Result<(), HttpResponse> {
-        match outcome {
-            Ok(principal) => {
-                if self.strip_credentials {
-                    req.headers_mut().remove(X_API_KEY);
-                    req.headers_mut().remove(header::AUTHORIZATION);
+    fn apply(&self, req: &mut ServiceRequest, decision: Decision) -> Result<(), HttpResponse> {
+        match decision {
+            Decision::Admit(admitted) => {
+                for placement in admitted.headers_to_strip() {
+                    req.headers_mut().remove(header_name(*placement));
                 }
-                req.extensions_mut().insert::<Principal>(principal);
+                req.extensions_mut()
+                    .insert::<Principal>(admitted.into_principal());
                 Ok(())
             }
-            Err(rejection)
-                if self.optional && rejection.kind() == RejectionKind::MissingCredentials =>
-            {
+            Decision::Anonymous(rejection) => {
                 req.extensions_mut().insert(Unauthenticated {
                     rejection,
                     responder: self.responder.clone(),
                 });
                 Ok(())
             }
-            Err(rejection) => Err(self.respond(rejection)),
+            Decision::Preflight => Ok(()),
+            Decision::Refuse(rejection) => Err(self.respond(rejection)),
         }
     }
 }
@@ -274,21 +258,10 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        if self.auth.cors_preflight && is_cors_preflight(&req) {
-            return ResponseFuture {
-                kind: Kind::Inner {
-                    future: self.service.call(req),
-                },
-            };
-        }
-        // A cached token is decided here, without a boxed future.
-        let auth = &self.auth;
-        let cached = auth.scopes.with(|scopes| {
-            auth.verifier
-                .verify_cached(&ActixHeaders(req.headers()), scopes)
-        });
-        if let Some(outcome) = cached {
-            let kind = match auth.admit(&mut req, outcome) {
+        // A cached token (or a request needing no token) is decided here, without a boxed
+        // future.
+        if let Some(decision) = self.auth.admission.decide_cached(&ActixRequest(&req)) {
+            let kind = match self.auth.apply(&mut req, decision) {
                 Ok(()) => Kind::Inner {
                     future: self.service.call(req),
                 },
@@ -301,12 +274,8 @@ where
         let service = Rc::clone(&self.service);
         let auth = Rc::clone(&self.auth);
         let future = Box::pin(async move {
-            let scopes: Vec<&str> = auth.scopes.iter().collect();
-            let outcome = auth
-                .verifier
-                .verify(&ActixHeaders(req.headers()), &scopes)
-                .await;
-            if let Err(response) = auth.admit(&mut req, outcome) {
+            let decision = auth.admission.decide(&ActixRequest(&req)).await;
+            if let Err(response) = auth.apply(&mut req, decision) {
                 return Ok(req.into_response(response).map_into_right_body());
             }
             service

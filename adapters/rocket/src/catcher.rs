@@ -9,29 +9,28 @@
 use std::io::Cursor;
 use std::sync::Mutex;
 
-use m2m_core::{PROBLEM_JSON, Rejection};
+use m2m_core::Rejection;
 use rocket::http::{ContentType, Header, Status};
 use rocket::response::Response;
 use rocket::{Catcher, Request, catcher};
 
 use crate::fairing::SharedSettings;
-use crate::guard::Failure;
 
 /// The statuses the catchers answer.
 const STATUSES: [u16; 5] = [400, 401, 403, 500, 503];
 
 /// The last refusal of a request, for the catcher.
 #[derive(Default)]
-struct Pending(Mutex<Option<Failure>>);
+struct Pending(Mutex<Option<Rejection>>);
 
 fn pending<'a>(request: &'a Request<'_>) -> &'a Pending {
     request.local_cache(Pending::default)
 }
 
 /// Records why `request` is refused, for the catcher.
-pub(crate) fn record_failure(request: &Request<'_>, failure: Failure) {
+pub(crate) fn record_rejection(request: &Request<'_>, rejection: Rejection) {
     let mut slot = pending(request).0.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = Some(failure);
+    *slot = Some(rejection);
 }
 
 /// The status of the recorded refusal, if any.
@@ -40,17 +39,15 @@ pub(crate) fn pending_status(request: &Request<'_>) -> Option<Status> {
     slot.as_ref().map(status_of)
 }
 
-fn status_of(failure: &Failure) -> Status {
-    match failure {
-        Failure::Rejected(rejection) => Status::new(rejection.status().as_u16()),
-        Failure::NotConfigured => Status::InternalServerError,
-    }
+fn status_of(rejection: &Rejection) -> Status {
+    Status::new(rejection.status().as_u16())
 }
 
 /// The catchers for 400, 401, 403, 500 and 503 that render recorded rejections.
 ///
-/// [`M2mAuth`](crate::M2mAuth) registers them at `/`; register them yourself only when you
-/// use the guards with a managed [`Verifier`](m2m_core::Verifier) and no fairing.
+/// [`M2mAuth`](crate::M2mAuth) registers them at `/`. Without the fairing, guards fail with
+/// 500 (no middleware decided about the request); register them yourself to answer that with
+/// the same problem+json body as the other m2m adapters.
 pub fn catchers() -> Vec<Catcher> {
     STATUSES
         .into_iter()
@@ -64,22 +61,14 @@ pub fn catchers() -> Vec<Catcher> {
 
 fn render<'r>(status: Status, request: &'r Request<'_>) -> catcher::BoxFuture<'r> {
     Box::pin(async move {
-        let failure = {
+        let rejection = {
             let slot = pending(request).0.lock().unwrap_or_else(|e| e.into_inner());
-            slot.as_ref().filter(|f| status_of(f) == status).cloned()
+            slot.as_ref().filter(|r| status_of(r) == status).cloned()
         };
-        match failure {
-            Some(Failure::Rejected(rejection)) => {
-                match request.rocket().state::<SharedSettings>() {
-                    Some(shared) => shared.0.respond(rejection, request),
-                    None => Ok(contract_response(&rejection)),
-                }
-            }
-            Some(Failure::NotConfigured) => Ok(problem(
-                status,
-                "authentication is not configured on this server".to_owned(),
-            )),
-            None => Ok(plain(status)),
+        match (rejection, request.rocket().state::<SharedSettings>()) {
+            (Some(rejection), Some(shared)) => shared.0.respond(rejection, request),
+            (Some(rejection), None) => Ok(contract_response(&rejection)),
+            (None, _) => Ok(plain(status)),
         }
     })
 }
@@ -96,21 +85,6 @@ pub(crate) fn contract_response(rejection: &Rejection) -> Response<'static> {
         response.set_header(Header::new(name.as_str().to_owned(), value));
     }
     response
-}
-
-fn problem(status: Status, detail: String) -> Response<'static> {
-    let body = format!(
-        r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}"}}"#,
-        status.reason_lossy(),
-        status.code,
-        detail
-    );
-    Response::build()
-        .status(status)
-        .raw_header("Content-Type", PROBLEM_JSON)
-        .raw_header("Cache-Control", "no-store")
-        .sized_body(body.len(), Cursor::new(body))
-        .finalize()
 }
 
 fn plain(status: Status) -> Response<'static> {

@@ -1,10 +1,9 @@
-//! The [`M2mAuth`] fairing: the settings, the verifier as managed state, the catchers, and the
-//! contract enforced on every request that reaches the application.
-
+//! The [`M2mAuth`] fairing: the settings as managed state, the catchers, and the one decision
+//! per request that guards read.
 use std::fmt;
 use std::sync::Arc;
 
-use m2m_core::{Rejection, RejectionKind, Verifier};
+use m2m_core::{Admission, Decision, Principal, Rejection, Verifier};
 use rocket::data::Data;
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::uri::Origin;
@@ -13,9 +12,8 @@ use rocket::response::{self, Responder};
 use rocket::route::{self, Handler, Route};
 use rocket::{Build, Request, Rocket};
 
-use crate::catcher::{catchers, record_failure};
-use crate::credentials::credentials;
-use crate::guard::{Failure, verification};
+use crate::catcher::{catchers, record_rejection};
+use crate::credentials::{RocketRequest, header_name};
 
 /// Where the fairing sends a request it refuses, so that no application handler runs.
 const REFUSED_PATH: &str = "/.m2m/refused";
@@ -26,22 +24,11 @@ type Responds =
 /// What the fairing was configured with; managed as Rocket state, read by guards and catchers.
 #[derive(Clone)]
 pub(crate) struct Settings {
-    pub(crate) verifier: Verifier,
-    pub(crate) required_scopes: Vec<String>,
-    pub(crate) optional: bool,
-    pub(crate) cors_preflight: bool,
-    pub(crate) strip_credentials: bool,
+    pub(crate) admission: Admission,
     pub(crate) on_rejection: Option<Arc<Responds>>,
 }
 
 impl Settings {
-    /// The scopes every request needs, with `extra` appended.
-    pub(crate) fn scopes<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut scopes: Vec<&str> = self.required_scopes.iter().map(String::as_str).collect();
-        scopes.extend_from_slice(extra);
-        scopes
-    }
-
     /// The response to a rejection: the custom responder's, or the core's exact one.
     pub(crate) fn respond(
         &self,
@@ -57,16 +44,18 @@ impl Settings {
 
 /// Token authentication for a Rocket application.
 ///
-/// Attaching it:
-/// - manages the [`Verifier`] (unless one is managed already) and the settings as state, so the
-///   [`Authenticated`](crate::Authenticated) and [`Scoped`](crate::Scoped) guards can verify;
-/// - registers catchers for 400, 401, 403, 500 and 503 at `/` that render a rejection exactly
-///   as the core builds it (status, `WWW-Authenticate`, `Retry-After`, `Cache-Control`,
-///   problem+json body), and a plain response for those statuses when no rejection is pending;
-/// - verifies every request before routing, against the scopes of
+/// The options are those of the core's [`Admission`], which makes every decision; the fairing,
+/// guards and catchers only translate it. Attaching it:
+/// - verifies every request once, before routing, against the scopes of
 ///   [`require_scopes`](M2mAuth::require_scopes). A refused request is routed to a route of the
 ///   fairing (`/.m2m/refused`) that fails with the rejection's status, so no handler of the
-///   application runs.
+///   application runs;
+/// - manages the settings as state, so the [`Authenticated`](crate::Authenticated) and
+///   [`Scoped`](crate::Scoped) guards read what the fairing decided (they never verify the
+///   token again: `Scoped` checks its own scopes on the admitted caller);
+/// - registers catchers for 400, 401, 403, 500 and 503 at `/` that render a rejection exactly
+///   as the core builds it (status, `WWW-Authenticate`, `Retry-After`, `Cache-Control`,
+///   problem+json body), and a plain response for those statuses when no rejection is pending.
 ///
 /// By default, like the middleware of the other adapters, every request needs valid
 /// credentials. With [`optional(true)`](M2mAuth::optional) a request without any credentials is
@@ -88,72 +77,65 @@ impl fmt::Debug for M2mAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.settings;
         f.debug_struct("M2mAuth")
-            .field("verifier", &s.verifier)
-            .field("required_scopes", &s.required_scopes)
-            .field("optional", &s.optional)
-            .field("cors_preflight", &s.cors_preflight)
-            .field("strip_credentials", &s.strip_credentials)
+            .field("admission", &s.admission)
             .field("on_rejection", &s.on_rejection.is_some())
             .finish()
     }
 }
 
 impl M2mAuth {
-    /// Authentication with `verifier`, no required scopes, credentials required, CORS
-    /// preflights let through, credential headers left in place, the core's responses.
+    /// Authentication with `verifier`: no required scopes, credentials required, preflights
+    /// verified like any request, credential headers left in place, the core's responses.
     pub fn new(verifier: Verifier) -> Self {
+        Self::from_admission(Admission::new(verifier))
+    }
+
+    /// Authentication that decides with `admission`.
+    pub fn from_admission(admission: Admission) -> Self {
         Self {
             settings: Arc::new(Settings {
-                verifier,
-                required_scopes: Vec::new(),
-                optional: false,
-                cors_preflight: true,
-                strip_credentials: false,
+                admission,
                 on_rejection: None,
             }),
         }
     }
 
-    fn settings_mut(&mut self) -> &mut Settings {
-        Arc::make_mut(&mut self.settings)
+    fn edit(mut self, change: impl FnOnce(Admission) -> Admission) -> Self {
+        let settings = Arc::make_mut(&mut self.settings);
+        settings.admission = change(settings.admission.clone());
+        self
     }
 
-    /// Scopes every request must carry (in addition to those of [`Scoped`](crate::Scoped)
-    /// guards).
-    pub fn require_scopes<I, S>(mut self, scopes: I) -> Self
+    /// Scopes every request must carry, in addition to those required before (and to those of
+    /// [`Scoped`](crate::Scoped) guards).
+    pub fn require_scopes<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.settings_mut()
-            .required_scopes
-            .extend(scopes.into_iter().map(Into::into));
-        self
+        self.edit(|admission| admission.require_scopes(scopes))
     }
 
     /// Whether a request without any credentials reaches the routes (default `false`); any
     /// other failure is still refused.
-    pub fn optional(mut self, optional: bool) -> Self {
-        self.settings_mut().optional = optional;
-        self
+    pub fn optional(self, optional: bool) -> Self {
+        self.edit(|admission| admission.optional(optional))
     }
 
-    /// Whether a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) passes without
-    /// verification (default `true`).
-    pub fn cors_preflight(mut self, pass: bool) -> Self {
-        self.settings_mut().cors_preflight = pass;
-        self
+    /// Whether a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+    /// passes without verification (default `false`). The usual way is a CORS fairing that
+    /// answers preflights itself.
+    pub fn cors_preflight(self, pass: bool) -> Self {
+        self.edit(|admission| admission.cors_preflight(pass))
     }
 
-    /// Whether to blank the `X-API-KEY` and `Authorization` headers before routing (default
-    /// `false`).
+    /// Whether to strip the `X-API-KEY` and `Authorization` headers of an admitted request
+    /// before routing (default `false`).
     ///
     /// Rocket 0.5 offers no way to remove a request header, so each present header is replaced
-    /// by one with an empty value: handlers and their guards cannot read the token, and the
-    /// m2m guards use the values captured before blanking.
-    pub fn strip_credentials(mut self, strip: bool) -> Self {
-        self.settings_mut().strip_credentials = strip;
-        self
+    /// by one with an empty value: handlers and their guards cannot read the token.
+    pub fn strip_credentials(self, strip: bool) -> Self {
+        self.edit(|admission| admission.strip_credentials(strip))
     }
 
     /// Renders rejections with `respond` instead of the core's response; it is called by the
@@ -163,16 +145,12 @@ impl M2mAuth {
         F: Fn(Rejection) -> R + Send + Sync + 'static,
         R: for<'r> Responder<'r, 'static>,
     {
-        self.settings_mut().on_rejection = Some(Arc::new(move |rejection, request| {
-            respond(rejection).respond_to(request)
-        }));
+        Arc::make_mut(&mut self.settings).on_rejection =
+            Some(Arc::new(move |rejection, request| {
+                respond(rejection).respond_to(request)
+            }));
         self
     }
-}
-
-fn is_preflight(request: &Request<'_>) -> bool {
-    request.method() == Method::Options
-        && request.headers().contains("Access-Control-Request-Method")
 }
 
 #[rocket::async_trait]
@@ -188,44 +166,58 @@ impl Fairing for M2mAuth {
         if rocket.state::<SharedSettings>().is_some() {
             return Ok(rocket);
         }
-        let mut rocket = rocket
+        Ok(rocket
             .manage(SharedSettings(Arc::clone(&self.settings)))
             .register("/", catchers())
-            .mount("/", vec![refused_route()]);
-        if rocket.state::<Verifier>().is_none() {
-            rocket = rocket.manage(self.settings.verifier.clone());
-        }
-        Ok(rocket)
+            .mount("/", vec![refused_route()]))
     }
 
     async fn on_request(&self, request: &mut Request<'_>, _: &mut Data<'_>) {
-        let settings = &*self.settings;
-        if settings.cors_preflight && is_preflight(request) {
-            return;
-        }
-        credentials(request);
-        let refusal = match verification(request, settings).await {
-            Err(Failure::Rejected(rejection))
-                if !(settings.optional
-                    && rejection.kind() == RejectionKind::MissingCredentials) =>
-            {
-                Some(rejection.clone())
-            }
-            _ => None,
-        };
-        if settings.strip_credentials {
-            for name in ["X-API-KEY", "Authorization"] {
-                if request.headers().contains(name) {
-                    request.replace_header(Header::new(name, ""));
+        let decision = self
+            .settings
+            .admission
+            .decide(&RocketRequest(request))
+            .await;
+        let verdict = match decision {
+            Decision::Admit(admitted) => {
+                for placement in admitted.headers_to_strip() {
+                    let name = header_name(*placement);
+                    if request.headers().contains(name) {
+                        request.replace_header(Header::new(name, ""));
+                    }
                 }
+                Verdict::Caller(admitted.into_principal())
             }
-        }
-        if let Some(rejection) = refusal {
-            record_failure(request, Failure::Rejected(rejection));
-            request.set_method(Method::Get);
-            request.set_uri(Origin::const_new(REFUSED_PATH, None));
-        }
+            Decision::Anonymous(rejection) => Verdict::Anonymous(rejection),
+            Decision::Preflight => Verdict::Preflight,
+            Decision::Refuse(rejection) => {
+                record_rejection(request, rejection);
+                request.set_method(Method::Get);
+                request.set_uri(Origin::const_new(REFUSED_PATH, None));
+                Verdict::Refused
+            }
+        };
+        request.local_cache(|| verdict);
     }
+}
+
+/// What the fairing decided about a request, for the guards.
+pub(crate) enum Verdict {
+    /// No fairing ran.
+    Unknown,
+    /// Admitted: the caller.
+    Caller(Principal),
+    /// Let through without credentials: what a guard that requires a caller answers.
+    Anonymous(Rejection),
+    /// A preflight let through unverified.
+    Preflight,
+    /// Refused; no application route runs.
+    Refused,
+}
+
+/// What the fairing decided about `request`, [`Verdict::Unknown`] when no fairing ran.
+pub(crate) fn verdict<'a>(request: &'a Request<'_>) -> &'a Verdict {
+    request.local_cache(|| Verdict::Unknown)
 }
 
 /// The settings as managed state (a private type, so applications cannot collide with it).

@@ -4,122 +4,66 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use m2m_core::{Principal, Rejection, Verifier};
+use m2m_core::{Principal, Rejection};
 use rocket::Request;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome};
 
-use crate::catcher::record_failure;
-use crate::credentials::credentials;
-use crate::fairing::{Settings, SharedSettings};
+use crate::catcher::record_rejection;
+use crate::fairing::{SharedSettings, Verdict, verdict};
 
-/// Why a guard refused a request.
+/// Why a guard refused a request: the core [`Rejection`] the catchers render.
+///
+/// The contract's 401 for a request the optional fairing let through without credentials, 403
+/// for a [`Scoped`] guard whose scopes the caller lacks, and 500
+/// ([`RejectionKind::MiddlewareMissing`](m2m_core::RejectionKind::MiddlewareMissing)) when no
+/// [`M2mAuth`](crate::M2mAuth) fairing decided about the request.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum GuardError {
-    /// The credentials were refused; the catchers render this rejection.
-    Rejected(Rejection),
-    /// Neither the [`M2mAuth`](crate::M2mAuth) fairing nor a managed [`Verifier`] is there to
-    /// verify with: a server error.
-    NotConfigured,
-}
+pub struct GuardError(pub Rejection);
 
 impl fmt::Display for GuardError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GuardError::Rejected(rejection) => rejection.fmt(f),
-            GuardError::NotConfigured => f.write_str(
-                "m2m authentication is not configured: attach m2m_rocket::M2mAuth to the Rocket",
-            ),
-        }
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
 impl std::error::Error for GuardError {}
 
-pub(crate) type Failure = GuardError;
-
-/// The outcome of verifying a request against the required scopes, kept in request-local
-/// state so that a request is verified once however many guards ask.
-struct Verification(Result<Principal, Failure>);
-
-/// Verifies `request` with `settings` (once per request).
-pub(crate) async fn verification<'a>(
-    request: &'a Request<'_>,
-    settings: &Settings,
-) -> &'a Result<Principal, Failure> {
-    &request
-        .local_cache_async(async {
-            let outcome = settings
-                .verifier
-                .verify(credentials(request), &settings.scopes(&[]))
-                .await;
-            Verification(outcome.map_err(Failure::Rejected))
-        })
-        .await
-        .0
-}
-
-/// What guards verify with: the fairing's settings, or else a managed [`Verifier`] alone.
-enum Config<'a> {
-    Fairing(&'a Settings),
-    Verifier(&'a Verifier),
-}
-
-fn config<'a>(request: &'a Request<'_>) -> Option<Config<'a>> {
-    let rocket = request.rocket();
-    if let Some(shared) = rocket.state::<SharedSettings>() {
-        return Some(Config::Fairing(&shared.0));
-    }
-    rocket.state::<Verifier>().map(Config::Verifier)
-}
-
-/// Verifies `request` against the fairing's scopes and `extra`.
-async fn principal(request: &Request<'_>, extra: &[&str]) -> Result<Principal, Failure> {
-    match config(request) {
-        None => Err(Failure::NotConfigured),
-        Some(Config::Fairing(settings)) => {
-            let verified = verification(request, settings).await;
-            match verified {
-                Ok(principal) if extra.iter().all(|s| principal.has_scope(s)) => {
-                    Ok(principal.clone())
-                }
-                // Under-scoped for this route: the core builds the 403 naming every scope.
-                Ok(_) => settings
-                    .verifier
-                    .verify(credentials(request), &settings.scopes(extra))
-                    .await
-                    .map_err(Failure::Rejected),
-                Err(failure) => Err(failure.clone()),
+/// The caller the fairing admitted, checked against a route's own `scopes`.
+fn caller(request: &Request<'_>, scopes: &[&str]) -> Result<Principal, Rejection> {
+    match verdict(request) {
+        Verdict::Caller(principal) => {
+            let settings = request
+                .rocket()
+                .state::<SharedSettings>()
+                .map(|shared| &shared.0.admission);
+            match settings {
+                Some(admission) => admission.authorize(principal, scopes)?,
+                None => return Err(Rejection::middleware_missing()),
             }
+            Ok(principal.clone())
         }
-        Some(Config::Verifier(verifier)) => verifier
-            .verify(credentials(request), extra)
-            .await
-            .map_err(Failure::Rejected),
+        Verdict::Anonymous(rejection) => Err(rejection.clone()),
+        Verdict::Unknown | Verdict::Preflight | Verdict::Refused => {
+            Err(Rejection::middleware_missing())
+        }
     }
 }
 
-fn refuse<T>(request: &Request<'_>, failure: Failure) -> Outcome<T, GuardError> {
-    let status = match &failure {
-        Failure::Rejected(rejection) => Status::new(rejection.status().as_u16()),
-        Failure::NotConfigured => Status::InternalServerError,
-    };
-    record_failure(request, failure.clone());
-    Outcome::Error((status, failure))
+fn refuse<T>(request: &Request<'_>, rejection: Rejection) -> Outcome<T, GuardError> {
+    let status = Status::new(rejection.status().as_u16());
+    record_rejection(request, rejection.clone());
+    Outcome::Error((status, GuardError(rejection)))
 }
 
 /// The caller, authenticated: a request guard.
 ///
-/// Fails with the contract's status (rendered exactly by the fairing's catchers) when the
-/// request has no valid credentials or lacks a scope required by
-/// [`M2mAuth::require_scopes`](crate::M2mAuth::require_scopes). As `Option<Authenticated>` it
-/// yields `None` for a request without credentials on an [optional](crate::M2mAuth::optional)
-/// fairing; the fairing refuses every other failure before routing.
-///
-/// Without the fairing, the guard verifies with a [`Verifier`] managed as state (but Rocket's
-/// default catchers then answer, without the contract's headers); with neither, it fails with
-/// 500 and [`GuardError::NotConfigured`].
+/// It reads what the [`M2mAuth`](crate::M2mAuth) fairing decided and never verifies by itself.
+/// The fairing refuses bad credentials before routing; the guard fails with the contract's 401
+/// (rendered exactly by the fairing's catchers) on a request an
+/// [optional](crate::M2mAuth::optional) fairing let through without credentials, where
+/// `Option<Authenticated>` yields `None`. Without the fairing it fails with 500
+/// ([`GuardError`]); register [`catchers`](crate::catchers) to render that as problem+json.
 #[derive(Clone, Debug)]
 pub struct Authenticated(pub Principal);
 
@@ -143,9 +87,9 @@ impl<'r> FromRequest<'r> for Authenticated {
     type Error = GuardError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, GuardError> {
-        match principal(request, &[]).await {
+        match caller(request, &[]) {
             Ok(principal) => Outcome::Success(Authenticated(principal)),
-            Err(failure) => refuse(request, failure),
+            Err(rejection) => refuse(request, rejection),
         }
     }
 }
@@ -158,8 +102,10 @@ pub trait ScopeSet: 'static {
 
 /// The caller, authenticated and carrying every scope of `S`: a request guard.
 ///
-/// A valid token without one of the scopes is refused with 403 `insufficient_scope`, naming the
-/// scopes in `WWW-Authenticate` and in the body.
+/// A caller the fairing admitted but without one of the scopes is refused with 403
+/// `insufficient_scope`, naming the scopes in `WWW-Authenticate` and in the body. The token is
+/// not verified again: the core's [`Admission::authorize`](m2m_core::Admission::authorize)
+/// checks the scopes on the admitted caller.
 ///
 /// ```
 /// m2m_rocket::scopes!(pub ReportsRead => "reports:read");
@@ -212,12 +158,12 @@ impl<'r, S: ScopeSet> FromRequest<'r> for Scoped<S> {
     type Error = GuardError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, GuardError> {
-        match principal(request, S::SCOPES).await {
+        match caller(request, S::SCOPES) {
             Ok(principal) => Outcome::Success(Scoped {
                 principal,
                 scopes: PhantomData,
             }),
-            Err(failure) => refuse(request, failure),
+            Err(rejection) => refuse(request, rejection),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! m2m token authentication for Rocket 0.5: a fairing, request guards and catchers.
 //!
 //! Rocket has no middleware that can answer a request, and its guards fail with a status only.
-//! So the [`M2mAuth`] fairing verifies each request before routing and sends a refused one to a
+//! So the [`M2mAuth`] fairing asks the core's [`Admission`](m2m_core::Admission) for its one
+//! decision about each request before routing and sends a refused one to a
 //! route of its own, the [`Authenticated`] and [`Scoped`] guards hand the caller's
 //! [`Principal`](m2m_core::Principal) to handlers, and the fairing's catchers render the core's
 //! [`Rejection`](m2m_core::Rejection) exactly: status, `WWW-Authenticate`, `Retry-After`,
@@ -67,8 +68,9 @@
 //! - Rocket drops a header value that is not UTF-8 before any fairing sees it, so such a value
 //!   counts as absent. Values Rocket keeps with control characters in them are refused with 400
 //!   `invalid_request`, as in the other adapters.
-//! - Guards verify by themselves with a managed [`Verifier`](m2m_core::Verifier) when the
-//!   fairing is missing, but only the fairing's [`catchers`] render the exact response.
+//! - Guards never verify by themselves: they read the fairing's decision. Without the fairing
+//!   they fail with 500, rendered as the same problem+json body as in the other adapters when
+//!   the [`catchers`] are registered.
 
 mod catcher;
 mod credentials;

@@ -441,20 +441,30 @@ async fn other_errors_keep_a_plain_response() {
 }
 
 #[rocket::async_test]
-async fn cors_preflight_passes_through() {
+async fn cors_preflights_are_verified_unless_the_fairing_lets_them_pass() {
     let t = tokens().await;
+    fn preflight(client: &Client) -> rocket::local::asynchronous::LocalRequest<'_> {
+        client
+            .options("/v1/whoami")
+            .header(Header::new("Origin", "https://app.example"))
+            .header(Header::new("Access-Control-Request-Method", "GET"))
+    }
     let client = client(M2mAuth::new(t.verifier.clone())).await;
-    let request = client
-        .options("/v1/whoami")
-        .header(Header::new("Access-Control-Request-Method", "GET"));
-    // No OPTIONS route: Rocket's own 404, not a 401.
-    assert_eq!(request.dispatch().await.status(), Status::NotFound);
+    assert_eq!(
+        preflight(&client).dispatch().await.status(),
+        Status::Unauthorized
+    );
 
-    let client = client_of(M2mAuth::new(t.verifier).cors_preflight(false)).await;
-    let request = client
+    let client = client_of(M2mAuth::new(t.verifier).cors_preflight(true)).await;
+    // No OPTIONS route: Rocket's own 404, not a 401.
+    assert_eq!(
+        preflight(&client).dispatch().await.status(),
+        Status::NotFound
+    );
+    let no_origin = client
         .options("/v1/whoami")
         .header(Header::new("Access-Control-Request-Method", "GET"));
-    assert_eq!(request.dispatch().await.status(), Status::Unauthorized);
+    assert_eq!(no_origin.dispatch().await.status(), Status::Unauthorized);
 }
 
 async fn client_of(auth: M2mAuth) -> Client {
@@ -498,7 +508,7 @@ async fn without_a_fairing_or_verifier_the_guard_answers_500() {
 }
 
 #[rocket::async_test]
-async fn without_a_fairing_a_managed_verifier_is_used() {
+async fn without_a_fairing_a_managed_verifier_is_not_used() {
     let t = tokens().await;
     let rocket = rocket::build()
         .configure(rocket::Config::figment().merge(("log_level", "off")))
@@ -506,19 +516,11 @@ async fn without_a_fairing_a_managed_verifier_is_used() {
         .register("/", m2m_rocket::catchers())
         .mount("/", routes![whoami, reports]);
     let client = Client::tracked(rocket).await.unwrap();
-    let response = client
-        .get("/v1/whoami")
-        .header(api_key(&t.access))
-        .dispatch()
-        .await;
-    assert_eq!(response.status(), Status::Ok);
-    let r = refusal(
-        client
-            .get("/v1/reports")
-            .header(bearer(&t.bearer))
-            .dispatch()
-            .await,
-    )
-    .await;
-    r.assert_problem(Status::Forbidden, Some("insufficient_scope"));
+    // Guards read the fairing's decision and never verify by themselves.
+    let expected = m2m_core::Rejection::middleware_missing();
+    for path in ["/v1/whoami", "/v1/reports"] {
+        let response = client.get(path).header(api_key(&t.access)).dispatch().await;
+        assert_eq!(response.status(), Status::InternalServerError);
+        assert_eq!(response.into_string().await.unwrap(), expected.body());
+    }
 }

@@ -3,7 +3,8 @@
 //! They read what [`M2mAuth`](crate::M2mAuth) left in the request extensions and never verify by
 //! themselves: the layer is what authenticates. A handler that extracts [`Authenticated`] on a
 //! route no [`M2mAuthLayer`](crate::M2mAuthLayer) covers answers 500 with a problem+json body
-//! saying so ([`LayerMissing`]), which a first test of the route reveals.
+//! saying so (the core's `MiddlewareMissing` rejection), which a first test of the route
+//! reveals.
 
 use std::fmt;
 use std::ops::Deref;
@@ -11,9 +12,8 @@ use std::ops::Deref;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
-use m2m_core::{PROBLEM_JSON, Principal, Rejection};
+use m2m_core::{Principal, Rejection};
 
 /// The caller of an authenticated request; dereferences to its [`Principal`].
 ///
@@ -22,7 +22,7 @@ use m2m_core::{PROBLEM_JSON, Principal, Rejection};
 ///
 /// - after an optional layer let a request without credentials through, it refuses the request
 ///   with the contract's 401 (rendered by the default responder);
-/// - with no layer in front of the route, it answers 500 ([`LayerMissing`]).
+/// - with no layer in front of the route, it answers 500 (see [`AuthenticatedRejection`]).
 ///
 /// `Option<Authenticated>` is `None` for a request an optional layer let through without
 /// credentials, and still 500 when no layer ran.
@@ -65,40 +65,31 @@ impl From<Authenticated> for Principal {
 #[derive(Clone)]
 pub(crate) struct Unauthenticated(pub(crate) Rejection);
 
-/// Why [`Authenticated`] could not be extracted.
+/// Why [`Authenticated`] could not be extracted: the core [`Rejection`], rendered as the
+/// contract says.
+///
+/// - After an optional layer let a request without credentials through: the contract's 401.
+/// - With no [`M2mAuthLayer`](crate::M2mAuthLayer) in front of the route:
+///   [`RejectionKind::MiddlewareMissing`](m2m_core::RejectionKind::MiddlewareMissing), 500 with
+///   a problem+json body, the same in every m2m adapter.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum AuthenticatedRejection {
-    /// An optional layer let the request through without credentials: the contract's 401.
-    Unauthenticated(Rejection),
-    /// No [`M2mAuthLayer`](crate::M2mAuthLayer) ran for this request: 500.
-    LayerMissing(LayerMissing),
-}
+pub struct AuthenticatedRejection(pub Rejection);
 
 impl AuthenticatedRejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Unauthenticated(rejection) => rejection.status(),
-            Self::LayerMissing(missing) => missing.status(),
-        }
+        self.0.status()
     }
 
     /// The problem+json body.
     pub fn body(&self) -> String {
-        match self {
-            Self::Unauthenticated(rejection) => rejection.body(),
-            Self::LayerMissing(missing) => missing.body().to_owned(),
-        }
+        self.0.body()
     }
 }
 
 impl fmt::Display for AuthenticatedRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unauthenticated(rejection) => fmt::Display::fmt(rejection, f),
-            Self::LayerMissing(missing) => fmt::Display::fmt(missing, f),
-        }
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -106,58 +97,7 @@ impl std::error::Error for AuthenticatedRejection {}
 
 impl IntoResponse for AuthenticatedRejection {
     fn into_response(self) -> Response {
-        match self {
-            Self::Unauthenticated(rejection) => rejection.into_response(),
-            Self::LayerMissing(missing) => missing.into_response(),
-        }
-    }
-}
-
-/// The route extracts [`Authenticated`] but no [`M2mAuthLayer`](crate::M2mAuthLayer) ran: a
-/// mistake in the application's wiring, answered with 500 and a problem+json body.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LayerMissing;
-
-macro_rules! layer_missing_detail {
-    () => {
-        "the handler reads the authenticated caller, but no M2mAuthLayer authenticated this \
-         request: add M2mAuthLayer with Router::layer or Router::route_layer"
-    };
-}
-
-impl LayerMissing {
-    /// 500 Internal Server Error.
-    pub fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-
-    /// The problem+json body.
-    pub fn body(&self) -> &'static str {
-        concat!(
-            r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":""#,
-            layer_missing_detail!(),
-            r#""}"#
-        )
-    }
-}
-
-impl fmt::Display for LayerMissing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(layer_missing_detail!())
-    }
-}
-
-impl std::error::Error for LayerMissing {}
-
-impl IntoResponse for LayerMissing {
-    fn into_response(self) -> Response {
-        let mut response = Response::new(self.body().into());
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        self.0.into_response()
     }
 }
 
@@ -168,17 +108,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(Self(principal.clone()));
         }
-        match parts.extensions.get::<Unauthenticated>() {
-            Some(Unauthenticated(rejection)) => {
-                Err(AuthenticatedRejection::Unauthenticated(rejection.clone()))
-            }
-            None => Err(AuthenticatedRejection::LayerMissing(LayerMissing)),
-        }
+        Err(AuthenticatedRejection(
+            match parts.extensions.get::<Unauthenticated>() {
+                Some(Unauthenticated(rejection)) => rejection.clone(),
+                None => Rejection::middleware_missing(),
+            },
+        ))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
-    type Rejection = LayerMissing;
+    type Rejection = AuthenticatedRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -190,6 +130,6 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
         if parts.extensions.get::<Unauthenticated>().is_some() {
             return Ok(None);
         }
-        Err(LayerMissing)
+        Err(AuthenticatedRejection(Rejection::middleware_missing()))
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::Response;
-use m2m_core::{Rejection, RequiredScopes, Verifier};
+use m2m_core::{Admission, Rejection, Verifier};
 use tower_layer::Layer;
 
 use crate::service::M2mAuth;
@@ -40,96 +40,90 @@ where
 
 /// What a layer and its services share; one reference count per request.
 pub(crate) struct Settings<R> {
-    pub(crate) verifier: Verifier,
-    pub(crate) scopes: RequiredScopes,
-    pub(crate) optional: bool,
-    pub(crate) cors_preflight: bool,
-    pub(crate) strip_credentials: bool,
+    pub(crate) admission: Admission,
     pub(crate) on_rejection: R,
 }
 
 impl<R> fmt::Debug for Settings<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("verifier", &self.verifier)
-            .field("scopes", &self.scopes)
-            .field("optional", &self.optional)
-            .field("cors_preflight", &self.cors_preflight)
-            .field("strip_credentials", &self.strip_credentials)
+            .field("admission", &self.admission)
             .finish_non_exhaustive()
     }
 }
 
-/// Authenticates every request of the services it wraps with a [`Verifier`].
+/// Authenticates every request of the services it wraps.
 ///
-/// On success the caller's [`Principal`](m2m_core::Principal) goes into the request extensions,
-/// where the [`Authenticated`](crate::Authenticated) extractor reads it; on failure the client
-/// receives the [`Rejection`], rendered by the [`OnRejection`] responder.
+/// The options are those of the core's [`Admission`], which makes every decision: the layer
+/// only translates it. On success the caller's [`Principal`](m2m_core::Principal) goes into the
+/// request extensions, where the [`Authenticated`](crate::Authenticated) extractor reads it; on
+/// failure the client receives the [`Rejection`], rendered by the [`OnRejection`] responder.
 ///
 /// Use it with axum's `Router::layer` for a whole router, or with `Router::route_layer` and
-/// [`require_scopes`](Self::require_scopes) for the scopes of some routes.
+/// [`require_scopes`](Self::require_scopes) for the scopes of some routes. A layer inside
+/// another one does not verify the token again: it checks its own scopes on the caller the
+/// outer layer admitted.
 ///
 /// | option | default |
 /// |---|---|
-/// | [`require_scopes`](Self::require_scopes) | none |
+/// | [`require_scopes`](Self::require_scopes) | none (each call adds scopes) |
 /// | [`optional`](Self::optional) | `false` |
-/// | [`cors_preflight`](Self::cors_preflight) | `true` |
+/// | [`cors_preflight`](Self::cors_preflight) | `false` |
 /// | [`strip_credentials`](Self::strip_credentials) | `false` |
 /// | [`on_rejection`](Self::on_rejection) | [`DefaultOnRejection`] |
 #[must_use]
 pub struct M2mAuthLayer<R = DefaultOnRejection> {
-    verifier: Verifier,
-    scopes: RequiredScopes,
-    optional: bool,
-    cors_preflight: bool,
-    strip_credentials: bool,
+    admission: Admission,
     on_rejection: R,
 }
 
 impl M2mAuthLayer {
     /// A layer that authenticates with `verifier` and requires no scope.
     pub fn new(verifier: Verifier) -> Self {
+        Self::from_admission(Admission::new(verifier))
+    }
+
+    /// A layer that decides with `admission`.
+    pub fn from_admission(admission: Admission) -> Self {
         Self {
-            verifier,
-            scopes: RequiredScopes::default(),
-            optional: false,
-            cors_preflight: true,
-            strip_credentials: false,
+            admission,
             on_rejection: DefaultOnRejection,
         }
     }
 }
 
 impl<R> M2mAuthLayer<R> {
-    /// Requires every scope in `scopes` (in addition to those required before) on every request;
-    /// a valid token without one of them is refused with 403 `insufficient_scope`.
+    /// Requires every scope in `scopes`, in addition to those required before, on every
+    /// request; a valid token without one of them is refused with 403 `insufficient_scope`.
     pub fn require_scopes<I>(mut self, scopes: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.scopes = self.scopes.and(scopes);
+        self.admission = self.admission.require_scopes(scopes);
         self
     }
 
     /// In optional mode a request with no credentials at all passes through without a
     /// principal; any other failure (a bad, expired or misplaced token…) is still refused.
     pub fn optional(mut self, optional: bool) -> Self {
-        self.optional = optional;
+        self.admission = self.admission.optional(optional);
         self
     }
 
-    /// Whether CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) pass
-    /// through untouched, so that a CORS layer can answer them (default: yes).
+    /// Whether CORS preflight requests (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) pass through unverified (default: no). The usual way is
+    /// a CORS layer (tower-http's `CorsLayer`) outside this layer, which answers preflights
+    /// before they reach it.
     pub fn cors_preflight(mut self, pass_through: bool) -> Self {
-        self.cors_preflight = pass_through;
+        self.admission = self.admission.cors_preflight(pass_through);
         self
     }
 
-    /// Whether to remove the credential header (`X-API-KEY` or `Authorization`) from an
+    /// Whether to remove both credential headers (`X-API-KEY` and `Authorization`) from an
     /// authenticated request before it reaches the inner service (default: no).
     pub fn strip_credentials(mut self, strip: bool) -> Self {
-        self.strip_credentials = strip;
+        self.admission = self.admission.strip_credentials(strip);
         self
     }
 
@@ -139,47 +133,31 @@ impl<R> M2mAuthLayer<R> {
     /// (`|rejection| (StatusCode::UNAUTHORIZED, "…").into_response()`).
     pub fn on_rejection<T>(self, responder: T) -> M2mAuthLayer<T> {
         M2mAuthLayer {
-            verifier: self.verifier,
-            scopes: self.scopes,
-            optional: self.optional,
-            cors_preflight: self.cors_preflight,
-            strip_credentials: self.strip_credentials,
+            admission: self.admission,
             on_rejection: responder,
         }
     }
 
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+        self.admission.verifier()
+    }
+
+    /// The options and the decision they lead to.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The scopes required on every request.
     pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.scopes.iter()
-    }
-}
-
-impl<R: Clone> M2mAuthLayer<R> {
-    fn settings(&self) -> Arc<Settings<R>> {
-        Arc::new(Settings {
-            verifier: self.verifier.clone(),
-            scopes: self.scopes.clone(),
-            optional: self.optional,
-            cors_preflight: self.cors_preflight,
-            strip_credentials: self.strip_credentials,
-            on_rejection: self.on_rejection.clone(),
-        })
+        self.admission.scopes()
     }
 }
 
 impl<R: Clone> Clone for M2mAuthLayer<R> {
     fn clone(&self) -> Self {
         Self {
-            verifier: self.verifier.clone(),
-            scopes: self.scopes.clone(),
-            optional: self.optional,
-            cors_preflight: self.cors_preflight,
-            strip_credentials: self.strip_credentials,
+            admission: self.admission.clone(),
             on_rejection: self.on_rejection.clone(),
         }
     }
@@ -188,11 +166,7 @@ impl<R: Clone> Clone for M2mAuthLayer<R> {
 impl<R> fmt::Debug for M2mAuthLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("M2mAuthLayer")
-            .field("verifier", &self.verifier)
-            .field("scopes", &self.scopes)
-            .field("optional", &self.optional)
-            .field("cors_preflight", &self.cors_preflight)
-            .field("strip_credentials", &self.strip_credentials)
+            .field("admission", &self.admission)
             .finish_non_exhaustive()
     }
 }
@@ -201,6 +175,12 @@ impl<S, R: Clone> Layer<S> for M2mAuthLayer<R> {
     type Service = M2mAuth<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        M2mAuth::from_settings(inner, self.settings())
+        M2mAuth::from_settings(
+            inner,
+            Arc::new(Settings {
+                admission: self.admission.clone(),
+                on_rejection: self.on_rejection.clone(),
+            }),
+        )
     }
 }

@@ -2,8 +2,9 @@
 //! each request with an [`m2m_core::Verifier`], and extractors that hand the caller's
 //! [`Principal`](m2m_core::Principal) to handlers.
 //!
-//! The layer holds no rules of its own: the verifier decides, and a refused request receives the
-//! core [`Rejection`](m2m_core::Rejection) unchanged (status, `WWW-Authenticate` or
+//! The layer holds no rules of its own: the core's [`Admission`](m2m_core::Admission) decides
+//! with its options, and a refused request receives the core [`Rejection`](m2m_core::Rejection)
+//! unchanged (status, `WWW-Authenticate` or
 //! `Retry-After`, `Cache-Control: no-store`, problem+json body). Responses keep the inner
 //! service's body type, which needs only `From<String>` for the default responder, so the same
 //! layer serves an axum `Router` (`axum::body::Body`) and a bare tower or hyper service.
@@ -100,7 +101,7 @@ mod future;
 mod layer;
 mod service;
 
-pub use extract::{Authenticated, AuthenticatedRejection, LayerMissing};
+pub use extract::{Authenticated, AuthenticatedRejection};
 pub use future::ResponseFuture;
 pub use layer::{DefaultOnRejection, M2mAuthLayer, OnRejection};
 pub use service::M2mAuth;

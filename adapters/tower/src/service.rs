@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, Response, header::ACCESS_CONTROL_REQUEST_METHOD};
-use m2m_core::RejectionKind;
+use http::{Extensions, HeaderMap, Request, Response};
+use m2m_core::Decision;
 use tower_service::Service;
 
 use crate::extract::Unauthenticated;
@@ -81,17 +81,16 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if self.settings.cors_preflight && is_cors_preflight(&request) {
-            return ResponseFuture::inner(self.inner.call(request));
-        }
-        // A cached token is decided here, without a future or an allocation.
-        let settings = &self.settings;
-        let cached = settings
-            .scopes
-            .with(|scopes| settings.verifier.verify_cached(request.headers(), scopes));
-        if let Some(outcome) = cached {
+        // A cached token (or a request needing no token) is decided here, without a future or
+        // an allocation.
+        if let Some(decision) = self.settings.admission.decide_cached(&request) {
             let (mut parts, body) = request.into_parts();
-            return match admit(settings, &mut parts, outcome) {
+            return match apply(
+                &self.settings,
+                decision,
+                &mut parts.headers,
+                &mut parts.extensions,
+            ) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
                 Err(response) => ResponseFuture::rejected(response),
             };
@@ -105,45 +104,37 @@ where
     }
 }
 
-/// `OPTIONS` with `Access-Control-Request-Method`.
-fn is_cors_preflight<B>(request: &Request<B>) -> bool {
-    request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-/// Applies a verification outcome to the request: the principal into the extensions (and the
-/// credential header out, if asked), the pass of an optional layer, or the rejection response.
-fn admit<R, ResBody>(
+/// Translates the core's decision: the principal into the extensions and the headers to strip
+/// out, the pass of a request without credentials or of a preflight, or the rejection response.
+fn apply<R, ResBody>(
     settings: &Settings<R>,
-    parts: &mut http::request::Parts,
-    outcome: Result<m2m_core::Principal, m2m_core::Rejection>,
+    decision: Decision,
+    headers: &mut HeaderMap,
+    extensions: &mut Extensions,
 ) -> Result<(), Response<ResBody>>
 where
     R: OnRejection<ResBody>,
 {
-    match outcome {
-        Ok(principal) => {
-            if settings.strip_credentials {
-                let header = principal.token_type().placement().header_name();
-                parts.headers.remove(header);
+    match decision {
+        Decision::Admit(admitted) => {
+            for placement in admitted.headers_to_strip() {
+                headers.remove(placement.header_name());
             }
-            parts.extensions.insert(principal);
+            extensions.insert(admitted.into_principal());
             Ok(())
         }
-        Err(rejection)
-            if settings.optional && rejection.kind() == RejectionKind::MissingCredentials =>
-        {
-            parts.extensions.insert(Unauthenticated(rejection));
+        Decision::Anonymous(rejection) => {
+            extensions.insert(Unauthenticated(rejection));
             Ok(())
         }
-        Err(rejection) => Err(settings.on_rejection.on_rejection(rejection)),
+        Decision::Preflight => Ok(()),
+        Decision::Refuse(rejection) => Err(settings.on_rejection.on_rejection(rejection)),
     }
 }
 
-/// Verifies the request when the store must answer, then either hands it to `inner` (returning
-/// the inner future, which the [`ResponseFuture`] polls without a box) or renders the rejection.
+/// Decides about the request when the store must answer, then either hands it to `inner`
+/// (returning the inner future, which the [`ResponseFuture`] polls without a box) or renders
+/// the rejection.
 async fn authenticate<S, R, ReqBody, ResBody>(
     settings: Arc<Settings<R>>,
     mut inner: S,
@@ -153,13 +144,15 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: OnRejection<ResBody>,
 {
+    // The parts, not the request, are borrowed across the wait: bodies need not be `Sync`.
     let (mut parts, body) = request.into_parts();
-    let outcome = {
-        // Off the hot path: a vector costs nothing next to the store's answer.
-        let scopes: Vec<&str> = settings.scopes.iter().collect();
-        settings.verifier.verify(&parts.headers, &scopes).await
-    };
-    match admit(&settings, &mut parts, outcome) {
+    let decision = settings.admission.decide(&parts).await;
+    match apply(
+        &settings,
+        decision,
+        &mut parts.headers,
+        &mut parts.extensions,
+    ) {
         Ok(()) => Ok(inner.call(Request::from_parts(parts, body))),
         Err(response) => Err(Ok(response)),
     }
