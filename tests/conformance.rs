@@ -744,10 +744,13 @@ mod axum_app {
         let app = if profile.middleware {
             let mut layer = M2mAuthLayer::new(verifier.clone())
                 .optional(profile.optional)
-                .cors_preflight(profile.cors_preflight)
                 .strip_credentials(profile.strip_credentials);
             for scopes in profile.scopes {
                 layer = layer.require_scopes(scopes.iter().copied());
+            }
+            // Left at its default unless the case turns it on.
+            if profile.cors_preflight {
+                layer = layer.cors_preflight(true);
             }
             app.layer(layer)
         } else {
@@ -808,10 +811,13 @@ mod actix_app {
     ) -> Seen {
         let mut middleware = M2mAuth::new(verifier.clone())
             .optional(profile.optional)
-            .cors_preflight(profile.cors_preflight)
             .strip_credentials(profile.strip_credentials);
         for scopes in profile.scopes {
             middleware = middleware.require_scopes(scopes.iter().copied());
+        }
+        // Left at its default unless the case turns it on.
+        if profile.cors_preflight {
+            middleware = middleware.cors_preflight(true);
         }
         let app = test::init_service(
             App::new()
@@ -921,10 +927,13 @@ mod rocket_app {
         let rocket = if profile.middleware {
             let mut fairing = M2mAuth::new(verifier.clone())
                 .optional(profile.optional)
-                .cors_preflight(profile.cors_preflight)
                 .strip_credentials(profile.strip_credentials);
             for scopes in profile.scopes {
                 fairing = fairing.require_scopes(scopes.iter().copied());
+            }
+            // Left at its default unless the case turns it on.
+            if profile.cors_preflight {
+                fairing = fairing.cors_preflight(true);
             }
             rocket.attach(fairing)
         } else {
