@@ -18,6 +18,8 @@
 
 #[path = "common/listen.rs"]
 mod listen;
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/store.rs"]
 mod store;
 
@@ -42,6 +44,7 @@ async fn reports(caller: Authenticated) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    logs::init();
     let address = listen::listen_address("actix").map_err(std::io::Error::other)?;
 
     let store = ExampleStore::from_env("actix")

@@ -16,6 +16,8 @@
 
 #[path = "common/listen.rs"]
 mod listen;
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/store.rs"]
 mod store;
 
@@ -58,6 +60,7 @@ fn app(verifier: &Verifier) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     let listen = listen::listen_address("axum")?;
     let store = ExampleStore::from_env("axum").await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -16,6 +16,8 @@
 
 #[path = "common/listen.rs"]
 mod listen;
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/store.rs"]
 mod store;
 
@@ -63,6 +65,7 @@ fn app(verifier: Verifier, listen: SocketAddr) -> Rocket<Build> {
 
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    logs::init();
     let listen = listen::listen_address("rocket")?;
     let store = ExampleStore::from_env("rocket").await?;
     store.announce("rocket", &format!("http://{listen}"));

@@ -350,7 +350,8 @@ impl Admission {
     }
 
     /// Checks `scopes` (a route's own, such as a Rocket `Scoped` guard's) on a caller this
-    /// admission admitted, without verifying the token again.
+    /// admission admitted, without verifying the token again. A refusal is not logged here:
+    /// the guard logs it with [`log_refusal`] when it answers with it.
     ///
     /// # Errors
     ///
@@ -366,11 +367,7 @@ impl Admission {
                 all.push(scope);
             }
         }
-        let outcome = self.options.verifier.check_scopes(principal, &all);
-        if let Err(rejection) = &outcome {
-            log_refusal(rejection);
-        }
-        outcome
+        self.options.verifier.check_scopes(principal, &all)
     }
 
     /// The decisions that need no token: an outer middleware's caller, or a preflight.
@@ -427,8 +424,12 @@ impl Admission {
     }
 }
 
-/// One event per refusal: the reason, and the token id and tenant when known.
-fn log_refusal(rejection: &Rejection) {
+/// Logs one refusal: the reason, and the token id and tenant when the store knows the token.
+///
+/// [`Admission`] logs every refusal it decides. An extractor or guard that refuses a request
+/// the admission let through (no credentials on an optional route, no middleware at all) calls
+/// this, so that every refused request is one event, whichever part refused it.
+pub fn log_refusal(rejection: &Rejection) {
     let kind = rejection.kind();
     let token_id = rejection.token_id().map(|id| id.as_str());
     if kind == RejectionKind::StoreUnavailable {

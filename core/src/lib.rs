@@ -56,7 +56,7 @@ mod store;
 mod token;
 mod verifier;
 
-pub use admission::{Admission, Admitted, Decision, RequestHead};
+pub use admission::{Admission, Admitted, Decision, RequestHead, log_refusal};
 pub use cache::CacheSettings;
 pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,

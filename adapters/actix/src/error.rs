@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use m2m_core::Rejection;
+use m2m_core::{Rejection, log_refusal};
 
 /// A custom rejection responder, set with [`M2mAuth::on_rejection`](crate::M2mAuth::on_rejection).
 pub(crate) type Responder = Arc<dyn Fn(Rejection) -> HttpResponse + Send + Sync>;
@@ -82,7 +82,10 @@ impl ResponseError for AuthenticationError {
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// The response; the refusal is logged here, once it is certain the request is refused
+    /// (`Option<Authenticated>` turns the error into `None` without a response).
     fn error_response(&self) -> HttpResponse {
+        log_refusal(&self.rejection);
         match &self.responder {
             Some(responder) => responder(self.rejection.clone()),
             None => rejection_response(&self.rejection),

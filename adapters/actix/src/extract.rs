@@ -48,12 +48,13 @@ impl FromRequest for Authenticated {
         if let Some(principal) = extensions.get::<Principal>() {
             return ready(Ok(Authenticated(principal.clone())));
         }
-        ready(Err(match extensions.get::<Unauthenticated>() {
+        let error = match extensions.get::<Unauthenticated>() {
             Some(unauthenticated) => AuthenticationError::rejected(
                 unauthenticated.rejection.clone(),
                 unauthenticated.responder.clone(),
             ),
             None => AuthenticationError::from(Rejection::middleware_missing()),
-        }))
+        };
+        ready(Err(error))
     }
 }

@@ -9,7 +9,7 @@
 use std::io::Cursor;
 use std::sync::Mutex;
 
-use m2m_core::Rejection;
+use m2m_core::{Rejection, log_refusal};
 use rocket::http::{ContentType, Header, Status};
 use rocket::response::Response;
 use rocket::{Catcher, Request, catcher};
@@ -19,24 +19,25 @@ use crate::fairing::SharedSettings;
 /// The statuses the catchers answer.
 const STATUSES: [u16; 5] = [400, 401, 403, 500, 503];
 
-/// The last refusal of a request, for the catcher.
+/// The last refusal of a request, for the catcher, and whether it is logged already.
 #[derive(Default)]
-struct Pending(Mutex<Option<Rejection>>);
+struct Pending(Mutex<Option<(Rejection, bool)>>);
 
 fn pending<'a>(request: &'a Request<'_>) -> &'a Pending {
     request.local_cache(Pending::default)
 }
 
-/// Records why `request` is refused, for the catcher.
-pub(crate) fn record_rejection(request: &Request<'_>, rejection: Rejection) {
+/// Records why `request` is refused, for the catcher; `logged` when the refusal was logged
+/// already (the catcher logs it otherwise).
+pub(crate) fn record_rejection(request: &Request<'_>, rejection: Rejection, logged: bool) {
     let mut slot = pending(request).0.lock().unwrap_or_else(|e| e.into_inner());
-    *slot = Some(rejection);
+    *slot = Some((rejection, logged));
 }
 
 /// The status of the recorded refusal, if any.
 pub(crate) fn pending_status(request: &Request<'_>) -> Option<Status> {
     let slot = pending(request).0.lock().unwrap_or_else(|e| e.into_inner());
-    slot.as_ref().map(status_of)
+    slot.as_ref().map(|(rejection, _)| status_of(rejection))
 }
 
 fn status_of(rejection: &Rejection) -> Status {
@@ -63,7 +64,14 @@ fn render<'r>(status: Status, request: &'r Request<'_>) -> catcher::BoxFuture<'r
     Box::pin(async move {
         let rejection = {
             let slot = pending(request).0.lock().unwrap_or_else(|e| e.into_inner());
-            slot.as_ref().filter(|r| status_of(r) == status).cloned()
+            slot.as_ref()
+                .filter(|(r, _)| status_of(r) == status)
+                .map(|(rejection, logged)| {
+                    if !logged {
+                        log_refusal(rejection);
+                    }
+                    rejection.clone()
+                })
         };
         match (rejection, request.rocket().state::<SharedSettings>()) {
             (Some(rejection), Some(shared)) => shared.0.respond(rejection, request),

@@ -191,7 +191,8 @@ impl Fairing for M2mAuth {
             Decision::Anonymous(rejection) => Verdict::Anonymous(rejection),
             Decision::Preflight => Verdict::Preflight,
             Decision::Refuse(rejection) => {
-                record_rejection(request, rejection);
+                // The admission logged it.
+                record_rejection(request, rejection, true);
                 request.set_method(Method::Get);
                 request.set_uri(Origin::const_new(REFUSED_PATH, None));
                 Verdict::Refused

@@ -52,7 +52,8 @@ fn caller(request: &Request<'_>, scopes: &[&str]) -> Result<Principal, Rejection
 
 fn refuse<T>(request: &Request<'_>, rejection: Rejection) -> Outcome<T, GuardError> {
     let status = Status::new(rejection.status().as_u16());
-    record_rejection(request, rejection.clone());
+    // Logged by the catcher when it renders it: `Option<…>` guards turn it into `None`.
+    record_rejection(request, rejection.clone(), false);
     Outcome::Error((status, GuardError(rejection)))
 }
 

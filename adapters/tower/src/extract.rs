@@ -13,7 +13,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use m2m_core::{Principal, Rejection};
+use m2m_core::{Principal, Rejection, log_refusal};
 
 /// The caller of an authenticated request; dereferences to its [`Principal`].
 ///
@@ -96,7 +96,10 @@ impl fmt::Display for AuthenticatedRejection {
 impl std::error::Error for AuthenticatedRejection {}
 
 impl IntoResponse for AuthenticatedRejection {
+    /// The rejection's response; the refusal is logged here, once it is certain the request is
+    /// refused.
     fn into_response(self) -> Response {
+        log_refusal(&self.0);
         self.0.into_response()
     }
 }
