@@ -54,6 +54,8 @@ mod rejection;
 mod store;
 mod token;
 mod verifier;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use cache::CacheSettings;
 pub use expiry::{
@@ -74,3 +76,4 @@ pub use token::{
     MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,
 };
 pub use verifier::{DEFAULT_REALM, DEFAULT_RETRY_AFTER, Verifier, VerifierBuilder};
+pub use verifier::{InactiveReason, TokenCheckError};
