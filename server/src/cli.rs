@@ -429,3 +429,25 @@ fn table(records: &[TokenRecord], now: OffsetDateTime) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_format(args: &[&str]) -> LogFormat {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(serve) => serve.log_format,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_takes_a_log_format() {
+        assert_eq!(log_format(&["m2m", "serve"]), LogFormat::Text);
+        assert_eq!(
+            log_format(&["m2m", "serve", "--log-format", "json"]),
+            LogFormat::Json
+        );
+        assert!(Cli::try_parse_from(["m2m", "serve", "--log-format", "xml"]).is_err());
+    }
+}

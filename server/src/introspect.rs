@@ -21,7 +21,7 @@
 //!   The verifier is subscribed to the store's revocations like any other, so a revoked
 //!   token's cached entry is evicted at once.
 //! - **Answer**: 200 JSON with `Cache-Control: no-store`, an
-//!   [`IntrospectionAnswer`](m2m_core::wire::IntrospectionAnswer). An active access token or
+//!   [`IntrospectionAnswer`]. An active access token or
 //!   bearer token gets `active, jti, kind ("access_token" | "bearer_token"), tenant_id, sub,
 //!   client_id, scope, exp, iat` (`sub`, `client_id` and `exp` only when the token has them);
 //!   RFC 7662's optional `token_type` is not sent (`kind` names the token's format; see

@@ -313,6 +313,7 @@ async fn exchange(
                         "invalid_scope",
                         format!("the client may not request the scope {scope:?}"),
                     )
+                    .client(&client_id, Some(credential.token_id()))
                     .into());
                 }
                 if !granted.iter().any(|s| s == scope) {
