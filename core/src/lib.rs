@@ -55,6 +55,8 @@ mod rejection;
 mod store;
 mod token;
 mod verifier;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use admission::{Admission, Admitted, Decision, RequestHead, log_refusal};
 pub use cache::CacheSettings;
@@ -76,3 +78,4 @@ pub use token::{
     MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,
 };
 pub use verifier::{DEFAULT_REALM, DEFAULT_RETRY_AFTER, Verifier, VerifierBuilder};
+pub use verifier::{InactiveReason, TokenCheckError};

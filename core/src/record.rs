@@ -66,6 +66,8 @@ impl TokenRecord {
         Principal(Arc::new(PrincipalData {
             token_id: self.id.clone(),
             token_type: self.token_type(),
+            kind: self.kind,
+            issued_at_nanos: crate::expiry::to_nanos(self.created_at),
             tenant: self.tenant.as_str().into(),
             user: self.user.as_deref().map(Into::into),
             client_id: self.client_id.as_deref().map(Into::into),
@@ -189,6 +191,9 @@ pub struct IssuedToken {
 struct PrincipalData {
     token_id: TokenId,
     token_type: TokenType,
+    kind: TokenKind,
+    /// When the token was issued, Unix nanoseconds.
+    issued_at_nanos: i64,
     tenant: Box<str>,
     user: Option<Box<str>>,
     client_id: Option<Box<str>>,
@@ -206,6 +211,8 @@ impl PartialEq for PrincipalData {
     fn eq(&self, other: &Self) -> bool {
         self.token_id == other.token_id
             && self.token_type == other.token_type
+            && self.kind == other.kind
+            && self.issued_at_nanos == other.issued_at_nanos
             && self.tenant == other.tenant
             && self.user == other.user
             && self.client_id == other.client_id
@@ -245,6 +252,31 @@ impl Principal {
     /// The type of the token used.
     pub fn token_type(&self) -> TokenType {
         self.0.token_type
+    }
+
+    /// The kind of the token used: its format, as its type code says.
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind};
+    /// let issued = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60))
+    ///     .generate(&TokenFormat::default(), time::OffsetDateTime::now_utc());
+    /// assert_eq!(issued.record.principal().kind(), TokenKind::BearerToken);
+    /// ```
+    pub fn kind(&self) -> TokenKind {
+        self.0.kind
+    }
+
+    /// When the token was issued.
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind};
+    /// let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+    /// let issued = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+    ///     .generate(&TokenFormat::default(), now);
+    /// assert_eq!(issued.record.principal().issued_at(), now);
+    /// ```
+    pub fn issued_at(&self) -> OffsetDateTime {
+        crate::expiry::from_nanos(self.0.issued_at_nanos)
     }
 
     /// The tenant the token belongs to.
@@ -309,6 +341,7 @@ impl fmt::Debug for Principal {
         f.debug_struct("Principal")
             .field("token_id", &self.0.token_id)
             .field("token_type", &self.0.token_type)
+            .field("kind", &self.0.kind)
             .field("tenant", &self.0.tenant)
             .field("user", &self.0.user)
             .field("scopes", &self.0.scopes)

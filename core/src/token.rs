@@ -47,7 +47,16 @@ pub const DEFAULT_PREFIX: &str = "m2m";
 pub const MAX_PREFIX_LEN: usize = 16;
 
 /// What a token is for; written as a two-letter code after the prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Its serde names (`access_token`, `bearer_token`, `client_id`, `client_secret`) are the ones
+/// used on the wire, e.g. as `kind` in an introspection answer.
+///
+/// ```
+/// use m2m_core::TokenKind;
+/// assert_eq!(serde_json::to_string(&TokenKind::BearerToken).unwrap(), "\"bearer_token\"");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// A long-lived access token sent in `X-API-KEY` (`at`).
     AccessToken,

@@ -35,6 +35,8 @@
 //! # });
 //! ```
 
+mod check;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,8 @@ use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
 use crate::store::{RevocationListener, TokenStore};
 use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
+
+pub use self::check::{InactiveReason, TokenCheckError};
 
 /// The realm named in challenges when none is configured.
 pub const DEFAULT_REALM: &str = "m2m";

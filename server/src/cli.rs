@@ -11,7 +11,14 @@
 //!
 //! Errors go to stderr; the exit code is 2 for bad input (as for clap's usage errors) and 1 for
 //! everything else.
+//!
+//! Log events go to stderr through a `tracing` subscriber: the filter comes from `RUST_LOG`
+//! (default `info`; `RUST_LOG=m2m_server=debug` shows every refused introspection and token
+//! request with its reason), and `serve --log-format json` (or `M2M_LOG_FORMAT=json`) writes
+//! one JSON object per line instead of text. What the commands print for the user (a new
+//! token's secret, the listen address, confirmations) is not logging and stays as it is.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -56,10 +63,40 @@ struct Database {
     database_url: String,
 }
 
+/// How log events are written (to stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the global `tracing` subscriber: filter from `RUST_LOG` (default `info`), events
+/// to stderr as text or JSON. Returns `false` when a subscriber was installed already.
+pub fn install_subscriber(format: LogFormat) -> bool {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    installed.is_ok()
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     database: Database,
+    /// How log events are written to stderr (filter them with RUST_LOG).
+    #[arg(long, env = "M2M_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, env = "M2M_LISTEN", default_value = DEFAULT_LISTEN)]
     listen: String,
@@ -197,6 +234,10 @@ impl From<m2m_core::StoreError> for Failure {
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_subscriber(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -387,4 +428,26 @@ fn table(records: &[TokenRecord], now: OffsetDateTime) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_format(args: &[&str]) -> LogFormat {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(serve) => serve.log_format,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_takes_a_log_format() {
+        assert_eq!(log_format(&["m2m", "serve"]), LogFormat::Text);
+        assert_eq!(
+            log_format(&["m2m", "serve", "--log-format", "json"]),
+            LogFormat::Json
+        );
+        assert!(Cli::try_parse_from(["m2m", "serve", "--log-format", "xml"]).is_err());
+    }
 }

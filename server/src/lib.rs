@@ -62,6 +62,7 @@
 pub mod admin_page;
 mod api;
 pub mod cli;
+mod client_auth;
 pub mod introspect;
 mod issue;
 pub mod oauth;

@@ -10,35 +10,50 @@
 //!   (`invalid_client`), since no whole-minute token would fit in its lifetime.
 //! - `scope` (space-separated) must be a subset of the credential's scopes; absent or empty, the
 //!   bearer token receives all of them.
+//! - The client is checked by the core's [`Verifier::check_client`] on the service's admin
+//!   verifier: the secret is looked up by its digest through the verifier's cache (one store
+//!   call per secret however many exchanges miss at once), then the client id is compared in
+//!   constant time. HTTP Basic is read by the same parser as at the introspection endpoint.
 //! - Unknown client id, wrong secret, revoked or expired credential: the same `invalid_client`
-//!   answer, so that nobody learns whether a client id exists.
+//!   answer, so that nobody learns whether a client id exists. The reason is logged at debug
+//!   level with the client id (never the secret), like every other refusal. A store that cannot
+//!   answer is a 503 problem with `Retry-After`.
 //! - Errors are JSON `{error, error_description}` (§5.2): `invalid_client` is 401 with
 //!   `WWW-Authenticate: Basic realm="m2m"`, the others 400. Every answer carries
 //!   `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
 //! [`ServiceOptions::bearer_lifetime_minutes`]: crate::ServiceOptions::bearer_lifetime_minutes
+//! [`Verifier::check_client`]: m2m_core::Verifier::check_client
 
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use m2m_core::{Expiry, NewToken, TokenDigest, TokenKind, TokenType};
+use m2m_core::{Expiry, NewToken, TokenCheckError, TokenId, TokenKind, TokenType};
 use serde::Serialize;
 
+use crate::client_auth::{BasicError, ClientCredentials, basic_credentials};
 use crate::problem::Problem;
 use crate::state::AppState;
 
 const CLIENT_AUTHENTICATION_FAILED: &str = "client authentication failed";
 
-/// An RFC 6749 §5.2 error.
+/// An RFC 6749 §5.2 error, and what the debug log says about it.
 #[derive(Debug, Serialize)]
 struct OAuthError {
     error: &'static str,
     error_description: String,
+    /// Why, for the log: the body says no more than `invalid_client`.
+    #[serde(skip)]
+    reason: &'static str,
+    /// The public client id presented, for the log.
+    #[serde(skip)]
+    client_id: Option<String>,
+    /// The credential's token id, when it is known.
+    #[serde(skip)]
+    credential_id: Option<TokenId>,
 }
 
 impl OAuthError {
@@ -46,6 +61,9 @@ impl OAuthError {
         Self {
             error,
             error_description: description.into(),
+            reason: error,
+            client_id: None,
+            credential_id: None,
         }
     }
 
@@ -53,8 +71,28 @@ impl OAuthError {
         Self::new("invalid_request", description)
     }
 
-    fn invalid_client() -> Self {
-        Self::new("invalid_client", CLIENT_AUTHENTICATION_FAILED)
+    fn invalid_client(reason: &'static str) -> Self {
+        Self {
+            reason,
+            ..Self::new("invalid_client", CLIENT_AUTHENTICATION_FAILED)
+        }
+    }
+
+    fn client(mut self, client_id: &str, credential_id: Option<&TokenId>) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self.credential_id = credential_id.cloned();
+        self
+    }
+
+    /// One debug event: the error, its reason and the client, never a secret.
+    fn log(&self) {
+        tracing::debug!(
+            error = self.error,
+            reason = self.reason,
+            client_id = self.client_id.as_deref(),
+            credential_id = self.credential_id.as_ref().map(TokenId::as_str),
+            "token request refused"
+        );
     }
 }
 
@@ -112,52 +150,20 @@ impl From<m2m_core::StoreError> for Failure {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte.
-pub(crate) fn form_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = text.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The client id and secret of an `Authorization: Basic` header, if the request has one.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(OAuthError::invalid_request(
+fn basic_client(headers: &HeaderMap) -> Result<Option<ClientCredentials>, OAuthError> {
+    match basic_credentials(headers) {
+        Ok(Some(client)) => Ok(Some(client)),
+        // Another scheme is no client authentication this endpoint knows.
+        Ok(None) if headers.contains_key(AUTHORIZATION) => {
+            Err(OAuthError::invalid_client("not_basic"))
+        }
+        Ok(None) => Ok(None),
+        Err(BasicError::Repeated) => Err(OAuthError::invalid_request(
             "the Authorization header is repeated",
-        ));
+        )),
+        Err(BasicError::Malformed) => Err(OAuthError::invalid_client("malformed_basic")),
     }
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client())?;
-    let (scheme, encoded) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client());
-    }
-    let decoded = STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| OAuthError::invalid_client())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or_else(OAuthError::invalid_client)?;
-    let id = form_decode(id).ok_or_else(OAuthError::invalid_client)?;
-    let secret = form_decode(secret).ok_or_else(OAuthError::invalid_client)?;
-    Ok(Some((id, secret)))
 }
 
 /// The form's parameters, each at most once (§3.2).
@@ -195,7 +201,10 @@ pub(crate) async fn token(
             no_store(&mut response);
             response
         }
-        Err(Failure::OAuth(error)) => error.into_response(),
+        Err(Failure::OAuth(error)) => {
+            error.log();
+            error.into_response()
+        }
         Err(Failure::Store(problem)) => problem.into_response(),
     }
 }
@@ -213,11 +222,11 @@ async fn exchange(
     })?;
     let parameters = Parameters::new(pairs)?;
 
-    let basic = basic_credentials(headers)?;
+    let basic = basic_client(headers)?;
     let form_id = parameters.get("client_id");
     let form_secret = parameters.get("client_secret");
     let (client_id, secret) = match (basic, form_id, form_secret) {
-        (Some(pair), None, None) => pair,
+        (Some(client), None, None) => (client.client_id, client.client_secret),
         (None, Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
         (Some(_), _, _) => {
             return Err(OAuthError::invalid_request(
@@ -226,7 +235,7 @@ async fn exchange(
             )
             .into());
         }
-        (None, _, _) => return Err(OAuthError::invalid_client().into()),
+        (None, _, _) => return Err(OAuthError::invalid_client("no_client_authentication").into()),
     };
 
     match parameters.get("grant_type") {
@@ -243,48 +252,68 @@ async fn exchange(
         }
     }
 
-    let now = state.now();
-    let digest = TokenDigest::of(&secret);
-    let credential = state
-        .store()
-        .find_client(&client_id)
-        .await?
-        .filter(|record| {
-            record.kind == TokenKind::ClientSecret
-                && record.digest == digest
-                && record.is_active(now)
-        })
-        .ok_or_else(OAuthError::invalid_client)?;
+    let credential = match state
+        .admin_verifier()
+        .check_client(&client_id, &secret)
+        .await
+    {
+        Ok(credential) => credential,
+        Err(TokenCheckError::StoreUnavailable { retry_after }) => {
+            tracing::warn!(client_id = %client_id, "token request: the token store is unavailable");
+            return Err(Failure::Store(Problem::store_unavailable(retry_after)));
+        }
+        Err(TokenCheckError::Inactive(reason)) => {
+            return Err(OAuthError::invalid_client(reason.as_str())
+                .client(&client_id, None)
+                .into());
+        }
+        Err(_) => {
+            return Err(OAuthError::invalid_client("refused")
+                .client(&client_id, None)
+                .into());
+        }
+    };
+    let refused =
+        |reason| OAuthError::invalid_client(reason).client(&client_id, Some(credential.token_id()));
 
-    let minutes_left = credential.expires_at.map(|at| (at - now).whole_minutes());
+    let now = state.now();
+    let minutes_left = credential.expires_at().map(|at| (at - now).whole_minutes());
     let lifetime = match minutes_left {
-        Some(left) if left < 1 => return Err(OAuthError::invalid_client().into()),
+        Some(left) if left < 1 => return Err(refused("expires_within_a_minute").into()),
         Some(left) => left.min(i64::from(state.options().bearer_lifetime_minutes)),
         None => i64::from(state.options().bearer_lifetime_minutes),
     };
-    let expiry = Expiry::minutes(lifetime).map_err(|_| OAuthError::invalid_client())?;
+    let expiry = Expiry::minutes(lifetime).map_err(|_| refused("no_lifetime_left"))?;
 
     state.reload_settings().await?;
     if !state
         .tenant_policy()
-        .is_enabled(&credential.tenant, TokenType::ClientCredentials)
+        .is_enabled(credential.tenant(), TokenType::ClientCredentials)
     {
         return Err(OAuthError::new(
             "unauthorized_client",
             "client credentials are not enabled for this client's tenant",
         )
+        .client(&client_id, Some(credential.token_id()))
         .into());
     }
+    // The bearer token is listed with its credential's description, which the verifier does
+    // not cache.
+    let description = match state.store().get(credential.token_id()).await? {
+        Some(record) if record.is_active(now) => record.description,
+        _ => return Err(refused("revoked").into()),
+    };
 
     let scopes = match parameters.get("scope").map(str::split_whitespace) {
         Some(requested) if requested.clone().next().is_some() => {
             let mut granted: Vec<String> = Vec::new();
             for scope in requested {
-                if !credential.scopes.iter().any(|s| s == scope) {
+                if !credential.has_scope(scope) {
                     return Err(OAuthError::new(
                         "invalid_scope",
                         format!("the client may not request the scope {scope:?}"),
                     )
+                    .client(&client_id, Some(credential.token_id()))
                     .into());
                 }
                 if !granted.iter().any(|s| s == scope) {
@@ -293,14 +322,14 @@ async fn exchange(
             }
             granted
         }
-        _ => credential.scopes.clone(),
+        _ => credential.scopes().map(str::to_owned).collect(),
     };
 
-    let mut request = NewToken::new(TokenKind::BearerToken, credential.tenant.clone(), expiry)
-        .description(credential.description.clone());
-    request.user = credential.user.clone();
+    let mut request =
+        NewToken::new(TokenKind::BearerToken, credential.tenant(), expiry).description(description);
+    request.user = credential.user().map(str::to_owned);
     request.scopes = scopes;
-    request.credential = Some((credential.id.clone(), client_id));
+    request.credential = Some((credential.token_id().clone(), client_id));
     let issued = state.store().issue(state.format(), request, now).await?;
     Ok(TokenResponse {
         access_token: issued.token.expose_secret().to_owned(),

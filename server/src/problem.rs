@@ -3,6 +3,8 @@
 //! axum's own rejections (malformed JSON, a bad path or query, an unknown route) are turned
 //! into problems too, so a client never has to parse two error formats.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
@@ -10,14 +12,16 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use m2m_core::{PROBLEM_JSON, StoreError};
 
-/// Seconds a client is asked to wait when the store is unavailable.
-const STORE_RETRY_AFTER_SECONDS: u32 = 5;
+/// How long a client is asked to wait when the store is unavailable, unless told otherwise.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// An error response: status and a detail saying what is wrong. Never carries a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     status: StatusCode,
     detail: String,
+    /// `Retry-After` in whole seconds, for a 503.
+    retry_after: u64,
 }
 
 impl Problem {
@@ -26,6 +30,28 @@ impl Problem {
         Self {
             status,
             detail: detail.into(),
+            retry_after: STORE_RETRY_AFTER.as_secs(),
+        }
+    }
+
+    /// 503 with `Retry-After` (whole seconds, at least one): the token store cannot answer.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse as _;
+    /// use m2m_server::Problem;
+    /// use std::time::Duration;
+    ///
+    /// let response = Problem::store_unavailable(Duration::from_secs(7)).into_response();
+    /// assert_eq!(response.status(), 503);
+    /// assert_eq!(response.headers()["retry-after"], "7");
+    /// ```
+    pub fn store_unavailable(retry_after: Duration) -> Self {
+        Self {
+            retry_after: retry_after.as_secs().max(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the token store is unavailable; try again later",
+            )
         }
     }
 
@@ -69,11 +95,8 @@ impl From<StoreError> for Problem {
                 format!("the token store does not support {what}"),
             ),
             other => {
-                eprintln!("m2m: {other}");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the token store is unavailable; try again later",
-                )
+                tracing::error!(error = %other, "the token store failed");
+                Self::store_unavailable(STORE_RETRY_AFTER)
             }
         }
     }
@@ -121,7 +144,7 @@ impl IntoResponse for Problem {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECONDS));
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
         }
         response
     }

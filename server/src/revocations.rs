@@ -20,6 +20,8 @@
 //! : keepalive
 //!
 //! ```
+//!
+//! The data is an [`m2m_core::wire::RevokedEventData`], the shape `m2m-remote` reads.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,10 +32,12 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
+use m2m_core::wire::{REVOKED_EVENT, RevokedEventData};
 use m2m_core::{RevocationEvent, RevocationListener, TokenStore};
 use tokio::sync::broadcast;
 
-use crate::introspect::{Introspection, authenticate};
+use crate::client_auth::authenticate_resource_server;
+use crate::introspect::Introspection;
 
 /// Events kept for streams that are slow to read.
 pub const BUFFERED_EVENTS: usize = 1024;
@@ -84,8 +88,8 @@ impl RevocationFeed {
         });
         let subscription: Arc<dyn RevocationListener> = Arc::new(Forward(Arc::clone(&shared)));
         if !store.subscribe(Arc::clone(&subscription)) {
-            eprintln!(
-                "m2m: the token store announces no revocations; GET /v1/revocations stays silent"
+            tracing::warn!(
+                "the token store announces no revocations; GET /v1/revocations stays silent"
             );
         }
         Self {
@@ -123,18 +127,17 @@ impl Drop for OpenStream {
 
 /// The `data` of a `revoked` event.
 fn data(event: &RevocationEvent) -> String {
-    serde_json::json!({
-        "token_id": event.token_id.as_str(),
-        "digest": event.digest.map(|digest| digest.to_hex()),
-    })
-    .to_string()
+    // A token id and a hex digest always serialize; an empty event would be ignored.
+    serde_json::to_string(&RevokedEventData::from(event)).unwrap_or_default()
 }
 
 /// `GET /v1/revocations`.
 pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authenticate(state.app(), &headers).await {
-        return refused;
-    }
+    let caller = match authenticate_resource_server(state.app().admin_verifier(), &headers).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    tracing::debug!(caller = %caller, "revocation stream opened");
     let shared = &state.feed().shared;
     let receiver = shared.sender.subscribe();
     let open = OpenStream::new(shared);
@@ -144,12 +147,13 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
                 match receiver.recv().await {
                     Ok(event) => {
                         open.0.events_sent.fetch_add(1, Ordering::Relaxed);
-                        let event = Event::default().event("revoked").data(data(&event));
+                        let event = Event::default().event(REVOKED_EVENT).data(data(&event));
                         return Some((Ok::<_, Infallible>(event), (receiver, open)));
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        eprintln!(
-                            "m2m: a revocation stream fell behind and skipped {missed} events"
+                        tracing::warn!(
+                            missed,
+                            "a revocation stream fell behind and skipped events"
                         );
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -176,5 +180,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&data(&event)).unwrap();
         assert_eq!(value["token_id"], "tok_1");
         assert_eq!(value["digest"], digest.to_hex());
+        let read: RevokedEventData = serde_json::from_str(&data(&event)).unwrap();
+        assert_eq!(read.to_event(), Some(event));
     }
 }

@@ -99,6 +99,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         println!();
     }
     println!("m2m listening on {base_url}");
+    tracing::info!(address = %address, "listening");
     let _ = std::io::stdout().flush();
 
     let usage = tokio::spawn(record_usage_every(state.clone(), USAGE_INTERVAL));
@@ -109,7 +110,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     if let Err(error) = state.record_usage().await {
         eprintln!("m2m: recording token usage: {error}");
     }
-    eprintln!("m2m stopped");
+    tracing::info!("m2m stopped");
     served.map_err(ServeError::Io)
 }
 

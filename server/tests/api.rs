@@ -1136,9 +1136,11 @@ async fn health_is_503_when_the_store_does_not_answer() {
         reply.body
     );
     assert!(reply.headers.contains_key("retry-after"));
+    // A well-formed secret needs the store: 503, never invalid_client.
+    let secret = m2m_core::TokenFormat::default().generate(m2m_core::TokenKind::ClientSecret);
     let reply = service
         .oauth(
-            Some(("m2m_ci_x", "m2m_cs_y")),
+            Some(("m2m_ci_x", secret.expose_secret())),
             "grant_type=client_credentials",
         )
         .await;
@@ -1147,4 +1149,13 @@ async fn health_is_503_when_the_store_does_not_answer() {
         "{}",
         reply.body
     );
+    assert!(reply.headers.contains_key("retry-after"));
+    // A malformed one is refused before the store is asked.
+    let reply = service
+        .oauth(
+            Some(("m2m_ci_x", "m2m_cs_y")),
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
 }

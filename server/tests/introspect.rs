@@ -2,6 +2,7 @@
 //! 127.0.0.1, asked with reqwest and with the real `m2m-remote` client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -9,6 +10,7 @@ use m2m_core::{CacheSettings, MemoryStore, TokenStore, Verifier};
 use m2m_remote::{IntrospectionCredential, RemoteStore};
 use m2m_server::{AppState, INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE, ServiceOptions};
 use serde_json::{Value, json};
+use tower::ServiceExt as _;
 
 struct Service {
     base: String,
@@ -187,7 +189,11 @@ async fn active_tokens_are_described_as_rfc_7662_says() {
     let body = &answer.body;
     assert_eq!(body["active"], true);
     assert_eq!(body["jti"], created["id"]);
-    assert_eq!(body["token_type"], "access_token");
+    assert_eq!(body["kind"], "access_token");
+    assert!(
+        body.get("token_type").is_none(),
+        "RFC 6749 token types are not sent"
+    );
     assert_eq!(body["tenant_id"], "acme");
     assert_eq!(body["sub"], "alice");
     assert_eq!(body["scope"], "reports:read reports:write");
@@ -198,7 +204,7 @@ async fn active_tokens_are_described_as_rfc_7662_says() {
     let (client_id, client_secret, bearer, _) = service.client("acme", &["orders:read"]).await;
     let answer = service.introspect(&Caller::ApiKey(&caller), &bearer).await;
     assert_eq!(answer.body["active"], true);
-    assert_eq!(answer.body["token_type"], "bearer");
+    assert_eq!(answer.body["kind"], "bearer_token");
     assert_eq!(answer.body["client_id"], client_id.as_str());
     assert_eq!(answer.body["scope"], "orders:read");
     assert!(answer.body["exp"].is_i64());
@@ -467,4 +473,281 @@ async fn the_remote_store_follows_revocations_of_the_service() {
     let rejection = verifier.verify(&headers, &[]).await.unwrap_err();
     assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
     assert!(service.stats().await["revocation_events"].as_u64().unwrap() >= 1);
+}
+
+/// A memory store that counts the lookups of one digest, can be slowed down so that lookups
+/// overlap, and can be switched off.
+#[derive(Debug, Default)]
+struct CountingStore {
+    store: MemoryStore,
+    watched: std::sync::Mutex<Option<m2m_core::TokenDigest>>,
+    lookups: AtomicUsize,
+    slow: AtomicBool,
+    down: AtomicBool,
+}
+
+impl CountingStore {
+    fn watch(&self, token: &str) {
+        *self.watched.lock().unwrap() = Some(m2m_core::TokenDigest::of(token));
+        self.lookups.store(0, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), m2m_core::StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(m2m_core::StoreError::Unavailable("switched off".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for CountingStore {
+    async fn find(
+        &self,
+        digest: &m2m_core::TokenDigest,
+    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        if *self.watched.lock().unwrap() == Some(*digest) {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            if self.slow.load(Ordering::SeqCst) {
+                // Long enough for every concurrent request to miss the cache meanwhile.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.store.find(digest).await
+    }
+    async fn insert(&self, record: m2m_core::TokenRecord) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.insert(record).await
+    }
+    async fn list(&self, tenant: &str) -> Result<Vec<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.list(tenant).await
+    }
+    async fn revoke(
+        &self,
+        id: &m2m_core::TokenId,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, m2m_core::StoreError> {
+        self.check()?;
+        self.store.revoke(id, at).await
+    }
+    async fn get(
+        &self,
+        id: &m2m_core::TokenId,
+    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.get(id).await
+    }
+    async fn load_settings(&self) -> Result<m2m_core::TypeSettings, m2m_core::StoreError> {
+        self.check()?;
+        self.store.load_settings().await
+    }
+    fn subscribe(&self, listener: Arc<dyn m2m_core::RevocationListener>) -> bool {
+        self.store.subscribe(listener)
+    }
+}
+
+/// The service's router over a counting store; its admin token.
+async fn counted_service() -> (Arc<CountingStore>, axum::Router, String) {
+    let store = Arc::new(CountingStore::default());
+    let state = AppState::new(store.clone(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+    (
+        store,
+        m2m_server::app(state),
+        admin.token.expose_secret().to_owned(),
+    )
+}
+
+/// Issues a token with the scopes through the router; the whole 201 body.
+async fn create_through(router: &axum::Router, admin: &str, tenant: &str, body: Value) -> Value {
+    let request = http::Request::post(format!("/v1/tenants/{tenant}/tokens"))
+        .header("x-api-key", admin)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn introspection(caller: &str, token: &str) -> http::Request<axum::body::Body> {
+    http::Request::post("/oauth/introspect")
+        .header("x-api-key", caller)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("token={token}")))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_introspections_of_one_token_make_one_store_call() {
+    let (store, router, admin) = counted_service().await;
+    let caller = create_through(
+        &router,
+        &admin,
+        "platform",
+        json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
+    )
+    .await;
+    let caller = caller["token"].as_str().unwrap().to_owned();
+    let target = create_through(&router, &admin, "acme", json!({"expires": "1d"})).await;
+    let target = target["token"].as_str().unwrap().to_owned();
+    store.watch(&target);
+    store.slow.store(true, Ordering::SeqCst);
+
+    let requests: Vec<_> = (0..1000)
+        .map(|_| tokio::spawn(router.clone().oneshot(introspection(&caller, &target))))
+        .collect();
+    for request in requests {
+        let response = request.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(answer["active"], true);
+    }
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failing_store_is_a_503_never_inactive() {
+    let (store, router, admin) = counted_service().await;
+    let caller = create_through(
+        &router,
+        &admin,
+        "platform",
+        json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
+    )
+    .await;
+    let caller = caller["token"].as_str().unwrap().to_owned();
+    // Cache the caller's credential, then switch the store off.
+    let warm = router
+        .clone()
+        .oneshot(introspection(&caller, "m2m_at_x"))
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    let target = create_through(&router, &admin, "acme", json!({"expires": "1d"})).await;
+    store.down.store(true, Ordering::SeqCst);
+
+    let response = router
+        .clone()
+        .oneshot(introspection(&caller, target["token"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+/// Log lines captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn send(router: &axum::Router, request: http::Request<axum::body::Body>) -> StatusCode {
+    router.clone().oneshot(request).await.unwrap().status()
+}
+
+/// Refused introspections and token requests each log their reason at debug level, and no
+/// token or secret reaches the log.
+#[tokio::test]
+async fn refusals_are_logged_with_their_reason_and_without_secrets() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (_, router, admin) = counted_service().await;
+    let caller = create_through(
+        &router,
+        &admin,
+        "platform",
+        json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
+    )
+    .await;
+    let caller = caller["token"].as_str().unwrap().to_owned();
+    let client = create_through(
+        &router,
+        &admin,
+        "acme",
+        json!({"expires": "1d", "type": "client_credentials"}),
+    )
+    .await;
+    let (client_id, secret) = (
+        client["client_id"].as_str().unwrap(),
+        client["client_secret"].as_str().unwrap(),
+    );
+    let unknown = m2m_core::TokenFormat::default().generate(m2m_core::TokenKind::AccessToken);
+    let unknown = unknown.expose_secret();
+    let other_secret = m2m_core::TokenFormat::default().generate(m2m_core::TokenKind::ClientSecret);
+    let other_secret = other_secret.expose_secret();
+
+    let answer = router
+        .clone()
+        .oneshot(introspection(&caller, unknown))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let token_request = |secret: &str| {
+        http::Request::post("/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(format!(
+                "grant_type=client_credentials&client_id={client_id}&client_secret={secret}"
+            )))
+            .unwrap()
+    };
+    assert_eq!(
+        send(&router, token_request(other_secret)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(send(&router, token_request(secret)).await, StatusCode::OK);
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{client_id}:{other_secret}"),
+    );
+    let refused = http::Request::post("/oauth/introspect")
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(format!("token={unknown}")))
+        .unwrap();
+    assert_eq!(send(&router, refused).await, StatusCode::UNAUTHORIZED);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("introspection: token inactive") && log.contains("reason=\"unknown\""),
+        "{log}"
+    );
+    assert!(
+        log.contains("token request refused") && log.contains(client_id),
+        "{log}"
+    );
+    assert!(log.contains("resource server refused"), "{log}");
+    for secret in [caller.as_str(), &admin, secret, other_secret, unknown] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
 }

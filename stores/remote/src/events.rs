@@ -1,14 +1,17 @@
 //! Following the token service's revocation events (server-sent events) and handing them to
 //! every subscribed cache.
+//!
+//! The event data is [`RevokedEventData`], the shape the service writes. A connection that
+//! fails, is refused or breaks is logged at warn level with its cause before the next attempt.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use m2m_core::{RevocationEvent, RevocationListener, TokenDigest, TokenId};
+use m2m_core::wire::{REVOKED_EVENT, RevokedEventData};
+use m2m_core::{RevocationEvent, RevocationListener};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
-use serde::Deserialize;
 
 use crate::credential::Authorization;
 
@@ -100,55 +103,64 @@ impl Follower {
             }
         }
         let request = self.authorization.apply(request);
-        let Ok(Ok(mut response)) = tokio::time::timeout(self.request_timeout, request.send()).await
-        else {
-            return false;
+        let mut response = match tokio::time::timeout(self.request_timeout, request.send()).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    url = %self.url,
+                    error = %error.without_url(),
+                    "cannot open the revocation event stream"
+                );
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(url = %self.url, "opening the revocation event stream timed out");
+                return false;
+            }
         };
         if response.status() != StatusCode::OK {
+            tracing::warn!(
+                url = %self.url,
+                status = response.status().as_u16(),
+                "the token service refused the revocation event stream"
+            );
             return false;
         }
         self.subscribers.connected.store(true, Ordering::Release);
+        tracing::debug!(url = %self.url, "revocation event stream open");
         let mut parser = EventStreamParser::default();
-        while let Ok(Ok(Some(chunk))) =
-            tokio::time::timeout(self.idle_timeout, response.chunk()).await
-        {
+        let ended = loop {
+            let chunk = match tokio::time::timeout(self.idle_timeout, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => break "the service ended it".to_owned(),
+                Ok(Err(error)) => break error.without_url().to_string(),
+                Err(_) => break "nothing arrived within the idle timeout".to_owned(),
+            };
             let Ok(events) = parser.feed(&chunk) else {
-                break;
+                break "a line exceeded the length bound".to_owned();
             };
             for event in events {
                 if let Some(id) = event.id {
                     *last_event_id = Some(id);
                 }
-                if event.kind == "revoked" {
+                if event.kind == REVOKED_EVENT {
                     if let Some(revocation) = revocation(&event.data) {
                         self.subscribers.announce(&revocation);
                     }
                 }
             }
-        }
+        };
+        tracing::warn!(url = %self.url, cause = %ended, "the revocation event stream closed; reconnecting");
         true
     }
-}
-
-/// The `data` of a `revoked` event.
-#[derive(Deserialize)]
-struct RevokedData {
-    token_id: String,
-    #[serde(default)]
-    digest: Option<String>,
 }
 
 /// The revocation an event's data describes; `None` when it is not one. A digest that does not
 /// parse is dropped (the cache then evicts by id).
 fn revocation(data: &str) -> Option<RevocationEvent> {
-    let data: RevokedData = serde_json::from_str(data).ok()?;
-    if data.token_id.is_empty() {
-        return None;
-    }
-    Some(RevocationEvent {
-        token_id: TokenId::new(data.token_id),
-        digest: data.digest.as_deref().and_then(TokenDigest::from_hex),
-    })
+    serde_json::from_str::<RevokedEventData>(data)
+        .ok()?
+        .to_event()
 }
 
 /// One dispatched server-sent event.
@@ -256,6 +268,7 @@ impl EventStreamParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use m2m_core::{TokenDigest, TokenId};
 
     fn revoked(data: &str) -> ServerSentEvent {
         ServerSentEvent {

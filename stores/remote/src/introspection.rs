@@ -1,31 +1,9 @@
-//! The RFC 7662 introspection response and the [`TokenRecord`] built from it.
+//! The RFC 7662 introspection answer ([`IntrospectionAnswer`], shared with the token service)
+//! and the [`TokenRecord`] built from it.
 
-use m2m_core::{CHECKSUM_LEN, SECRET_LEN, TokenDigest, TokenId, TokenKind, TokenRecord};
-use serde::Deserialize;
+use m2m_core::wire::IntrospectionAnswer;
+use m2m_core::{CHECKSUM_LEN, SECRET_LEN, TokenDigest, TokenKind, TokenRecord};
 use time::OffsetDateTime;
-
-/// The introspection response body. Every field but `active` is optional on the wire, and
-/// checked for presence when `active` is true.
-#[derive(Deserialize)]
-struct IntrospectionResponse {
-    active: bool,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default)]
-    tenant_id: Option<String>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    iat: Option<i64>,
-}
 
 /// Why a response body could not be used. The messages name fields, never values.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,23 +36,18 @@ pub(crate) fn parse(
     token: &str,
     digest: &TokenDigest,
 ) -> Result<Option<TokenRecord>, BadResponse> {
-    let response: IntrospectionResponse =
+    let response: IntrospectionAnswer =
         serde_json::from_slice(body).map_err(|_| BadResponse::NotJson)?;
     if !response.active {
         return Ok(None);
     }
     let id = response.jti.ok_or(BadResponse::Missing("jti"))?;
-    if id.is_empty() {
+    if id.as_str().is_empty() {
         return Err(BadResponse::Invalid("jti"));
     }
-    let kind = match response
-        .token_type
-        .ok_or(BadResponse::Missing("token_type"))?
-        .as_str()
-    {
-        "access_token" => TokenKind::AccessToken,
-        "bearer" => TokenKind::BearerToken,
-        _ => return Err(BadResponse::Invalid("token_type")),
+    let kind = match response.kind.ok_or(BadResponse::Missing("kind"))? {
+        kind @ (TokenKind::AccessToken | TokenKind::BearerToken) => kind,
+        _ => return Err(BadResponse::Invalid("kind")),
     };
     let tenant = response
         .tenant_id
@@ -94,7 +67,7 @@ pub(crate) fn parse(
         .map(str::to_owned)
         .collect();
     Ok(Some(TokenRecord {
-        id: TokenId::new(id),
+        id,
         digest: *digest,
         stub: stub(token),
         kind,
@@ -130,7 +103,7 @@ fn stub(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use m2m_core::{Expiry, NewToken, TokenFormat};
+    use m2m_core::{Expiry, NewToken, TokenFormat, TokenId};
 
     fn issued(kind: TokenKind) -> m2m_core::IssuedToken {
         NewToken::new(kind, "acme", Expiry::Never)
@@ -149,7 +122,7 @@ mod tests {
     fn active_access_token_becomes_a_record() {
         let issued = issued(TokenKind::AccessToken);
         let token = issued.token.expose_secret();
-        let body = br#"{"active": true, "jti": "tok_1", "token_type": "access_token",
+        let body = br#"{"active": true, "jti": "tok_1", "kind": "access_token",
             "tenant_id": "acme", "sub": "alice", "scope": "reports:read  reports:write",
             "exp": 2000000000, "iat": 1700000000, "unknown": [1, 2]}"#;
         let record = parse(body, token, &issued.token.digest()).unwrap().unwrap();
@@ -169,7 +142,7 @@ mod tests {
     #[test]
     fn active_bearer_token_without_expiry_or_scope() {
         let issued = issued(TokenKind::BearerToken);
-        let body = br#"{"active": true, "jti": "tok_2", "token_type": "bearer",
+        let body = br#"{"active": true, "jti": "tok_2", "kind": "bearer_token",
             "tenant_id": "acme", "client_id": "m2m_ci_x", "iat": 1700000000}"#;
         let record = parse(body, issued.token.expose_secret(), &issued.token.digest())
             .unwrap()
@@ -185,24 +158,36 @@ mod tests {
     fn broken_bodies_are_refused_without_echoing_values() {
         let token = "m2m_at_short";
         let digest = TokenDigest::of(token);
-        let cases: [(&[u8], BadResponse); 7] = [
+        let cases: [(&[u8], BadResponse); 10] = [
             (b"<html>oops</html>", BadResponse::NotJson),
             (b"{\"active\": \"yes\"}", BadResponse::NotJson),
             (b"[]", BadResponse::NotJson),
             (
-                br#"{"active": true, "token_type": "bearer", "tenant_id": "a", "iat": 1}"#,
+                br#"{"active": true, "kind": "bearer_token", "tenant_id": "a", "iat": 1}"#,
                 BadResponse::Missing("jti"),
             ),
             (
-                br#"{"active": true, "jti": "t", "token_type": "bearer", "iat": 1}"#,
+                br#"{"active": true, "jti": "", "kind": "bearer_token", "tenant_id": "a", "iat": 1}"#,
+                BadResponse::Invalid("jti"),
+            ),
+            (
+                br#"{"active": true, "jti": "t", "kind": "bearer_token", "iat": 1}"#,
                 BadResponse::Missing("tenant_id"),
             ),
             (
-                br#"{"active": true, "jti": "t", "token_type": "mac", "tenant_id": "a", "iat": 1}"#,
-                BadResponse::Invalid("token_type"),
+                br#"{"active": true, "jti": "t", "token_type": "bearer", "tenant_id": "a", "iat": 1}"#,
+                BadResponse::Missing("kind"),
             ),
             (
-                br#"{"active": true, "jti": "t", "token_type": "bearer", "tenant_id": "a"}"#,
+                br#"{"active": true, "jti": "t", "kind": "mac", "tenant_id": "a", "iat": 1}"#,
+                BadResponse::NotJson,
+            ),
+            (
+                br#"{"active": true, "jti": "t", "kind": "client_secret", "tenant_id": "a", "iat": 1}"#,
+                BadResponse::Invalid("kind"),
+            ),
+            (
+                br#"{"active": true, "jti": "t", "kind": "bearer_token", "tenant_id": "a"}"#,
                 BadResponse::Missing("iat"),
             ),
         ];

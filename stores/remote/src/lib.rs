@@ -43,10 +43,17 @@
 //!
 //! - `{"active": false}` for an unknown, revoked, expired or malformed token (the store returns
 //!   `Ok(None)`, the verifier 401 `invalid_token`);
-//! - `{"active": true, "jti": "tok_…", "token_type": "access_token" | "bearer",
+//! - `{"active": true, "jti": "tok_…", "kind": "access_token" | "bearer_token",
 //!   "tenant_id": "…", "sub": "<user, optional>", "client_id": "<m2m_ci_…, bearer tokens>",
 //!   "scope": "a b c", "exp": <unix seconds, absent for never>, "iat": <unix seconds>}`.
-//!   `jti`, `token_type`, `tenant_id` and `iat` are required; unknown fields are ignored.
+//!   `jti`, `kind`, `tenant_id` and `iat` are required; unknown fields are ignored.
+//!
+//! `kind` names the token's format with the core's [`TokenKind`](m2m_core::TokenKind) names
+//! (an access token is sent in `X-API-KEY`, a bearer token as `Authorization: Bearer`). RFC
+//! 7662's optional `token_type` is not used: in RFC 6749 it means the OAuth token type
+//! (`"Bearer"`), which an access token does not have. Both bodies are defined once in
+//! [`m2m_core::wire`] ([`IntrospectionAnswer`](m2m_core::wire::IntrospectionAnswer) and
+//! [`RevokedEventData`](m2m_core::wire::RevokedEventData)), for the service and this store.
 //!
 //! **Revocation events**: `GET {base}/v1/revocations` with `Accept: text/event-stream`. Each
 //! revocation is one event:

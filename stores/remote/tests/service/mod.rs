@@ -368,7 +368,7 @@ async fn introspect(
             serde_json::json!({
                 "active": true,
                 "jti": record.id.as_str(),
-                "token_type": if record.kind == TokenKind::AccessToken { "access_token" } else { "bearer" },
+                "kind": if record.kind == TokenKind::AccessToken { "access_token" } else { "bearer_token" },
                 "tenant_id": record.tenant,
                 "sub": record.user,
                 "client_id": record.client_id,
