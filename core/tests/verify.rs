@@ -845,9 +845,10 @@ async fn the_verifier_records_uses_in_the_background_in_batches() {
     let stored = f.store.inner.get(&first_record.id).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(T0));
     let batches = f.store.usage_batches.lock().unwrap().clone();
-    assert!(
-        batches.iter().any(|batch| batch.len() == 2),
-        "both uses in one call: {batches:?}"
+    assert_eq!(
+        batches.iter().map(Vec::len).sum::<usize>(),
+        2,
+        "{batches:?}"
     );
     assert!(f.verifier.drain_usage().is_empty(), "the task drained them");
 }
@@ -879,8 +880,10 @@ async fn a_failed_batch_is_dropped_and_later_batches_are_recorded() {
 async fn dropping_the_last_verifier_records_what_remains_and_ends_the_task() {
     let f = fixture_with_usage_interval(StdDuration::from_secs(3600));
     let (token, record) = f.issue_record(access("acme", Expiry::Never)).await;
+    let (other, other_record) = f.issue_record(access("acme", Expiry::Never)).await;
     let clone = f.verifier.clone();
     assert!(clone.verify(&api_key(&token), &[]).await.is_ok());
+    assert!(clone.verify(&api_key(&other), &[]).await.is_ok());
     let Fixture {
         store, verifier, ..
     } = f;
@@ -903,6 +906,13 @@ async fn dropping_the_last_verifier_records_what_remains_and_ends_the_task() {
         stored.last_used_at == Some(T0)
     })
     .await;
+    let batches = store.usage_batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "one batch on the way out: {batches:?}");
+    let mut ids: Vec<&TokenId> = batches[0].iter().map(|(id, _)| id).collect();
+    ids.sort();
+    let mut expected = vec![&record.id, &other_record.id];
+    expected.sort();
+    assert_eq!(ids, expected);
     eventually("the task to let go of the store", async || {
         Arc::strong_count(&store) == 1
     })
