@@ -13,8 +13,8 @@ use std::task::{Context, Poll, Waker};
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue};
 use m2m::{
-    CacheSettings, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenRecord,
-    TokenStore, Verifier,
+    CacheSettings, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup,
+    TokenRecord, Verifier,
 };
 use time::OffsetDateTime;
 
@@ -25,8 +25,12 @@ const ENTRIES: usize = 1_000_000;
 struct GeneratedStore;
 
 #[async_trait]
-impl TokenStore for GeneratedStore {
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+impl TokenLookup for GeneratedStore {
+    async fn find_token(
+        &self,
+        _: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         Ok(Some(TokenRecord {
             id: TokenId::generate(),
             digest: *digest,
@@ -45,16 +49,8 @@ impl TokenStore for GeneratedStore {
         }))
     }
 
-    async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported("insert"))
-    }
-
-    async fn list(&self, _: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn revoke(&self, _: &TokenId, _: OffsetDateTime) -> Result<bool, StoreError> {
-        Ok(false)
+    async fn record_usage(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

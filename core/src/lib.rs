@@ -12,7 +12,8 @@
 //! contract. Framework adapters only translate a `Rejection` into their response type.
 //!
 //! Data flows one way: [`extract`] (placement rules) → [`TokenFormat::parse`] (format and
-//! checksum) → cache → [`TokenStore`] on a miss, single-flight.
+//! checksum) → cache → [`TokenLookup`] on a miss, single-flight; uses are recorded through it
+//! in the background, in batches.
 //!
 //! # Example
 //!
@@ -54,6 +55,7 @@ mod record;
 mod rejection;
 mod store;
 mod token;
+mod usage;
 mod verifier;
 #[cfg(feature = "wire")]
 pub mod wire;
@@ -71,11 +73,13 @@ pub use policy::{InvalidTokenType, Policy, RequiredScopes, TokenType, TokenTypes
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
 pub use store::{
-    MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenStore, TypeSettings,
+    MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenLookup, TokenStore,
+    TypeSettings,
 };
 pub use token::{
     CHECKSUM_LEN, DEFAULT_PREFIX, DigestHash, DigestHasher, InvalidPrefix, MAX_PREFIX_LEN,
     MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,
 };
+pub use usage::DEFAULT_USAGE_INTERVAL;
 pub use verifier::{DEFAULT_REALM, DEFAULT_RETRY_AFTER, Verifier, VerifierBuilder};
 pub use verifier::{InactiveReason, TokenCheckError};

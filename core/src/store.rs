@@ -1,9 +1,11 @@
-//! The [`TokenStore`] trait and [`MemoryStore`], the store that lives in the process.
+//! The store traits and [`MemoryStore`], the store that lives in the process.
 //!
-//! A store finds tokens by digest for the verifier and manages them for the token service:
-//! issue, list, revoke. A store that can announce revocations (the memory store at once, the SQL
-//! store through `LISTEN`/`NOTIFY`, the remote store through an event stream) passes them to
-//! every subscribed [`RevocationListener`], which is how verifier caches evict revoked tokens.
+//! A store has two faces: [`TokenLookup`], what every verifier needs (find a presented token,
+//! subscribe to revocations, record use), and [`TokenStore`], the admin part of the stores that
+//! hold tokens (issue, find, list, revoke, settings). A store that can announce revocations
+//! (the memory store at once, the SQL store through `LISTEN`/`NOTIFY`, the remote store through
+//! an event stream) passes them to every subscribed [`RevocationListener`], which is how
+//! verifier caches evict revoked tokens.
 //!
 //! # Example
 //!
@@ -43,9 +45,6 @@ pub enum StoreError {
     /// The store is unreachable or failed (connection, timeout, server error…).
     #[error("the token store is unavailable: {0}")]
     Unavailable(String),
-    /// The store does not offer this operation (a read-only remote store asked to issue).
-    #[error("the token store does not support {0}")]
-    Unsupported(&'static str),
     /// A token with the same digest or id exists already.
     #[error("a token with this digest or id exists already")]
     Conflict,
@@ -66,23 +65,55 @@ pub trait RevocationListener: Send + Sync + 'static {
     fn revoked(&self, event: &RevocationEvent);
 }
 
-/// Where tokens live.
+/// What every verifier needs from a store: look a presented token up, hear of revocations, and
+/// record when tokens were used.
 ///
-/// Object-safe: verifiers hold an `Arc<dyn TokenStore>`.
+/// [`MemoryStore`], the SQL store and the remote store (which asks a token service) implement
+/// it; the stores that hold tokens also implement the admin part, [`TokenStore`].
+///
+/// Object-safe: a [`Verifier`](crate::Verifier) holds an `Arc<dyn TokenLookup>`, and an
+/// `Arc<dyn TokenStore>` is a `TokenLookup` too.
+///
+/// # Example
+///
+/// A lookup that knows no token, as a verifier sees it:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use http::{HeaderMap, HeaderValue, StatusCode};
+/// use m2m_core::{StoreError, TokenDigest, TokenId, TokenLookup, TokenRecord, Verifier};
+/// use time::OffsetDateTime;
+///
+/// #[derive(Debug)]
+/// struct Nobody;
+///
+/// #[async_trait]
+/// impl TokenLookup for Nobody {
+///     async fn find_token(&self, _: &str, _: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+///         Ok(None)
+///     }
+///
+///     async fn record_usage(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+///         Ok(())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let verifier = Verifier::builder(Nobody).build();
+/// let token = m2m_core::TokenFormat::default().generate(m2m_core::TokenKind::AccessToken);
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-api-key", HeaderValue::from_str(token.expose_secret()).unwrap());
+/// let rejection = verifier.verify(&headers, &[]).await.unwrap_err();
+/// assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+/// # });
+/// ```
 #[async_trait]
-pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
-    /// The record whose digest is `digest`, whether active, expired or revoked.
+pub trait TokenLookup: Send + Sync + fmt::Debug + 'static {
+    /// The record of a presented token, whether active, expired or revoked.
     ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer.
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError>;
-
-    /// The record of a presented token, found by its digest.
-    ///
-    /// The verifier calls this on a cache miss. Stores that keep digests need only the digest
-    /// (the default calls [`find`](TokenStore::find)); a store that asks a token service over
-    /// RFC 7662 introspection needs the token itself, and must never log or keep it.
+    /// The verifier calls this on a cache miss. Stores that keep digests need only the digest;
+    /// a store that asks a token service over RFC 7662 introspection needs the token itself,
+    /// and must never log or keep it.
     ///
     /// # Errors
     ///
@@ -91,10 +122,81 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         &self,
         token: &str,
         digest: &TokenDigest,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let _ = token;
-        self.find(digest).await
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Subscribes `listener` to revocation events; returns whether this store emits them.
+    ///
+    /// Stores hold listeners weakly: a dropped listener is forgotten. The default emits
+    /// nothing, and then only the cache TTL bounds how long a revoked token may still pass.
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        let _ = listener;
+        false
     }
+
+    /// Records when tokens were last used (`last_used_at`), keeping the latest time per token;
+    /// unknown ids are skipped.
+    ///
+    /// A [`Verifier`](crate::Verifier) built inside a Tokio runtime calls this in the
+    /// background, in batches (see
+    /// [`VerifierBuilder::usage_interval`](crate::VerifierBuilder::usage_interval)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError>;
+}
+
+/// The admin part of a store that holds tokens: issue, find, list, revoke, and the token-type
+/// settings. [`MemoryStore`] and the SQL store implement it; a token service builds on it.
+///
+/// Token generation is the core's ([`NewToken::generate`]); [`issue`](TokenStore::issue)
+/// generates and [`insert`](TokenStore::insert)s.
+///
+/// Object-safe: the token service holds an `Arc<dyn TokenStore>`, which a
+/// [`Verifier`](crate::Verifier) takes as its lookup.
+///
+/// # Example
+///
+/// ```
+/// use m2m_core::{Expiry, MemoryStore, NewToken, TokenFormat, TokenKind, TokenStore, Verifier};
+/// use std::sync::Arc;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+/// let verifier = Verifier::builder(Arc::clone(&store)).build();
+/// let now = verifier.now();
+/// let issued = store
+///     .issue(verifier.format(), NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never), now)
+///     .await
+///     .unwrap();
+/// let page = store.list_page("acme", 0, 10).await.unwrap();
+/// assert_eq!(page[0].id, issued.record.id);
+/// assert!(store.revoke(&issued.record.id, now).await.unwrap());
+/// # });
+/// ```
+#[async_trait]
+pub trait TokenStore: TokenLookup {
+    /// The record whose digest is `digest`, whether active, expired or revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// The record with this public id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// The client-credential record (a [`TokenKind::ClientSecret`]) whose public client id is
+    /// `client_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Stores a new record.
     ///
@@ -110,35 +212,6 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// [`StoreError`] when the store cannot answer.
     async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError>;
 
-    /// Revokes a token, and for a client credential every bearer token issued from it.
-    /// Returns whether a token with that id existed and was not revoked before.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer.
-    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError>;
-
-    /// The record with this public id.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
-    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let _ = id;
-        Err(StoreError::Unsupported("finding tokens by id"))
-    }
-
-    /// The client-credential record (a [`TokenKind::ClientSecret`]) whose public client id is
-    /// `client_id`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
-    async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let _ = client_id;
-        Err(StoreError::Unsupported("finding client credentials"))
-    }
-
     /// One page of a tenant's records, oldest first.
     ///
     /// # Errors
@@ -149,66 +222,46 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         tenant: &str,
         offset: u64,
         limit: u64,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        let all = self.list(tenant).await?;
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(all.into_iter().skip(skip).take(take).collect())
-    }
+    ) -> Result<Vec<TokenRecord>, StoreError>;
 
-    /// Records when tokens were last used (see [`Verifier::drain_usage`](crate::Verifier::drain_usage)).
-    /// Does nothing by default.
+    /// Revokes a token, and for a client credential every bearer token issued from it, and
+    /// announces each to the subscribers. Returns whether a token with that id existed and was
+    /// not revoked before.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the store cannot answer.
-    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        let _ = uses;
-        Ok(())
-    }
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError>;
 
     /// The stored token-type settings: environment default and per-tenant overrides.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
-    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
-        Err(StoreError::Unsupported("settings"))
-    }
+    /// [`StoreError`] when the store cannot answer.
+    async fn load_settings(&self) -> Result<TypeSettings, StoreError>;
 
     /// Stores which token type users may generate, for the environment (`tenant` `None`) or
     /// one tenant.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
+    /// [`StoreError`] when the store cannot answer.
     async fn save_token_type(
         &self,
         tenant: Option<&str>,
         token_type: TokenType,
-    ) -> Result<(), StoreError> {
-        let _ = (tenant, token_type);
-        Err(StoreError::Unsupported("settings"))
-    }
+    ) -> Result<(), StoreError>;
 
     /// Removes a tenant's own token type, so that it follows the environment again; returns
     /// whether the tenant had one.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the store cannot answer; [`StoreError::Unsupported`] by default.
-    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
-        let _ = tenant;
-        Err(StoreError::Unsupported("settings"))
-    }
+    /// [`StoreError`] when the store cannot answer.
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError>;
 
-    /// Subscribes `listener` to revocation events; returns whether this store emits them.
-    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
-        let _ = listener;
-        false
-    }
-
-    /// Generates a token, stores its record and returns the secret once.
+    /// Generates a token with [`NewToken::generate`], stores its record and returns the secret
+    /// once.
     ///
     /// # Errors
     ///
@@ -226,23 +279,7 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 }
 
 #[async_trait]
-impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
-        (**self).find(digest).await
-    }
-
-    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        (**self).insert(record).await
-    }
-
-    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        (**self).list(tenant).await
-    }
-
-    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        (**self).revoke(id, at).await
-    }
-
+impl<S: TokenLookup + ?Sized> TokenLookup for Arc<S> {
     async fn find_token(
         &self,
         token: &str,
@@ -251,12 +288,35 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).find_token(token, digest).await
     }
 
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        (**self).subscribe(listener)
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        (**self).record_usage(uses).await
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).find(digest).await
+    }
+
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         (**self).get(id).await
     }
 
     async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
         (**self).find_client(client_id).await
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        (**self).insert(record).await
+    }
+
+    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list(tenant).await
     }
 
     async fn list_page(
@@ -268,8 +328,8 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).list_page(tenant, offset, limit).await
     }
 
-    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        (**self).record_usage(uses).await
+    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        (**self).revoke(id, at).await
     }
 
     async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
@@ -286,10 +346,6 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {
         (**self).clear_token_type(tenant).await
-    }
-
-    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
-        (**self).subscribe(listener)
     }
 
     async fn issue(
@@ -395,6 +451,37 @@ impl fmt::Debug for MemoryStore {
 }
 
 #[async_trait]
+impl TokenLookup for MemoryStore {
+    async fn find_token(
+        &self,
+        _token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.find(digest).await
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        self.listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&listener));
+        true
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        for (id, at) in uses {
+            let Some(digest) = self.by_id.get(id).map(|d| *d) else {
+                continue;
+            };
+            if let Some(mut record) = self.by_digest.get_mut(&digest) {
+                record.last_used_at = record.last_used_at.max(Some(*at));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl TokenStore for MemoryStore {
     async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.by_digest.get(digest).map(|r| r.value().clone()))
@@ -424,6 +511,18 @@ impl TokenStore for MemoryStore {
             .collect();
         records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(records)
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let all = self.list(tenant).await?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(all.into_iter().skip(skip).take(take).collect())
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -466,18 +565,6 @@ impl TokenStore for MemoryStore {
             .map(|r| r.value().clone()))
     }
 
-    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        for (id, at) in uses {
-            let Some(digest) = self.by_id.get(id).map(|d| *d) else {
-                continue;
-            };
-            if let Some(mut record) = self.by_digest.get_mut(&digest) {
-                record.last_used_at = record.last_used_at.max(Some(*at));
-            }
-        }
-        Ok(())
-    }
-
     async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
         Ok(self
             .settings
@@ -514,14 +601,6 @@ impl TokenStore for MemoryStore {
         let before = settings.tenants.len();
         settings.tenants.retain(|(t, _)| t != tenant);
         Ok(settings.tenants.len() != before)
-    }
-
-    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
-        self.listeners
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::downgrade(&listener));
-        true
     }
 }
 

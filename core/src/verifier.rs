@@ -51,8 +51,9 @@ use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, ext
 use crate::policy::Policy;
 use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
-use crate::store::{RevocationListener, TokenStore};
+use crate::store::{RevocationListener, StoreError, TokenLookup};
 use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
+use crate::usage::{DEFAULT_USAGE_INTERVAL, UsageTask};
 
 pub use self::check::{InactiveReason, TokenCheckError};
 
@@ -75,7 +76,7 @@ struct StoreDown;
 type InFlight = Arc<OnceCell<Result<Lookup, StoreDown>>>;
 
 struct Inner {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn TokenLookup>,
     policy: Policy,
     format: TokenFormat,
     cache: Arc<Cache>,
@@ -84,6 +85,8 @@ struct Inner {
     realm: Realm,
     max_header_len: usize,
     retry_after: u32,
+    /// Records the noted uses in the background; `None` outside a Tokio runtime.
+    _usage: Option<UsageTask>,
 }
 
 /// Verifies the credentials of requests. Cheap to clone; clones share the cache.
@@ -106,7 +109,7 @@ impl fmt::Debug for Verifier {
 /// Builds a [`Verifier`]; every setting has a default.
 #[must_use]
 pub struct VerifierBuilder {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn TokenLookup>,
     policy: Policy,
     format: TokenFormat,
     cache: CacheSettings,
@@ -114,6 +117,7 @@ pub struct VerifierBuilder {
     realm: String,
     max_header_len: usize,
     retry_after: Duration,
+    usage_interval: Duration,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -170,7 +174,28 @@ impl VerifierBuilder {
         self
     }
 
-    /// The verifier; subscribes its cache to the store's revocation events.
+    /// How often the uses the verifier noted are recorded through
+    /// [`TokenLookup::record_usage`], in one batch (default 5 s). The recording runs in a task
+    /// spawned when the verifier is built inside a Tokio runtime; it ends with the last clone of
+    /// the verifier, recording what remains. Outside a runtime nothing is spawned and
+    /// [`Verifier::drain_usage`] hands the uses out instead.
+    ///
+    /// ```
+    /// use m2m_core::{MemoryStore, Verifier};
+    /// use std::time::Duration;
+    ///
+    /// let verifier = Verifier::builder(MemoryStore::new())
+    ///     .usage_interval(Duration::from_secs(30))
+    ///     .build();
+    /// assert!(verifier.drain_usage().is_empty());
+    /// ```
+    pub fn usage_interval(mut self, interval: Duration) -> Self {
+        self.usage_interval = interval;
+        self
+    }
+
+    /// The verifier; subscribes its cache to the store's revocation events and, inside a Tokio
+    /// runtime, starts recording uses in the background.
     pub fn build(self) -> Verifier {
         let cache = Arc::new(Cache::new(self.cache));
         self.store
@@ -180,6 +205,7 @@ impl VerifierBuilder {
         } else {
             self.realm.chars().filter(char::is_ascii).collect()
         };
+        let usage = UsageTask::spawn(&cache, &self.store, self.usage_interval);
         Verifier {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -191,14 +217,16 @@ impl VerifierBuilder {
                 realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
                 retry_after: u32::try_from(self.retry_after.as_secs().max(1)).unwrap_or(u32::MAX),
+                _usage: usage,
             }),
         }
     }
 }
 
 impl Verifier {
-    /// A builder over `store`.
-    pub fn builder(store: impl TokenStore) -> VerifierBuilder {
+    /// A builder over `store`: any [`TokenLookup`], such as a
+    /// [`MemoryStore`](crate::MemoryStore), an `Arc<dyn TokenStore>` or a remote store.
+    pub fn builder(store: impl TokenLookup) -> VerifierBuilder {
         VerifierBuilder {
             store: Arc::new(store),
             policy: Policy::default(),
@@ -208,6 +236,7 @@ impl Verifier {
             realm: DEFAULT_REALM.to_owned(),
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             retry_after: DEFAULT_RETRY_AFTER,
+            usage_interval: DEFAULT_USAGE_INTERVAL,
         }
     }
 
@@ -222,7 +251,7 @@ impl Verifier {
     }
 
     /// The store behind the cache.
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
+    pub fn store(&self) -> &Arc<dyn TokenLookup> {
         &self.inner.store
     }
 
@@ -238,15 +267,21 @@ impl Verifier {
 
     /// The last use of each cached token since the previous call, for a store's `last_used_at`.
     ///
-    /// Verification only notes uses in memory; a background task hands them to the store in
-    /// batches with [`TokenStore::record_usage`], keeping the store off the hot path.
+    /// Verification only notes uses in memory; the verifier's background task hands them to the
+    /// store in batches with [`TokenLookup::record_usage`], keeping the store off the hot path
+    /// (see [`VerifierBuilder::usage_interval`]). Uses drained here are not recorded by it.
     pub fn drain_usage(&self) -> Vec<(TokenId, OffsetDateTime)> {
-        self.inner
-            .cache
-            .drain_usage()
-            .into_iter()
-            .map(|(id, at)| (id, crate::expiry::from_nanos(at)))
-            .collect()
+        crate::usage::drain(&self.inner.cache)
+    }
+
+    /// Records the uses noted since the last batch now, without waiting for the background
+    /// task (before a graceful shutdown, say); returns how many tokens were recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer; the uses are then dropped.
+    pub async fn record_usage(&self) -> Result<usize, StoreError> {
+        crate::usage::record(&*self.inner.store, self.drain_usage()).await
     }
 
     /// Number of cached entries, negative ones included.

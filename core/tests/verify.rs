@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use m2m_core::{
     CacheSettings, Expiry, ManualClock, MemoryStore, NewToken, Policy, Principal, Rejection,
     RejectionKind, RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind,
-    TokenRecord, TokenStore, TokenType, TokenTypes, Verifier,
+    TokenLookup, TokenRecord, TokenStore, TokenType, TokenTypes, Verifier,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -19,6 +19,7 @@ const T0: OffsetDateTime = datetime!(2026-06-01 08:00 UTC);
 #[derive(Debug, Default)]
 struct CountingStore {
     inner: MemoryStore,
+    usage_batches: std::sync::Mutex<Vec<Vec<(TokenId, OffsetDateTime)>>>,
     finds: AtomicUsize,
     failing: AtomicBool,
     delay: StdDuration,
@@ -41,9 +42,14 @@ impl CountingStore {
     }
 }
 
+/// The lookup the verifier uses: counted, slowed down and failing on demand.
 #[async_trait]
-impl TokenStore for CountingStore {
-    async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+impl TokenLookup for CountingStore {
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
@@ -51,31 +57,19 @@ impl TokenStore for CountingStore {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("connection refused".into()));
         }
-        self.inner.find(digest).await
-    }
-
-    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-
-    async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.list(tenant).await
-    }
-
-    async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-
-    async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.get(id).await
-    }
-
-    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        self.inner.record_usage(uses).await
+        self.inner.find_token(token, digest).await
     }
 
     fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
         self.inner.subscribe(listener)
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.usage_batches.lock().unwrap().push(uses.to_vec());
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        self.inner.record_usage(uses).await
     }
 }
 
@@ -106,6 +100,7 @@ impl Fixture {
 
     async fn issue(&self, request: NewToken) -> String {
         self.store
+            .inner
             .issue(&TokenFormat::default(), request, self.clock.now())
             .await
             .unwrap()
@@ -117,6 +112,7 @@ impl Fixture {
     async fn issue_record(&self, request: NewToken) -> (String, TokenRecord) {
         let issued = self
             .store
+            .inner
             .issue(&TokenFormat::default(), request, self.clock.now())
             .await
             .unwrap();
@@ -294,6 +290,7 @@ async fn every_contract_row() {
         .await;
 
     f.store
+        .inner
         .revoke(&revoked_record.id, f.clock.now())
         .await
         .unwrap();
@@ -591,7 +588,11 @@ async fn revocation_evicts_the_cached_entry_at_once() {
     assert!(f.verify(&api_key(&token), &[]).await.is_ok());
     assert_eq!(f.verifier.cached_entries(), 1);
 
-    f.store.revoke(&record.id, f.clock.now()).await.unwrap();
+    f.store
+        .inner
+        .revoke(&record.id, f.clock.now())
+        .await
+        .unwrap();
     assert_eq!(
         f.verifier.cached_entries(),
         0,
@@ -750,7 +751,7 @@ async fn uses_are_noted_in_memory_and_handed_to_the_store_in_batches() {
     );
 
     f.store.record_usage(&uses).await.unwrap();
-    let stored = f.store.get(&record.id).await.unwrap().unwrap();
+    let stored = f.store.inner.get(&record.id).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(T0 + Duration::seconds(5)));
 }
 
@@ -796,4 +797,153 @@ async fn verify_cached_decides_without_the_store_or_says_it_cannot() {
         f.verifier.verify_cached(&headers, &[]).is_none(),
         "stale after the TTL"
     );
+}
+
+/// How long a test waits for what must happen before it calls the run hung: a guard against
+/// hanging, not a speed requirement.
+const HANG_GUARD: StdDuration = StdDuration::from_secs(30);
+
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let happened = async {
+        while !done().await {
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, happened)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never happened"));
+}
+
+fn fixture_with_usage_interval(interval: StdDuration) -> Fixture {
+    let store = Arc::new(CountingStore::default());
+    let clock = ManualClock::new(T0);
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .usage_interval(interval)
+        .build();
+    Fixture {
+        store,
+        clock,
+        verifier,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_records_uses_in_the_background_in_batches() {
+    let f = fixture_with_usage_interval(StdDuration::from_millis(20));
+    let (first, first_record) = f.issue_record(access("acme", Expiry::Never)).await;
+    let (second, second_record) = f.issue_record(access("acme", Expiry::Never)).await;
+    assert!(f.verify(&api_key(&first), &[]).await.is_ok());
+    assert!(f.verify(&api_key(&second), &[]).await.is_ok());
+
+    eventually("both uses recorded", async || {
+        let a = f.store.inner.get(&first_record.id).await.unwrap().unwrap();
+        let b = f.store.inner.get(&second_record.id).await.unwrap().unwrap();
+        a.last_used_at.is_some() && b.last_used_at.is_some()
+    })
+    .await;
+    let stored = f.store.inner.get(&first_record.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(T0));
+    let batches = f.store.usage_batches.lock().unwrap().clone();
+    assert_eq!(
+        batches.iter().map(Vec::len).sum::<usize>(),
+        2,
+        "{batches:?}"
+    );
+    assert!(f.verifier.drain_usage().is_empty(), "the task drained them");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_dropped_and_later_batches_are_recorded() {
+    let f = fixture_with_usage_interval(StdDuration::from_millis(20));
+    let (token, record) = f.issue_record(access("acme", Expiry::Never)).await;
+    assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+    f.store.fail(true);
+    eventually("a batch tried while the store fails", async || {
+        !f.store.usage_batches.lock().unwrap().is_empty()
+    })
+    .await;
+    f.store.fail(false);
+    let stored = f.store.inner.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, None, "the failed batch wrote nothing");
+
+    f.clock.advance(Duration::seconds(2));
+    assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+    eventually("the next use recorded", async || {
+        let stored = f.store.inner.get(&record.id).await.unwrap().unwrap();
+        stored.last_used_at == Some(T0 + Duration::seconds(2))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_verifier_records_what_remains_and_ends_the_task() {
+    let f = fixture_with_usage_interval(StdDuration::from_secs(3600));
+    let (token, record) = f.issue_record(access("acme", Expiry::Never)).await;
+    let (other, other_record) = f.issue_record(access("acme", Expiry::Never)).await;
+    let clone = f.verifier.clone();
+    assert!(clone.verify(&api_key(&token), &[]).await.is_ok());
+    assert!(clone.verify(&api_key(&other), &[]).await.is_ok());
+    let Fixture {
+        store, verifier, ..
+    } = f;
+    drop(verifier);
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    assert_eq!(
+        store
+            .inner
+            .get(&record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        None,
+        "a clone is alive: nothing is flushed before the interval"
+    );
+    drop(clone);
+    eventually("the remaining use recorded", async || {
+        let stored = store.inner.get(&record.id).await.unwrap().unwrap();
+        stored.last_used_at == Some(T0)
+    })
+    .await;
+    let batches = store.usage_batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "one batch on the way out: {batches:?}");
+    let mut ids: Vec<&TokenId> = batches[0].iter().map(|(id, _)| id).collect();
+    ids.sort();
+    let mut expected = vec![&record.id, &other_record.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    eventually("the task to let go of the store", async || {
+        Arc::strong_count(&store) == 1
+    })
+    .await;
+}
+
+#[test]
+fn outside_a_runtime_nothing_is_spawned_and_uses_are_drained_by_hand() {
+    let store = Arc::new(CountingStore::default());
+    let clock = ManualClock::new(T0);
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .usage_interval(StdDuration::from_millis(1))
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let issued = store
+            .inner
+            .issue(&TokenFormat::default(), access("acme", Expiry::Never), T0)
+            .await
+            .unwrap();
+        let headers = api_key(issued.token.expose_secret());
+        assert!(verifier.verify(&headers, &[]).await.is_ok());
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        assert!(store.usage_batches.lock().unwrap().is_empty(), "no task");
+        assert_eq!(verifier.drain_usage(), vec![(issued.record.id, T0)]);
+        assert_eq!(verifier.record_usage().await.unwrap(), 0);
+    });
+    drop(verifier);
+    assert_eq!(Arc::strong_count(&store), 1);
 }

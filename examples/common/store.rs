@@ -12,12 +12,18 @@
 //!
 //! `M2M_CACHE_TTL_SECS` sets the verifier's cache TTL (10 s by default): how long a revoked
 //! token may still pass while no revocation event reaches this process.
+//!
+//! Every store keeps `last_used_at` with no code here: the verifier records the uses it sees in
+//! the background, in batches (to the database, or reported to the token service).
+//! `M2M_USAGE_INTERVAL_MS` sets how often (5000 ms by default).
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use m2m_core::{CacheSettings, Expiry, NewToken, TokenFormat, TokenKind, TokenStore, Verifier};
+use m2m_core::{
+    CacheSettings, Expiry, NewToken, TokenFormat, TokenKind, TokenLookup, TokenStore, Verifier,
+};
 use m2m_remote::{IntrospectionCredential, RemoteStore};
 use m2m_sql::SqlStore;
 
@@ -81,9 +87,11 @@ impl ExampleStore {
     pub(crate) async fn from_env(example: &str) -> Result<Self, StoreSetupError> {
         let selected = std::env::var("M2M_STORE").unwrap_or_default();
         let cache = cache_settings()?;
+        let usage_interval = usage_interval()?;
         if selected.is_empty() || selected == "memory" {
             let store: Arc<dyn TokenStore> = Arc::new(m2m_core::MemoryStore::new());
-            return Self::seeded(store, cache, example, "memory store".to_owned()).await;
+            let verifier = verifier(Arc::clone(&store), cache, usage_interval);
+            return Self::seeded(store, verifier, example, "memory store".to_owned()).await;
         }
         if selected.starts_with("sqlite:") || selected.starts_with("postgres") {
             let store: Arc<dyn TokenStore> = Arc::new(
@@ -96,13 +104,15 @@ impl ExampleStore {
             } else {
                 "PostgreSQL"
             };
-            return Self::seeded(store, cache, example, format!("{kind} store")).await;
+            let verifier = verifier(Arc::clone(&store), cache, usage_interval);
+            return Self::seeded(store, verifier, example, format!("{kind} store")).await;
         }
         if selected.starts_with("http://") || selected.starts_with("https://") {
             let store = RemoteStore::builder(selected.as_str(), introspection_credential()?)
                 .build()
                 .map_err(StoreSetupError::from_error)?;
-            let verifier = Verifier::builder(store).cache(cache).build();
+            // A lookup only: tokens are issued at the token service, uses reported to it.
+            let verifier = verifier(store, cache, usage_interval);
             return Ok(Self {
                 verifier,
                 seeded: None,
@@ -119,11 +129,10 @@ impl ExampleStore {
 
     async fn seeded(
         store: Arc<dyn TokenStore>,
-        cache: CacheSettings,
+        verifier: Verifier,
         example: &str,
         description: String,
     ) -> Result<Self, StoreSetupError> {
-        let verifier = Verifier::builder(Arc::clone(&store)).cache(cache).build();
         let now = verifier.now();
         let access = store
             .issue(
@@ -229,6 +238,24 @@ fn introspection_credential() -> Result<IntrospectionCredential, StoreSetupError
                   (m2m_cc_…)"
                 .into(),
         ),
+    }
+}
+
+/// The verifier of an example over `store`.
+fn verifier(store: impl TokenLookup, cache: CacheSettings, usage_interval: Duration) -> Verifier {
+    Verifier::builder(store)
+        .cache(cache)
+        .usage_interval(usage_interval)
+        .build()
+}
+
+/// How often uses are recorded: `M2M_USAGE_INTERVAL_MS`, else the verifier's default.
+fn usage_interval() -> Result<Duration, StoreSetupError> {
+    match std::env::var("M2M_USAGE_INTERVAL_MS") {
+        Ok(text) => text.parse().map(Duration::from_millis).map_err(|_| {
+            format!("M2M_USAGE_INTERVAL_MS is not a number of milliseconds: {text:?}").into()
+        }),
+        Err(_) => Ok(m2m_core::DEFAULT_USAGE_INTERVAL),
     }
 }
 

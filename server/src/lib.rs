@@ -8,7 +8,8 @@
 //! - [`introspect`] answers resource servers: RFC 7662 introspection, throttled per caller, and
 //!   [`revocations`] streams every revocation to them as server-sent events.
 //! - [`serve`] runs it on a [`SqlStore`](m2m_sql::SqlStore): bootstrap admin token on a fresh
-//!   database, `last_used_at` recorded in the background, graceful shutdown.
+//!   database, graceful shutdown. The admin verifier records `last_used_at` by itself, in the
+//!   background; resource servers report the uses they see to `POST /v1/usage`.
 //! - [`cli`] is the `m2m` command line (`serve`, `token create|list|revoke`,
 //!   `settings set-type|show`).
 //!
@@ -23,6 +24,7 @@
 //! | `POST /oauth/token` | client-credentials grant (public) |
 //! | `POST /oauth/introspect` | RFC 7662 introspection for resource servers (scope `m2m:introspect`) |
 //! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
+//! | `POST /v1/usage` | resource servers report token uses for `last_used_at` (scope `m2m:introspect`) |
 //! | `GET /v1/stats` | introspection and event-stream counters (admin) |
 //! | `GET /health` | 200, or 503 when the store does not answer (public) |
 //!
@@ -72,12 +74,14 @@ mod serve;
 mod state;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use m2m_core::{Expiry, IssuedToken, NewToken, StoreError, TokenKind};
 use m2m_tower::M2mAuthLayer;
 
 pub use api::ADMIN_SCOPE;
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
@@ -121,6 +125,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(admin)
         .merge(introspect::routes(&state))
+        .route(
+            "/v1/usage",
+            post(api::usage::record).layer(DefaultBodyLimit::max(api::usage::MAX_USAGE_BODY_BYTES)),
+        )
         .route("/oauth/token", post(oauth::token))
         .route("/health", get(api::health))
         .merge(admin_page::routes())

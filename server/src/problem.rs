@@ -90,10 +90,6 @@ impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => Self::conflict("a token with this id exists already"),
-            StoreError::Unsupported(what) => Self::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("the token store does not support {what}"),
-            ),
             other => {
                 tracing::error!(error = %other, "the token store failed");
                 Self::store_unavailable(STORE_RETRY_AFTER)

@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use m2m_core::{StoreError, TokenStore};
 use m2m_sql::{SqlError, SqlStore};
@@ -15,8 +14,6 @@ use crate::state::{AppState, ServiceOptions};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://m2m.db";
 /// The listen address when none is given.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// How often the uses noted by the verifier are written to `last_used_at`.
-const USAGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where and how to serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,14 +99,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(address = %address, "listening");
     let _ = std::io::stdout().flush();
 
-    let usage = tokio::spawn(record_usage_every(state.clone(), USAGE_INTERVAL));
     let served = axum::serve(listener, crate::app(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await;
-    usage.abort();
-    if let Err(error) = state.record_usage().await {
-        eprintln!("m2m: recording token usage: {error}");
-    }
+    // The admin verifier records uses in the background; record the last ones before the
+    // runtime stops (a failure is logged by the verifier).
+    let _ = state.admin_verifier().record_usage().await;
     tracing::info!("m2m stopped");
     served.map_err(ServeError::Io)
 }
@@ -124,17 +119,6 @@ fn reachable(address: SocketAddr) -> SocketAddr {
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), address.port())
         }
         _ => address,
-    }
-}
-
-async fn record_usage_every(state: AppState, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if let Err(error) = state.record_usage().await {
-            eprintln!("m2m: recording token usage: {error}");
-        }
     }
 }
 

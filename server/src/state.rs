@@ -150,18 +150,4 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner) = settings.clone();
         Ok(settings)
     }
-
-    /// Hands the uses the admin verifier noted since the last call to the store's
-    /// `last_used_at`; returns how many tokens were recorded.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] when the store cannot answer (the uses are then dropped).
-    pub async fn record_usage(&self) -> Result<usize, StoreError> {
-        let uses = self.inner.admin.drain_usage();
-        if !uses.is_empty() {
-            self.inner.store.record_usage(&uses).await?;
-        }
-        Ok(uses.len())
-    }
 }

@@ -782,14 +782,164 @@ async fn revoking_takes_effect_at_once_and_only_within_the_tenant() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }
 
+/// How long a test waits for what must happen before it calls the run hung: a guard against
+/// hanging, not a speed requirement.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[tokio::test]
-async fn usage_is_recorded_off_the_hot_path() {
+async fn usage_is_recorded_off_the_hot_path_by_the_admin_verifier() {
     let service = service().await;
     let reply = service.admin(Method::GET, "/v1/settings", None).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(service.list("m2m").await[0]["last_used_at"], Value::Null);
-    assert!(service.state.record_usage().await.unwrap() >= 1);
-    assert!(service.list("m2m").await[0]["last_used_at"].is_string());
+    // Nothing records it by hand: the admin verifier's background task does.
+    let recorded = async {
+        while !service.list("m2m").await[0]["last_used_at"].is_string() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, recorded)
+        .await
+        .expect("the admin token's use never reached last_used_at");
+}
+
+#[tokio::test]
+async fn resource_servers_report_uses_to_v1_usage() {
+    let service = service().await;
+    let reply = service
+        .create(
+            "platform",
+            json!({"expires": "30d", "scopes": ["m2m:introspect"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let resource_server = reply.body["token"].as_str().unwrap().to_owned();
+    let reply = service.create("acme", json!({"expires": "30d"})).await;
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    let used_at = service.state.now() - Duration::minutes(3);
+    let report = json!({"uses": [
+        {"token_id": id, "used_at": used_at.unix_timestamp()},
+        {"token_id": "tok_unknown", "used_at": used_at.unix_timestamp()},
+    ]});
+
+    let reply = service
+        .call(Method::POST, "/v1/usage", None, Some(report.clone()))
+        .await;
+    assert!(reply.is_problem(StatusCode::UNAUTHORIZED), "{}", reply.body);
+    let reply = service
+        .call(
+            Method::POST,
+            "/v1/usage",
+            Some(&token),
+            Some(report.clone()),
+        )
+        .await;
+    assert!(reply.is_problem(StatusCode::FORBIDDEN), "{}", reply.body);
+    assert_eq!(service.list("acme").await[0]["last_used_at"], Value::Null);
+
+    let reply = service
+        .call(
+            Method::POST,
+            "/v1/usage",
+            Some(&resource_server),
+            Some(report),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let listed = service.list("acme").await;
+    let expected = used_at
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(listed[0]["last_used_at"], expected.as_str());
+
+    // A time in the future counts as now.
+    let future = service.state.now() + Duration::days(300);
+    let report = json!({"uses": [{"token_id": id, "used_at": future.unix_timestamp()}]});
+    let reply = service
+        .call(
+            Method::POST,
+            "/v1/usage",
+            Some(&resource_server),
+            Some(report),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    let last_used = service.list("acme").await[0]["last_used_at"].clone();
+    let last_used = OffsetDateTime::parse(
+        last_used.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(last_used <= service.state.now());
+
+    // Bounds and shapes: each refusal is problem+json and records nothing.
+    let entry = json!({"token_id": id, "used_at": 1});
+    let too_many = json!({"uses": vec![entry; m2m_server::MAX_USAGE_BATCH + 1]});
+    let reply = service
+        .call(
+            Method::POST,
+            "/v1/usage",
+            Some(&resource_server),
+            Some(too_many),
+        )
+        .await;
+    assert!(
+        reply.is_problem(StatusCode::UNPROCESSABLE_ENTITY),
+        "{}",
+        reply.body
+    );
+    let padding = " ".repeat(m2m_server::MAX_USAGE_BODY_BYTES);
+    let cases = [
+        (
+            Some("application/json"),
+            format!("{{\"uses\": []{padding}}}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            Some("text/plain"),
+            "{\"uses\": []}".to_owned(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            None,
+            "{\"uses\": []}".to_owned(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            Some("application/json"),
+            "{\"uses\": [".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Some("application/json"),
+            "{\"uses\": [{\"token_id\": 3}]}".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (content_type, body, status) in cases {
+        let mut request = Request::post("/v1/usage").header("x-api-key", &resource_server);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let reply = service.send(request.body(Body::from(body)).unwrap()).await;
+        assert!(
+            reply.is_problem(status),
+            "{status}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_eq!(
+        service.list("acme").await[0]["last_used_at"],
+        Value::String(
+            last_used
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        )
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Revocation fan-out end to end, with real processes on 127.0.0.1: the token service (`m2m
 //! serve`) and the examples of the root package (axum, actix-web, Rocket), each verifying
-//! through the remote store or on a shared PostgreSQL database.
+//! through the remote store or on a shared PostgreSQL database. Usage too: a token used at an
+//! example (on a SQLite file, or on the remote store) shows `last_used_at` in the service's
+//! listing, with no code for it in the example.
 //!
 //! The examples are run from `target/<profile>/examples/`, next to this test's own directory;
 //! `cargo test --workspace` builds them. When they are missing, the test builds them with
@@ -27,6 +29,10 @@ const CACHE_TTL: Duration = Duration::from_secs(3);
 /// A cache TTL far beyond any test's length: an example running with it refuses a revoked
 /// token only because an event (or a notification) evicted it.
 const ONLY_EVENTS_EVICT: Duration = Duration::from_secs(3600);
+
+/// How often the examples record the uses they see (`M2M_USAGE_INTERVAL_MS`): short, so that
+/// the usage tests wait little.
+const USAGE_INTERVAL_MS: &str = "100";
 
 /// How long a test waits for what must happen before it calls the run hung. A guard against
 /// hanging, not a speed requirement: the delays are printed for the report.
@@ -191,6 +197,43 @@ impl Service {
         assert!(output.status.success(), "{output:?}");
     }
 
+    /// The listed record of the token `id` of `tenant`.
+    async fn listed(&self, tenant: &str, id: &str) -> Value {
+        let response = self
+            .http
+            .get(format!(
+                "{}/v1/tenants/{tenant}/tokens?limit=200",
+                self.base
+            ))
+            .header("x-api-key", &self.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not listed"))
+            .clone()
+    }
+
+    /// Waits until the listing shows `last_used_at` for the token `id`; returns it.
+    async fn last_used_at(&self, tenant: &str, id: &str) -> String {
+        let mut seen = Value::Null;
+        eventually(
+            &format!("last_used_at of {id} in the listing"),
+            async || {
+                seen = self.listed(tenant, id).await["last_used_at"].clone();
+                seen.is_string()
+            },
+        )
+        .await;
+        seen.as_str().unwrap().to_owned()
+    }
+
     async fn stats(&self) -> Value {
         let response = self
             .http
@@ -277,6 +320,7 @@ impl Example {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("M2M_STORE", store)
             .env("M2M_CACHE_TTL_SECS", ttl.as_secs().to_string())
+            .env("M2M_USAGE_INTERVAL_MS", USAGE_INTERVAL_MS)
             .env("ROCKET_CLI_COLORS", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -447,6 +491,77 @@ async fn a_thousand_concurrent_misses_make_one_introspection_call() {
         after - before
     );
     assert_eq!(after - before, 1);
+}
+
+/// The axum example on the service's SQLite file, with no service code: one request, and the
+/// service's listing shows when the token was used.
+#[tokio::test]
+async fn a_token_used_at_the_axum_example_on_sqlite_shows_last_used_at_in_the_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = sqlite_url(&dir);
+    let service = Service::start(&database);
+    let (token, id) = service.create_token("acme", &["reports:read"]).await;
+    assert_eq!(
+        service.listed("acme", &id).await["last_used_at"],
+        Value::Null
+    );
+
+    let example = Example::start("axum", &database, None, Duration::from_secs(10)).await;
+    let before = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    assert_eq!(example.whoami(&token).await, 200);
+    let last_used_at = rfc3339(&service.last_used_at("acme", &id).await);
+    assert!(last_used_at >= before, "{last_used_at} < {before}");
+}
+
+/// The axum example on the remote store: the uses it sees are reported to the service, whose
+/// listing shows them. Once the token is cached at the example, later uses reach the listing
+/// with no further introspection: only the usage reports can carry them.
+#[tokio::test]
+async fn a_token_used_at_the_axum_example_on_the_remote_store_shows_last_used_at_in_the_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(&sqlite_url(&dir));
+    let (resource_server, _) = service
+        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .await;
+    let (token, id) = service.create_token("acme", &["reports:read"]).await;
+    let example = Example::start(
+        "axum",
+        &service.base,
+        Some(&resource_server),
+        ONLY_EVENTS_EVICT,
+    )
+    .await;
+    assert_eq!(
+        service.listed("acme", &id).await["last_used_at"],
+        Value::Null
+    );
+    let before = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    assert_eq!(example.whoami(&token).await, 200);
+    let first = rfc3339(&service.last_used_at("acme", &id).await);
+    assert!(first >= before, "{first} < {before}");
+
+    let introspections = service.stats().await["introspections"].as_u64();
+    eventually(
+        "a later use reported from the example's cache",
+        async || {
+            assert_eq!(example.whoami(&token).await, 200);
+            rfc3339(&service.last_used_at("acme", &id).await) > first
+        },
+    )
+    .await;
+    assert_eq!(
+        service.stats().await["introspections"].as_u64(),
+        introspections,
+        "the token stayed cached: the later use came in a usage report"
+    );
+}
+
+fn rfc3339(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
 }
 
 /// The PostgreSQL admin URL: `M2M_TEST_POSTGRES_URL`, else the local default outside CI.

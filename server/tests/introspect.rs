@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use m2m_core::{CacheSettings, MemoryStore, TokenStore, Verifier};
+use m2m_core::{CacheSettings, MemoryStore, TokenLookup, TokenStore, Verifier};
 use m2m_remote::{IntrospectionCredential, RemoteStore};
 use m2m_server::{AppState, INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE, ServiceOptions};
 use serde_json::{Value, json};
@@ -502,9 +502,10 @@ impl CountingStore {
 }
 
 #[async_trait::async_trait]
-impl TokenStore for CountingStore {
-    async fn find(
+impl TokenLookup for CountingStore {
+    async fn find_token(
         &self,
+        token: &str,
         digest: &m2m_core::TokenDigest,
     ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
         self.check()?;
@@ -515,7 +516,42 @@ impl TokenStore for CountingStore {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        self.store.find_token(token, digest).await
+    }
+    async fn record_usage(
+        &self,
+        uses: &[(m2m_core::TokenId, time::OffsetDateTime)],
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.record_usage(uses).await
+    }
+    fn subscribe(&self, listener: Arc<dyn m2m_core::RevocationListener>) -> bool {
+        self.store.subscribe(listener)
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for CountingStore {
+    async fn find(
+        &self,
+        digest: &m2m_core::TokenDigest,
+    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
         self.store.find(digest).await
+    }
+    async fn get(
+        &self,
+        id: &m2m_core::TokenId,
+    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.get(id).await
+    }
+    async fn find_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.find_client(client_id).await
     }
     async fn insert(&self, record: m2m_core::TokenRecord) -> Result<(), m2m_core::StoreError> {
         self.check()?;
@@ -525,6 +561,15 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.list(tenant).await
     }
+    async fn list_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.list_page(tenant, offset, limit).await
+    }
     async fn revoke(
         &self,
         id: &m2m_core::TokenId,
@@ -533,19 +578,21 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.revoke(id, at).await
     }
-    async fn get(
-        &self,
-        id: &m2m_core::TokenId,
-    ) -> Result<Option<m2m_core::TokenRecord>, m2m_core::StoreError> {
-        self.check()?;
-        self.store.get(id).await
-    }
     async fn load_settings(&self) -> Result<m2m_core::TypeSettings, m2m_core::StoreError> {
         self.check()?;
         self.store.load_settings().await
     }
-    fn subscribe(&self, listener: Arc<dyn m2m_core::RevocationListener>) -> bool {
-        self.store.subscribe(listener)
+    async fn save_token_type(
+        &self,
+        tenant: Option<&str>,
+        token_type: m2m_core::TokenType,
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.save_token_type(tenant, token_type).await
+    }
+    async fn clear_token_type(&self, tenant: &str) -> Result<bool, m2m_core::StoreError> {
+        self.check()?;
+        self.store.clear_token_type(tenant).await
     }
 }
 

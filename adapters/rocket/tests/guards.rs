@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use m2m_core::{
     Expiry, MemoryStore, NewToken, Rejection, StoreError, TokenDigest, TokenId, TokenKind,
-    TokenRecord, TokenStore, Verifier,
+    TokenLookup, TokenRecord, TokenStore, Verifier,
 };
 use m2m_rocket::{Authenticated, M2mAuth, Scoped};
 use rocket::http::{ContentType, Header, Status};
@@ -340,20 +340,16 @@ async fn an_unknown_token_is_401_invalid_token() {
 struct DownStore;
 
 #[async_trait]
-impl TokenStore for DownStore {
-    async fn find(&self, _: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+impl TokenLookup for DownStore {
+    async fn find_token(
+        &self,
+        _: &str,
+        _: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         Err(StoreError::Unavailable("the database is down".into()))
     }
 
-    async fn insert(&self, _: TokenRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("the database is down".into()))
-    }
-
-    async fn list(&self, _: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        Err(StoreError::Unavailable("the database is down".into()))
-    }
-
-    async fn revoke(&self, _: &TokenId, _: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn record_usage(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("the database is down".into()))
     }
 }

@@ -249,7 +249,7 @@ mod tests {
     use super::*;
     use crate::{
         Expiry, ManualClock, MemoryStore, NewToken, Policy, StoreError, TokenDigest, TokenId,
-        TokenRecord, TokenStore, TokenType, TokenTypes,
+        TokenLookup, TokenRecord, TokenStore, TokenType, TokenTypes,
     };
 
     /// A memory store that counts lookups and can be switched off.
@@ -261,23 +261,21 @@ mod tests {
     }
 
     #[async_trait]
-    impl TokenStore for Counting {
-        async fn find(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+    impl TokenLookup for Counting {
+        async fn find_token(
+            &self,
+            token: &str,
+            digest: &TokenDigest,
+        ) -> Result<Option<TokenRecord>, StoreError> {
             self.finds.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("switched off".into()));
             }
             tokio::task::yield_now().await;
-            self.store.find(digest).await
+            self.store.find_token(token, digest).await
         }
-        async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-            self.store.insert(record).await
-        }
-        async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-            self.store.list(tenant).await
-        }
-        async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
-            self.store.revoke(id, at).await
+        async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+            self.store.record_usage(uses).await
         }
         fn subscribe(&self, listener: Arc<dyn crate::RevocationListener>) -> bool {
             self.store.subscribe(listener)
@@ -286,6 +284,7 @@ mod tests {
 
     async fn issue(store: &Counting, verifier: &Verifier, request: NewToken) -> crate::IssuedToken {
         store
+            .store
             .issue(verifier.format(), request, verifier.now())
             .await
             .unwrap()
@@ -373,6 +372,7 @@ mod tests {
         let token = access.token.expose_secret();
         verifier.check_token(token).await.unwrap();
         store
+            .store
             .revoke(&access.record.id, verifier.now())
             .await
             .unwrap();
@@ -438,6 +438,7 @@ mod tests {
             inactive(InactiveReason::Malformed)
         );
         store
+            .store
             .revoke(&credential.record.id, verifier.now())
             .await
             .unwrap();

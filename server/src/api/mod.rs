@@ -3,6 +3,7 @@
 
 pub(crate) mod settings;
 pub(crate) mod tokens;
+pub(crate) mod usage;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;

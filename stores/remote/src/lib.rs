@@ -1,11 +1,18 @@
-//! A [`TokenStore`](m2m_core::TokenStore) that asks the m2m token service over HTTP: RFC 7662
-//! introspection on a cache miss, and a server-sent event stream of revocations that evicts
-//! revoked tokens from every subscribed verifier cache.
+//! A [`TokenLookup`](m2m_core::TokenLookup) that asks the m2m token service over HTTP: RFC 7662
+//! introspection on a cache miss, a server-sent event stream of revocations that evicts
+//! revoked tokens from every subscribed verifier cache, and usage reports that keep each
+//! token's `last_used_at` at the service.
 //!
 //! Applications run as many instances; none of them holds tokens. Each puts a
 //! [`Verifier`](m2m_core::Verifier) over a [`RemoteStore`]: the verifier's cache answers most
 //! requests, concurrent misses for one token become one introspection call (single-flight), and
-//! the event stream reaches every instance when a token is revoked.
+//! the event stream reaches every instance when a token is revoked. The verifier also reports
+//! which tokens were used, in batches, in the background, so the service's listing shows
+//! `last_used_at` for tokens used only at resource servers.
+//!
+//! It only verifies: tokens are issued, listed and revoked at the token service, so
+//! [`RemoteStore`] implements the lookup part of a store and not the admin part
+//! ([`TokenStore`](m2m_core::TokenStore)).
 //!
 //! # Revocation delay
 //!
@@ -32,7 +39,7 @@
 //!
 //! # Protocol
 //!
-//! Both endpoints live under the token service's base URL and authenticate the resource server
+//! The endpoints live under the token service's base URL and authenticate the resource server
 //! by its own [`IntrospectionCredential`], which must carry the scope `m2m:introspect`: an
 //! access token in `X-API-KEY`, a client-credentials bearer token in `Authorization: Bearer`,
 //! or HTTP Basic with a client id and secret.
@@ -67,6 +74,18 @@
 //! Comment lines (`: keepalive`) may come at any time and should come at least every 60 s
 //! ([`RemoteStoreBuilder::event_stream_idle_timeout`]); other event types are ignored.
 //!
+//! **Usage reports**: `POST {base}/v1/usage` with `Content-Type: application/json` and the body
+//!
+//! ```text
+//! {"uses": [{"token_id": "tok_…", "used_at": <unix seconds>}, …]}
+//! ```
+//!
+//! at most [`MAX_USAGE_BATCH`] uses per request (a longer batch is split). The service answers
+//! 2xx (204) once it has recorded them, keeping the latest time per token. Anything else, or no
+//! answer within the request timeout, is logged at warn and returned as
+//! [`StoreError::Unavailable`](m2m_core::StoreError::Unavailable); the report is not retried
+//! (the next one carries the later uses).
+//!
 //! # Example
 //!
 //! ```
@@ -84,6 +103,7 @@
 //!     .unwrap();
 //! assert_eq!(store.introspection_url().as_str(), "http://127.0.0.1:9/auth/oauth/introspect");
 //! assert_eq!(store.revocations_url().as_str(), "http://127.0.0.1:9/auth/v1/revocations");
+//! assert_eq!(store.usage_url().as_str(), "http://127.0.0.1:9/auth/v1/usage");
 //!
 //! // Revoked tokens may pass for at most this long while the event stream is down.
 //! let cache = CacheSettings { ttl: Duration::from_secs(10), ..CacheSettings::default() };
@@ -111,5 +131,6 @@ pub use credential::IntrospectionCredential;
 pub use error::RemoteError;
 pub use store::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_EVENT_STREAM_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRIES, INTROSPECTION_PATH, REVOCATIONS_PATH, RemoteStore, RemoteStoreBuilder,
+    DEFAULT_RETRIES, INTROSPECTION_PATH, MAX_USAGE_BATCH, REVOCATIONS_PATH, RemoteStore,
+    RemoteStoreBuilder, USAGE_PATH,
 };

@@ -5,11 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use m2m_core::{
-    RevocationListener, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, TypeSettings,
-};
+use m2m_core::{RevocationListener, StoreError, TokenDigest, TokenId, TokenLookup, TokenRecord};
 use reqwest::header::ACCEPT;
 use reqwest::{Client, StatusCode, Url};
+use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
@@ -33,13 +32,17 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 pub const INTROSPECTION_PATH: &str = "oauth/introspect";
 /// The path of the revocation event stream, under the base URL.
 pub const REVOCATIONS_PATH: &str = "v1/revocations";
+/// The path uses are reported to, under the base URL.
+pub const USAGE_PATH: &str = "v1/usage";
+/// The most uses sent in one usage report; a longer batch is sent in several requests.
+pub const MAX_USAGE_BATCH: usize = 1000;
 
-/// A [`TokenStore`] that asks a token service: RFC 7662 introspection for lookups, a
-/// server-sent event stream for revocations.
+/// A [`TokenLookup`] that asks a token service: RFC 7662 introspection for lookups, a
+/// server-sent event stream for revocations, and usage reports for `last_used_at`.
 ///
 /// Cheap to clone; clones share one connection pool and one event-stream task, which stops
-/// when the last clone is dropped. It only verifies: issuing, listing and revoking are
-/// [`StoreError::Unsupported`], done at the token service.
+/// when the last clone is dropped. It only verifies: issuing, listing and revoking are done at
+/// the token service, so it does not implement [`TokenStore`](m2m_core::TokenStore).
 #[derive(Clone)]
 pub struct RemoteStore {
     inner: Arc<Inner>,
@@ -50,6 +53,7 @@ struct Inner {
     base_url: Url,
     introspection_url: Url,
     revocations_url: Url,
+    usage_url: Url,
     authorization: Authorization,
     credential: IntrospectionCredential,
     connect_timeout: Duration,
@@ -178,6 +182,7 @@ impl RemoteStoreBuilder {
         };
         let introspection_url = join(INTROSPECTION_PATH)?;
         let revocations_url = join(REVOCATIONS_PATH)?;
+        let usage_url = join(USAGE_PATH)?;
         let authorization = Authorization::new(&self.credential)?;
         let client = Client::builder()
             .connect_timeout(self.connect_timeout)
@@ -192,6 +197,7 @@ impl RemoteStoreBuilder {
                 base_url,
                 introspection_url,
                 revocations_url,
+                usage_url,
                 authorization,
                 credential: self.credential,
                 connect_timeout: self.connect_timeout,
@@ -239,6 +245,11 @@ impl RemoteStore {
     /// The revocation event stream: `{base}/v1/revocations`.
     pub fn revocations_url(&self) -> &Url {
         &self.inner.revocations_url
+    }
+
+    /// Where uses are reported: `{base}/v1/usage`.
+    pub fn usage_url(&self) -> &Url {
+        &self.inner.usage_url
     }
 
     /// Whether the revocation event stream is open right now. While it is not, a revoked token
@@ -339,20 +350,62 @@ fn transport_failure(error: &reqwest::Error) -> Failure {
     }
 }
 
-fn unsupported(what: &'static str) -> StoreError {
-    StoreError::Unsupported(what)
+/// One use in a usage report.
+#[derive(Serialize)]
+struct UsageEntry<'a> {
+    token_id: &'a str,
+    /// Unix seconds.
+    used_at: i64,
+}
+
+/// The body of `POST {base}/v1/usage`.
+#[derive(Serialize)]
+struct UsageReport<'a> {
+    uses: Vec<UsageEntry<'a>>,
+}
+
+impl RemoteStore {
+    /// Sends one batch of at most [`MAX_USAGE_BATCH`] uses.
+    async fn report_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), String> {
+        let inner = &*self.inner;
+        let report = UsageReport {
+            uses: uses
+                .iter()
+                .map(|(id, at)| UsageEntry {
+                    token_id: id.as_str(),
+                    used_at: at.unix_timestamp(),
+                })
+                .collect(),
+        };
+        let request = inner
+            .client
+            .post(inner.usage_url.clone())
+            .timeout(inner.request_timeout)
+            .header(ACCEPT, "application/json")
+            .json(&report);
+        let response =
+            inner.authorization.apply(request).send().await.map_err(
+                |error| match transport_failure(&error) {
+                    Failure::Transient(message) | Failure::Final(message) => message,
+                },
+            )?;
+        let status = response.status();
+        match status {
+            status if status.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(format!(
+                "the token service refused this resource server's credential for usage reports \
+                 ({status}); check that it is valid and carries the scope m2m:introspect"
+            )),
+            _ => Err(format!(
+                "the token service answered {status} to a usage report"
+            )),
+        }
+    }
 }
 
 #[async_trait]
-impl TokenStore for RemoteStore {
-    /// Unsupported: introspection needs the token, not only its digest. The verifier calls
-    /// [`find_token`](TokenStore::find_token).
-    async fn find(&self, _digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
-        Err(unsupported(
-            "finding tokens by digest alone (introspection needs the token)",
-        ))
-    }
-
+impl TokenLookup for RemoteStore {
+    /// Introspects `token` at the token service (see [`RemoteStore::introspect`]).
     async fn find_token(
         &self,
         token: &str,
@@ -361,37 +414,27 @@ impl TokenStore for RemoteStore {
         self.introspect(token, digest).await
     }
 
-    async fn insert(&self, _record: TokenRecord) -> Result<(), StoreError> {
-        Err(unsupported(
-            "storing tokens (issue them at the token service)",
-        ))
-    }
-
-    async fn list(&self, _tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        Err(unsupported(
-            "listing tokens (list them at the token service)",
-        ))
-    }
-
-    async fn list_page(
-        &self,
-        _tenant: &str,
-        _offset: u64,
-        _limit: u64,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        Err(unsupported(
-            "listing tokens (list them at the token service)",
-        ))
-    }
-
-    async fn revoke(&self, _id: &TokenId, _at: OffsetDateTime) -> Result<bool, StoreError> {
-        Err(unsupported(
-            "revoking tokens (revoke them at the token service)",
-        ))
-    }
-
-    async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
-        Err(unsupported("settings"))
+    /// Reports the uses to the token service, `POST {base}/v1/usage`, in batches of at most
+    /// [`MAX_USAGE_BATCH`], authenticated by the introspection credential. Each batch is sent
+    /// once; a failed one is logged at warn and ends the call (the verifier drops it).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the service cannot be reached, times out, refuses the
+    /// credential or does not answer 2xx.
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        for batch in uses.chunks(MAX_USAGE_BATCH) {
+            if let Err(message) = self.report_usage(batch).await {
+                tracing::warn!(
+                    url = %self.inner.usage_url,
+                    uses = batch.len(),
+                    cause = %message,
+                    "reporting token usage to the token service failed"
+                );
+                return Err(StoreError::Unavailable(message));
+            }
+        }
+        Ok(())
     }
 
     /// Registers `listener` (weakly: a dropped cache is forgotten) and, on the first

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use m2m_core::{
     CacheSettings, Expiry, IssuedToken, ManualClock, NewToken, Principal, Rejection,
-    RevocationEvent, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenStore,
-    TokenType, Verifier,
+    RevocationEvent, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup,
+    TokenStore, TokenType, Verifier,
 };
 use m2m_remote::{IntrospectionCredential, RemoteStore};
 use service::{Mode, TokenService};
@@ -369,39 +369,120 @@ async fn transient_failures_are_retried_and_final_ones_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_remote_store_only_verifies() {
+async fn uses_seen_by_the_verifier_reach_the_token_service() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = Verifier::builder(store.clone())
+        .usage_interval(Duration::from_millis(20))
+        .build();
+    let first = access_token(&service, &[]).await;
+    let second = access_token(&service, &[]).await;
+    let before = OffsetDateTime::now_utc().unix_timestamp();
+    verify(&verifier, &first).await.unwrap();
+    verify(&verifier, &second).await.unwrap();
+
+    let reported = || {
+        let mut ids: Vec<String> = service
+            .usage_reports()
+            .iter()
+            .flat_map(|report| report["uses"].as_array().unwrap().clone())
+            .map(|entry| entry["token_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let mut expected = vec![first.record.id.to_string(), second.record.id.to_string()];
+    expected.sort_unstable();
+    wait_for("both uses reported", || reported() == expected).await;
+    let reports = service.usage_reports();
+    for report in &reports {
+        for entry in report["uses"].as_array().unwrap() {
+            let used_at = entry["used_at"].as_i64().expect("unix seconds");
+            assert!(used_at >= before, "{entry}");
+        }
+    }
+    let text = serde_json::to_string(&reports).unwrap();
+    assert!(!text.contains(first.token.expose_secret()) && !text.contains("m2m_at_"));
+
+    for issued in [&first, &second] {
+        let stored = service.store.get(&issued.record.id).await.unwrap().unwrap();
+        assert!(stored.last_used_at.is_some(), "recorded at the service");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_usage_batch_is_split_into_reports_of_at_most_max_usage_batch() {
     let service = TokenService::start().await;
     let store = remote_store(&service, service.api_key());
     let issued = access_token(&service, &[]).await;
-    let now = OffsetDateTime::now_utc();
-    assert!(matches!(
-        store.find(&issued.token.digest()).await,
-        Err(StoreError::Unsupported(_))
-    ));
-    assert!(matches!(
-        store.insert(issued.record.clone()).await,
-        Err(StoreError::Unsupported(_))
-    ));
-    assert!(matches!(
-        store.list("acme").await,
-        Err(StoreError::Unsupported(_))
-    ));
-    assert!(matches!(
-        store.revoke(&issued.record.id, now).await,
-        Err(StoreError::Unsupported(_))
-    ));
-    assert!(matches!(
-        store
-            .issue(
-                &TokenFormat::default(),
-                NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
-                now
-            )
-            .await,
-        Err(StoreError::Unsupported(_))
-    ));
-    assert_eq!(service.introspections(), 0);
+    let at = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let mut uses: Vec<(TokenId, OffsetDateTime)> = (0..2 * m2m_remote::MAX_USAGE_BATCH + 500)
+        .map(|i| (TokenId::new(format!("tok_elsewhere{i}")), at))
+        .collect();
+    uses.push((issued.record.id.clone(), at));
+    store.record_usage(&uses).await.unwrap();
+    let sizes: Vec<usize> = service
+        .usage_reports()
+        .iter()
+        .map(|report| report["uses"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            m2m_remote::MAX_USAGE_BATCH,
+            m2m_remote::MAX_USAGE_BATCH,
+            501
+        ]
+    );
+    let stored = service.store.get(&issued.record.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(at));
+    store.record_usage(&[]).await.unwrap();
+    assert_eq!(
+        service.usage_reports().len(),
+        3,
+        "nothing to report, no request"
+    );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usage_report_that_fails_is_unavailable_and_names_no_secret() {
+    let service = TokenService::start().await;
+    let issued = access_token(&service, &[]).await;
+    let uses = [(issued.record.id.clone(), OffsetDateTime::now_utc())];
+
+    let stranger_token = "m2m_at_unknown_resource_server";
+    let stranger = remote_store(
+        &service,
+        IntrospectionCredential::ApiKey(stranger_token.into()),
+    );
+    let error = stranger.record_usage(&uses).await.unwrap_err();
+    let StoreError::Unavailable(message) = &error else {
+        panic!("{error:?}");
+    };
+    assert!(message.contains("m2m:introspect"), "{message}");
+    assert!(!message.contains(stranger_token));
+
+    let store = remote_store(&service, service.api_key());
+    service.set_mode(Mode::Unavailable);
+    assert!(matches!(
+        store.record_usage(&uses).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    service.set_mode(Mode::Normal);
+    service.stop().await;
+    assert!(matches!(
+        store.record_usage(&uses).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(service.usage_reports().is_empty());
+    service.restart().await;
+    store.record_usage(&uses).await.unwrap();
+    assert_eq!(service.usage_reports().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_base_urls_and_credentials_are_refused() {
+    let service = TokenService::start().await;
     let url_errors = [
         "not a url",
         "ftp://tokens.example.com",

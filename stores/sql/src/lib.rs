@@ -1,5 +1,6 @@
-//! The m2m [`TokenStore`](m2m_core::TokenStore) in a SQL database: SQLite (one file, the
-//! embedded default) or PostgreSQL (many app and token-service instances on one database).
+//! The m2m [`TokenLookup`](m2m_core::TokenLookup) and [`TokenStore`](m2m_core::TokenStore) in
+//! a SQL database: SQLite (one file, the embedded default) or PostgreSQL (many app and
+//! token-service instances on one database).
 //!
 //! [`SqlStore`] behaves exactly as [`MemoryStore`](m2m_core::MemoryStore), but survives
 //! restarts: it keeps each token's SHA-256 digest (never the token), public id, display stub,
@@ -21,6 +22,17 @@
 //!
 //! Timestamps are 64-bit Unix nanoseconds (UTC) on both backends, so every
 //! [`OffsetDateTime`](time::OffsetDateTime) from 1677 to 2262 round-trips exactly.
+//!
+//! A [`Verifier`](m2m_core::Verifier) over a [`SqlStore`] records each token's `last_used_at`
+//! by itself, in batches, in the background; the token service's listing shows it.
+//!
+//! # Failures
+//!
+//! A query that fails makes the operation a [`StoreError::Unavailable`](m2m_core::StoreError)
+//! (the verifier answers 503, never 401) and is logged through `tracing` at warn with its
+//! cause; a value the store cannot read back is logged at error. Losing the `LISTEN` connection
+//! is logged at warn, and the store reconnects by itself. Tokens are never logged: the database
+//! only sees their digests.
 //!
 //! # Revocation events
 //!

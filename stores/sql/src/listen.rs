@@ -55,8 +55,17 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
             let current = match listener.as_mut() {
                 Some(current) => current,
                 None => match subscribe(&pool).await {
-                    Ok(fresh) => listener.insert(fresh),
-                    Err(_) => {
+                    Ok(fresh) => {
+                        tracing::debug!(channel = REVOCATION_CHANNEL, "listening for revocations");
+                        listener.insert(fresh)
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            %error,
+                            retry_in = ?backoff,
+                            "cannot LISTEN for revocations; a revoked token may pass until its \
+                             cache entry expires"
+                        );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
@@ -72,15 +81,30 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
                         break;
                     };
                     // This store's own revocations were announced when they were made.
-                    if let Some((event, from)) = parse_payload(notification.payload())
-                        && from != &*origin
-                    {
-                        announce_to(&listeners, &[event]);
+                    match parse_payload(notification.payload()) {
+                        Some((event, from)) if from != &*origin => {
+                            announce_to(&listeners, &[event]);
+                        }
+                        Some(_) => {}
+                        None => tracing::warn!(
+                            channel = REVOCATION_CHANNEL,
+                            "ignored a revocation notification without a token id"
+                        ),
                     }
                 }
                 // The connection was lost; the next call reconnects and listens again.
-                Ok(Ok(None)) => {}
-                Ok(Err(_)) => {
+                Ok(Ok(None)) => {
+                    tracing::warn!(
+                        "the LISTEN connection for revocations was lost; reconnecting \
+                         (revocations made meanwhile are missed)"
+                    );
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(
+                        %error,
+                        "following revocations failed; reconnecting (revocations made \
+                         meanwhile are missed)"
+                    );
                     listener = None;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -1,4 +1,4 @@
-//! [`SqlStore`]: the [`TokenStore`] on SQLite or PostgreSQL.
+//! [`SqlStore`]: the [`TokenLookup`] and [`TokenStore`] on SQLite or PostgreSQL.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenRecord,
-    TokenStore, TokenType, TypeSettings,
+    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup,
+    TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -34,7 +34,8 @@ const TOKEN_COLUMNS: &str = "id, digest, stub, kind, tenant, user_id, descriptio
 /// Usage entries written per statement by [`SqlStore::record_usage`] (two parameters each).
 const USAGE_CHUNK: usize = 500;
 
-/// A [`TokenStore`] in a SQL database: SQLite (one file, or memory) or PostgreSQL.
+/// A [`TokenLookup`] and [`TokenStore`] in a SQL database: SQLite (one file, or memory) or
+/// PostgreSQL.
 ///
 /// Cheap to clone: clones share the connection pool and the revocation listeners.
 ///
@@ -209,15 +210,24 @@ fn is_sqlite_memory(url: &str) -> bool {
 
 /// A database failure as the verifier sees it: a duplicate is a conflict, anything else makes
 /// the store unavailable.
+/// Logged at warn with its cause (never a token: the database only ever sees digests).
 fn store_error(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Unavailable(error.to_string()),
+        _ => {
+            tracing::warn!(%error, "the token database failed");
+            StoreError::Unavailable(error.to_string())
+        }
     }
 }
 
 /// A row the store cannot read back: the database holds something this code never writes.
+/// Logged at error.
 fn corrupt(what: &str) -> StoreError {
+    tracing::error!(
+        what,
+        "the token database holds a value this store cannot read"
+    );
     StoreError::Unavailable(format!("the token database holds an invalid {what}"))
 }
 
@@ -340,6 +350,68 @@ impl AnnounceRevocations for PgConnection {
 
 fn token_type_from(name: &str) -> Result<TokenType, StoreError> {
     name.parse().map_err(|_| corrupt("token type"))
+}
+
+#[async_trait]
+impl TokenLookup for SqlStore {
+    /// The record by digest: the database never sees the token.
+    async fn find_token(
+        &self,
+        _token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.find(digest).await
+    }
+
+    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        // One entry per token, its latest use: an UPDATE … FROM must match each row once.
+        let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+        for (id, at) in uses {
+            let at = to_nanos(*at)?;
+            let entry = latest.entry(id.as_str()).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        let latest: Vec<(&str, i64)> = latest.into_iter().collect();
+        for chunk in latest.chunks(USAGE_CHUNK) {
+            with_pool!(self, |pool| {
+                let mut query =
+                    QueryBuilder::new("UPDATE tokens SET last_used_at = used.column2 FROM (");
+                query.push_values(chunk, |mut row, (id, at)| {
+                    row.push_bind(*id).push_bind(*at);
+                });
+                query.push(
+                    ") AS used WHERE tokens.id = used.column1 \
+                     AND (tokens.last_used_at IS NULL OR tokens.last_used_at < used.column2)",
+                );
+                query
+                    .build()
+                    .execute(pool)
+                    .await
+                    .map(drop)
+                    .map_err(store_error)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        let first = {
+            let mut listeners = self
+                .listeners
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            listeners.push(Arc::downgrade(&listener));
+            listeners.len() == 1
+        };
+        if first && let Backend::Postgres(pool) = &self.backend {
+            crate::listen::follow_revocations(
+                pool.clone(),
+                Arc::downgrade(&self.listeners),
+                Arc::clone(&self.origin),
+            );
+        }
+        true
+    }
 }
 
 #[async_trait]
@@ -494,37 +566,6 @@ impl TokenStore for SqlStore {
         })
     }
 
-    async fn record_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
-        // One entry per token, its latest use: an UPDATE … FROM must match each row once.
-        let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
-        for (id, at) in uses {
-            let at = to_nanos(*at)?;
-            let entry = latest.entry(id.as_str()).or_insert(at);
-            *entry = (*entry).max(at);
-        }
-        let latest: Vec<(&str, i64)> = latest.into_iter().collect();
-        for chunk in latest.chunks(USAGE_CHUNK) {
-            with_pool!(self, |pool| {
-                let mut query =
-                    QueryBuilder::new("UPDATE tokens SET last_used_at = used.column2 FROM (");
-                query.push_values(chunk, |mut row, (id, at)| {
-                    row.push_bind(*id).push_bind(*at);
-                });
-                query.push(
-                    ") AS used WHERE tokens.id = used.column1 \
-                     AND (tokens.last_used_at IS NULL OR tokens.last_used_at < used.column2)",
-                );
-                query
-                    .build()
-                    .execute(pool)
-                    .await
-                    .map(drop)
-                    .map_err(store_error)
-            })?;
-        }
-        Ok(())
-    }
-
     async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
         let sql = "SELECT level, tenant, token_type FROM token_type_settings";
         let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
@@ -581,24 +622,5 @@ impl TokenStore for SqlStore {
                 .map_err(store_error)
         })?;
         Ok(removed > 0)
-    }
-
-    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
-        let first = {
-            let mut listeners = self
-                .listeners
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            listeners.push(Arc::downgrade(&listener));
-            listeners.len() == 1
-        };
-        if first && let Backend::Postgres(pool) = &self.backend {
-            crate::listen::follow_revocations(
-                pool.clone(),
-                Arc::downgrade(&self.listeners),
-                Arc::clone(&self.origin),
-            );
-        }
-        true
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use m2m_core::{
     Expiry, NewToken, RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenFormat,
-    TokenId, TokenKind, TokenRecord, TokenStore, TokenType, TypeSettings,
+    TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -487,6 +487,42 @@ async fn record_usage_keeps_the_latest(store: Arc<dyn TokenStore>) {
     assert_eq!(last_used(c.id.clone()).await, Some(later));
 }
 
+/// A verifier over the store records `last_used_at` by itself, in the background, with no
+/// application code.
+async fn a_verifier_records_usage_by_itself(store: Arc<dyn TokenStore>) {
+    let verifier = m2m_core::Verifier::builder(Arc::clone(&store))
+        .usage_interval(std::time::Duration::from_millis(20))
+        .build();
+    let issued = store
+        .issue(
+            &TokenFormat::default(),
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let mut headers = http::HeaderMap::new();
+    let value = http::HeaderValue::from_str(issued.token.expose_secret()).unwrap();
+    headers.insert("x-api-key", value);
+    let principal = verifier.verify(&headers, &[]).await.unwrap();
+    assert_eq!(principal.token_id(), &issued.record.id);
+
+    // A hang guard, not a speed requirement.
+    let recorded = async {
+        loop {
+            let stored = store.get(&issued.record.id).await.unwrap().unwrap();
+            if let Some(at) = stored.last_used_at {
+                return at;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let at = tokio::time::timeout(std::time::Duration::from_secs(30), recorded)
+        .await
+        .expect("the use never reached the store");
+    assert!(at >= issued.record.created_at);
+}
+
 /// The token-type settings: an environment default and per-tenant overrides, sorted by tenant.
 async fn token_type_settings(store: Arc<dyn TokenStore>) {
     assert_eq!(
@@ -640,6 +676,7 @@ contract!(
     revoke_cascades_and_announces,
     find_client_by_client_id,
     record_usage_keeps_the_latest,
+    a_verifier_records_usage_by_itself,
     token_type_settings,
     concurrent_writes,
 );

@@ -1,5 +1,5 @@
-//! A token service for the tests: the introspection endpoint and the revocation event stream
-//! over a `MemoryStore`, on 127.0.0.1, able to misbehave on purpose.
+//! A token service for the tests: the introspection endpoint, the revocation event stream and
+//! the usage reports over a `MemoryStore`, on 127.0.0.1, able to misbehave on purpose.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Form;
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,7 +19,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use m2m_core::{
     Expiry, IssuedToken, MemoryStore, NewToken, RevocationEvent, RevocationListener, TokenDigest,
-    TokenFormat, TokenKind, TokenRecord, TokenStore,
+    TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore,
 };
 use m2m_remote::IntrospectionCredential;
 use time::OffsetDateTime;
@@ -57,6 +58,7 @@ pub(crate) struct ServiceState {
     silent_streams: AtomicBool,
     stream_connections: AtomicUsize,
     open_streams: AtomicUsize,
+    usage_reports: Mutex<Vec<serde_json::Value>>,
 }
 
 /// Forwards the memory store's revocations to the event stream.
@@ -110,6 +112,7 @@ impl TokenService {
             silent_streams: AtomicBool::new(false),
             stream_connections: AtomicUsize::new(0),
             open_streams: AtomicUsize::new(0),
+            usage_reports: Mutex::new(Vec::new()),
         });
         let now = OffsetDateTime::now_utc();
         let format = TokenFormat::default();
@@ -158,6 +161,7 @@ impl TokenService {
         let router = Router::new()
             .route("/oauth/introspect", post(introspect))
             .route("/v1/revocations", get(revocations))
+            .route("/v1/usage", post(usage))
             .with_state(Arc::clone(&self.state));
         let (shutdown, signal) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -251,6 +255,11 @@ impl TokenService {
     /// Event streams opened from now on send no keepalive comments.
     pub(crate) fn set_silent_streams(&self, silent: bool) {
         self.state.silent_streams.store(silent, Ordering::SeqCst);
+    }
+
+    /// The bodies of the usage reports accepted so far.
+    pub(crate) fn usage_reports(&self) -> Vec<serde_json::Value> {
+        self.state.usage_reports.lock().unwrap().clone()
     }
 
     /// Sends an event on the stream, as a revocation elsewhere would.
@@ -437,4 +446,43 @@ async fn revocations(State(state): State<Arc<ServiceState>>, headers: HeaderMap)
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keepalive).text("keepalive"))
         .into_response()
+}
+
+/// `POST /v1/usage`: records the reported uses in the store, as the token service does; 500 in
+/// the failing modes, 401 to a caller that may not introspect.
+async fn usage(
+    State(state): State<Arc<ServiceState>>,
+    headers: HeaderMap,
+    Json(report): Json<serde_json::Value>,
+) -> Response {
+    let mode = state.mode.load(Ordering::SeqCst);
+    if mode == Mode::ServerError as u8 || mode == Mode::Unavailable as u8 {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if !may_introspect(&state.store, &headers).await {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/json")
+    {
+        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    }
+    let Some(entries) = report["uses"].as_array() else {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    };
+    let mut uses = Vec::new();
+    for entry in entries {
+        let (Some(id), Some(at)) = (entry["token_id"].as_str(), entry["used_at"].as_i64()) else {
+            return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+        };
+        let Ok(at) = OffsetDateTime::from_unix_timestamp(at) else {
+            return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+        };
+        uses.push((TokenId::new(id), at));
+    }
+    state.store.record_usage(&uses).await.unwrap();
+    state.usage_reports.lock().unwrap().push(report);
+    StatusCode::NO_CONTENT.into_response()
 }
