@@ -84,11 +84,24 @@ impl TokenKind {
     /// assert_eq!(m2m_core::TokenKind::BearerToken.code(), "cc");
     /// ```
     pub const fn code(self) -> &'static str {
+        self.code_name().0
+    }
+
+    /// The kind's one name in JSON, logs, the CLI and the admin page (its serde name).
+    ///
+    /// ```
+    /// assert_eq!(m2m_core::TokenKind::ClientSecret.name(), "client_secret");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        self.code_name().1
+    }
+
+    const fn code_name(self) -> (&'static str, &'static str) {
         match self {
-            TokenKind::AccessToken => "at",
-            TokenKind::BearerToken => "cc",
-            TokenKind::ClientId => "ci",
-            TokenKind::ClientSecret => "cs",
+            TokenKind::AccessToken => ("at", "access_token"),
+            TokenKind::BearerToken => ("cc", "bearer_token"),
+            TokenKind::ClientId => ("ci", "client_id"),
+            TokenKind::ClientSecret => ("cs", "client_secret"),
         }
     }
 
@@ -532,6 +545,15 @@ impl fmt::Display for TokenId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_has_one_name_in_code_and_in_json() {
+        for kind in TokenKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+            assert_eq!(TokenKind::from_code(kind.code()), Some(kind));
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

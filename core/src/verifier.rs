@@ -489,7 +489,11 @@ impl Verifier {
             .store
             .find_token(token, &digest)
             .await
-            .map_err(|_| StoreDown)?;
+            .map_err(|error| {
+                // The cause, once per store call (not per waiting request); never the token.
+                tracing::warn!(target: "m2m::verifier", %error, "token lookup failed");
+                StoreDown
+            })?;
         let lookup = match record {
             None => Lookup::Unknown,
             Some(record) if record.revoked_at.is_some() => Lookup::Revoked,

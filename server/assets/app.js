@@ -15,7 +15,7 @@ const TYPE_LABELS = {
 };
 const KIND_LABELS = {
   access_token: "Access token",
-  client_credential: "Client credentials",
+  client_secret: "Client credentials",
   bearer_token: "Bearer token",
 };
 
@@ -362,7 +362,7 @@ function codeElement(text) {
 function askRevoke(token, opener) {
   state.revoking = { id: token.id, own: isOwnToken(token), opener };
   const name = token.description ? `“${token.description}”` : "this token";
-  const derived = token.kind === "client_credential"
+  const derived = token.kind === "client_secret"
     ? " Bearer tokens issued from it are revoked too."
     : "";
   $("#revoke-text").textContent =

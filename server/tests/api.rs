@@ -491,9 +491,11 @@ async fn a_client_credential_shows_its_id_and_secret_once() {
     assert!(secret.starts_with("m2m_cs_"));
     assert!(reply.body.get("token").is_none());
     assert_eq!(reply.body["type"], "client_credentials");
+    assert_eq!(reply.body["kind"], "client_secret");
     assert_eq!(reply.body["expires_in_text"], "in 30 days");
     let items = service.list("acme").await;
     assert_eq!(items[0]["client_id"], client_id);
+    assert_eq!(items[0]["kind"], "client_secret");
     assert!(!items[0].to_string().contains(secret));
 }
 

@@ -27,7 +27,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     match state.store().load_settings().await {
         Ok(_) => Json(serde_json::json!({ "status": "ok" })).into_response(),
         Err(error) => {
-            eprintln!("m2m: health check: {error}");
+            tracing::warn!(%error, "health check: the token store does not answer");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the token store is unavailable",
@@ -50,14 +50,10 @@ pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
-/// What a token record is, for listings.
+/// What a token record is, for listings: the token kind's one name (`access_token`,
+/// `bearer_token`, `client_secret`), as in every JSON answer of the service.
 pub(crate) fn kind_name(kind: TokenKind) -> &'static str {
-    match kind {
-        TokenKind::AccessToken => "access_token",
-        TokenKind::ClientSecret => "client_credential",
-        TokenKind::BearerToken => "bearer_token",
-        TokenKind::ClientId => "client_id",
-    }
+    kind.name()
 }
 
 /// A token as listings show it: no secret, no digest.
