@@ -49,6 +49,7 @@
 mod admission;
 mod cache;
 mod expiry;
+mod macros;
 mod placement;
 mod policy;
 mod record;

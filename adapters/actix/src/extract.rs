@@ -1,7 +1,6 @@
 //! The [`Authenticated`] extractor: the caller's [`Principal`] in a handler's arguments.
 
 use std::future::{Ready, ready};
-use std::ops::Deref;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -10,34 +9,20 @@ use m2m_core::{Principal, Rejection};
 use crate::error::AuthenticationError;
 use crate::middleware::Unauthenticated;
 
-/// The authenticated caller, as a handler argument.
-///
-/// It reads what an [`M2mAuth`](crate::M2mAuth) middleware decided for this request and never
-/// verifies by itself:
-/// 1. the [`Principal`] the middleware admitted;
-/// 2. a request an optional `M2mAuth` let through without credentials: refused with the core's
-///    401 (use `Option<Authenticated>` to accept it as `None`);
-/// 3. no middleware ran: 500 with the core's `MiddlewareMissing` problem+json body, as in every
-///    m2m adapter.
-///
-/// `Option<Authenticated>` is `None` whenever the extraction fails.
-#[derive(Clone, Debug)]
-pub struct Authenticated(pub Principal);
-
-impl Authenticated {
-    /// The caller.
-    pub fn into_inner(self) -> Principal {
-        self.0
-    }
-}
-
-impl Deref for Authenticated {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
+m2m_core::caller_type!(
+    /// The authenticated caller, as a handler argument.
+    ///
+    /// It reads what an [`M2mAuth`](crate::M2mAuth) middleware decided for this request and never
+    /// verifies by itself:
+    /// 1. the [`Principal`] the middleware admitted;
+    /// 2. a request an optional `M2mAuth` let through without credentials: refused with the core's
+    ///    401 (use `Option<Authenticated>` to accept it as `None`);
+    /// 3. no middleware ran: 500 with the core's `MiddlewareMissing` problem+json body, as in every
+    ///    m2m adapter.
+    ///
+    /// `Option<Authenticated>` is `None` whenever the extraction fails.
+    Authenticated
+);
 
 impl FromRequest for Authenticated {
     type Error = AuthenticationError;

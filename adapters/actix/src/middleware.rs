@@ -56,38 +56,11 @@ impl M2mAuth {
         }
     }
 
-    /// Requires every one of `scopes`, in addition to those required before, on each request
-    /// (403 `insufficient_scope` otherwise).
-    pub fn require_scopes<I>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.admission = self.admission.require_scopes(scopes);
-        self
+    fn admission_mut(&mut self) -> &mut Admission {
+        &mut self.admission
     }
 
-    /// When `true`, a request with no credentials at all reaches the handler without a
-    /// [`Principal`] (so `Option<Authenticated>` is `None`); any other failure is still refused.
-    pub fn optional(mut self, optional: bool) -> Self {
-        self.admission = self.admission.optional(optional);
-        self
-    }
-
-    /// When `true`, a CORS preflight (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) passes through unverified (default `false`). The usual
-    /// way is a CORS middleware (actix-cors) registered outside this one.
-    pub fn cors_preflight(mut self, pass_through: bool) -> Self {
-        self.admission = self.admission.cors_preflight(pass_through);
-        self
-    }
-
-    /// When `true`, `X-API-KEY` and `Authorization` are removed from an authenticated request
-    /// before the handler sees it (default `false`).
-    pub fn strip_credentials(mut self, strip: bool) -> Self {
-        self.admission = self.admission.strip_credentials(strip);
-        self
-    }
+    m2m_core::admission_options!(admission_mut);
 
     /// Answers rejections with `responder` instead of the core's response.
     pub fn on_rejection<F>(mut self, responder: F) -> Self
@@ -189,14 +162,7 @@ pin_project! {
 
 impl<F, B> fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.kind {
-            Kind::Inner { .. } => "inner",
-            Kind::Rejected { .. } => "rejected",
-            Kind::Verifying { .. } => "verifying",
-        };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 

@@ -100,43 +100,11 @@ impl M2mAuth {
         }
     }
 
-    fn edit(mut self, change: impl FnOnce(Admission) -> Admission) -> Self {
-        let settings = Arc::make_mut(&mut self.settings);
-        settings.admission = change(settings.admission.clone());
-        self
+    fn admission_mut(&mut self) -> &mut Admission {
+        &mut Arc::make_mut(&mut self.settings).admission
     }
 
-    /// Scopes every request must carry, in addition to those required before (and to those of
-    /// [`Scoped`](crate::Scoped) guards).
-    pub fn require_scopes<I, S>(self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.edit(|admission| admission.require_scopes(scopes))
-    }
-
-    /// Whether a request without any credentials reaches the routes (default `false`); any
-    /// other failure is still refused.
-    pub fn optional(self, optional: bool) -> Self {
-        self.edit(|admission| admission.optional(optional))
-    }
-
-    /// Whether a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
-    /// passes without verification (default `false`). The usual way is a CORS fairing that
-    /// answers preflights itself.
-    pub fn cors_preflight(self, pass: bool) -> Self {
-        self.edit(|admission| admission.cors_preflight(pass))
-    }
-
-    /// Whether to strip the `X-API-KEY` and `Authorization` headers of an admitted request
-    /// before routing (default `false`).
-    ///
-    /// Rocket 0.5 offers no way to remove a request header, so each present header is replaced
-    /// by one with an empty value: handlers and their guards cannot read the token.
-    pub fn strip_credentials(self, strip: bool) -> Self {
-        self.edit(|admission| admission.strip_credentials(strip))
-    }
+    m2m_core::admission_options!(admission_mut);
 
     /// Renders rejections with `respond` instead of the core's response; it is called by the
     /// fairing's catchers.

@@ -57,31 +57,17 @@ fn refuse<T>(request: &Request<'_>, rejection: Rejection) -> Outcome<T, GuardErr
     Outcome::Error((status, GuardError(rejection)))
 }
 
-/// The caller, authenticated: a request guard.
-///
-/// It reads what the [`M2mAuth`](crate::M2mAuth) fairing decided and never verifies by itself.
-/// The fairing refuses bad credentials before routing; the guard fails with the contract's 401
-/// (rendered exactly by the fairing's catchers) on a request an
-/// [optional](crate::M2mAuth::optional) fairing let through without credentials, where
-/// `Option<Authenticated>` yields `None`. Without the fairing it fails with 500
-/// ([`GuardError`]); register [`catchers`](crate::catchers) to render that as problem+json.
-#[derive(Clone, Debug)]
-pub struct Authenticated(pub Principal);
-
-impl Authenticated {
-    /// The caller.
-    pub fn into_inner(self) -> Principal {
-        self.0
-    }
-}
-
-impl Deref for Authenticated {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
+m2m_core::caller_type!(
+    /// The caller, authenticated: a request guard.
+    ///
+    /// It reads what the [`M2mAuth`](crate::M2mAuth) fairing decided and never verifies by itself.
+    /// The fairing refuses bad credentials before routing; the guard fails with the contract's 401
+    /// (rendered exactly by the fairing's catchers) on a request an
+    /// [optional](crate::M2mAuth::optional) fairing let through without credentials, where
+    /// `Option<Authenticated>` yields `None`. Without the fairing it fails with 500
+    /// ([`GuardError`]); register [`catchers`](crate::catchers) to render that as problem+json.
+    Authenticated
+);
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Authenticated {

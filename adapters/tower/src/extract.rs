@@ -7,7 +7,6 @@
 //! reveals.
 
 use std::fmt;
-use std::ops::Deref;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
@@ -15,51 +14,38 @@ use http::StatusCode;
 use http::request::Parts;
 use m2m_core::{Principal, Rejection, log_refusal};
 
-/// The caller of an authenticated request; dereferences to its [`Principal`].
-///
-/// As an axum extractor it reads the principal that [`M2mAuthLayer`](crate::M2mAuthLayer) put in
-/// the request extensions:
-///
-/// - after an optional layer let a request without credentials through, it refuses the request
-///   with the contract's 401 (rendered by the default responder);
-/// - with no layer in front of the route, it answers 500 (see [`AuthenticatedRejection`]).
-///
-/// `Option<Authenticated>` is `None` for a request an optional layer let through without
-/// credentials, and still 500 when no layer ran.
-///
-/// ```
-/// use m2m_tower::Authenticated;
-///
-/// async fn whoami(Authenticated(principal): Authenticated) -> String {
-///     principal.tenant().to_owned()
-/// }
-///
-/// async fn greeting(caller: Option<Authenticated>) -> String {
-///     match caller {
-///         Some(caller) => format!("hello, {}", caller.tenant()),
-///         None => "hello, stranger".to_owned(),
-///     }
-/// }
-/// # let _ = axum::Router::<()>::new()
-/// #     .route("/v1/whoami", axum::routing::get(whoami))
-/// #     .route("/", axum::routing::get(greeting));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Authenticated(pub Principal);
-
-impl Deref for Authenticated {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-impl From<Authenticated> for Principal {
-    fn from(authenticated: Authenticated) -> Self {
-        authenticated.0
-    }
-}
+m2m_core::caller_type!(
+    /// The caller of an authenticated request; dereferences to its [`Principal`].
+    ///
+    /// As an axum extractor it reads the principal that [`M2mAuthLayer`](crate::M2mAuthLayer) put in
+    /// the request extensions:
+    ///
+    /// - after an optional layer let a request without credentials through, it refuses the request
+    ///   with the contract's 401 (rendered by the default responder);
+    /// - with no layer in front of the route, it answers 500 (see [`AuthenticatedRejection`]).
+    ///
+    /// `Option<Authenticated>` is `None` for a request an optional layer let through without
+    /// credentials, and still 500 when no layer ran.
+    ///
+    /// ```
+    /// use m2m_tower::Authenticated;
+    ///
+    /// async fn whoami(Authenticated(principal): Authenticated) -> String {
+    ///     principal.tenant().to_owned()
+    /// }
+    ///
+    /// async fn greeting(caller: Option<Authenticated>) -> String {
+    ///     match caller {
+    ///         Some(caller) => format!("hello, {}", caller.tenant()),
+    ///         None => "hello, stranger".to_owned(),
+    ///     }
+    /// }
+    /// # let _ = axum::Router::<()>::new()
+    /// #     .route("/v1/whoami", axum::routing::get(whoami))
+    /// #     .route("/", axum::routing::get(greeting));
+    /// ```
+    Authenticated
+);
 
 /// Left in the extensions by an optional layer that let a request without credentials through.
 #[derive(Clone)]

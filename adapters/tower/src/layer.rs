@@ -93,39 +93,11 @@ impl M2mAuthLayer {
 }
 
 impl<R> M2mAuthLayer<R> {
-    /// Requires every scope in `scopes`, in addition to those required before, on every
-    /// request; a valid token without one of them is refused with 403 `insufficient_scope`.
-    pub fn require_scopes<I>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.admission = self.admission.require_scopes(scopes);
-        self
+    fn admission_mut(&mut self) -> &mut Admission {
+        &mut self.admission
     }
 
-    /// In optional mode a request with no credentials at all passes through without a
-    /// principal; any other failure (a bad, expired or misplaced token…) is still refused.
-    pub fn optional(mut self, optional: bool) -> Self {
-        self.admission = self.admission.optional(optional);
-        self
-    }
-
-    /// Whether CORS preflight requests (`OPTIONS` with `Origin` and
-    /// `Access-Control-Request-Method`) pass through unverified (default: no). The usual way is
-    /// a CORS layer (tower-http's `CorsLayer`) outside this layer, which answers preflights
-    /// before they reach it.
-    pub fn cors_preflight(mut self, pass_through: bool) -> Self {
-        self.admission = self.admission.cors_preflight(pass_through);
-        self
-    }
-
-    /// Whether to remove both credential headers (`X-API-KEY` and `Authorization`) from an
-    /// authenticated request before it reaches the inner service (default: no).
-    pub fn strip_credentials(mut self, strip: bool) -> Self {
-        self.admission = self.admission.strip_credentials(strip);
-        self
-    }
+    m2m_core::admission_options!(admission_mut);
 
     /// Renders rejections with `responder` instead of [`DefaultOnRejection`].
     ///
