@@ -98,6 +98,13 @@ impl<F: Future> Future for ResponseFuture<F> {
 
 impl<F: Future> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        let state = match self.kind {
+            Kind::Verifying { .. } => "verifying",
+            Kind::Inner { .. } => "inner",
+            Kind::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
