@@ -4,6 +4,7 @@
 //! - [`IntrospectionAnswer`]: the JSON body of `POST /oauth/introspect` (RFC 7662 §2.2).
 //! - [`RevokedEventData`]: the `data` of a [`REVOKED_EVENT`] in the server-sent event stream
 //!   `GET /v1/revocations`.
+//! - [`UsageReport`]: the JSON body of `POST /v1/usage`, the uses a resource server saw.
 //!
 //! # Names
 //!
@@ -41,6 +42,50 @@ use serde::{Deserialize, Serialize};
 use crate::record::Principal;
 use crate::store::RevocationEvent;
 use crate::token::{TokenDigest, TokenId, TokenKind};
+
+/// The body of `POST /v1/usage`: when tokens were last used at a resource server, for the
+/// service's `last_used_at`.
+///
+/// ```
+/// use m2m_core::TokenId;
+/// use m2m_core::wire::UsageReport;
+///
+/// let at = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+/// let report = UsageReport::new(&[(TokenId::new("tok_a"), at)]);
+/// let json = serde_json::to_string(&report).unwrap();
+/// assert_eq!(json, format!(r#"{{"uses":[{{"token_id":"tok_a","used_at":{}}}]}}"#, at.unix_timestamp()));
+/// assert_eq!(serde_json::from_str::<UsageReport>(&json).unwrap(), report);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// One entry per token.
+    pub uses: Vec<ReportedUse>,
+}
+
+/// One use in a [`UsageReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedUse {
+    /// The token's public id.
+    pub token_id: TokenId,
+    /// When it was last used, Unix seconds.
+    pub used_at: i64,
+}
+
+impl UsageReport {
+    /// The report of `uses`, as the verifier hands them to
+    /// [`TokenLookup::record_usage`](crate::TokenLookup::record_usage).
+    pub fn new(uses: &[(TokenId, time::OffsetDateTime)]) -> Self {
+        Self {
+            uses: uses
+                .iter()
+                .map(|(token_id, at)| ReportedUse {
+                    token_id: token_id.clone(),
+                    used_at: at.unix_timestamp(),
+                })
+                .collect(),
+        }
+    }
+}
 
 /// The server-sent event type of a revocation.
 pub const REVOKED_EVENT: &str = "revoked";

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use m2m_core::TokenId;
-use serde::Deserialize;
+use m2m_core::wire::UsageReport;
 use time::OffsetDateTime;
 
 use crate::client_auth::authenticate_resource_server;
@@ -35,20 +35,6 @@ pub const MAX_USAGE_BATCH: usize = 1000;
 
 /// The longest token id accepted.
 const MAX_TOKEN_ID_LEN: usize = 64;
-
-/// The body of `POST /v1/usage`.
-#[derive(Debug, Deserialize)]
-struct UsageReport {
-    uses: Vec<Use>,
-}
-
-/// One reported use.
-#[derive(Debug, Deserialize)]
-struct Use {
-    token_id: String,
-    /// Unix seconds.
-    used_at: i64,
-}
 
 /// `POST /v1/usage`.
 pub(crate) async fn record(State(app): State<AppState>, request: Request) -> Response {
@@ -113,12 +99,10 @@ fn parse(body: &[u8], now: OffsetDateTime) -> Result<Vec<(TokenId, OffsetDateTim
         .uses
         .into_iter()
         .map(|entry| {
-            let id_ok = entry.token_id.starts_with("tok_")
-                && entry.token_id.len() <= MAX_TOKEN_ID_LEN
-                && entry
-                    .token_id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let id = entry.token_id.as_str();
+            let id_ok = id.starts_with("tok_")
+                && id.len() <= MAX_TOKEN_ID_LEN
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !id_ok {
                 return Err(Problem::invalid("a token_id is not a token id (tok_…)"));
             }
@@ -126,7 +110,7 @@ fn parse(body: &[u8], now: OffsetDateTime) -> Result<Vec<(TokenId, OffsetDateTim
                 .then(|| OffsetDateTime::from_unix_timestamp(entry.used_at).ok())
                 .flatten()
                 .ok_or_else(|| Problem::invalid("a used_at is not a time in unix seconds"))?;
-            Ok((TokenId::new(entry.token_id), used_at.min(now)))
+            Ok((entry.token_id, used_at.min(now)))
         })
         .collect()
 }

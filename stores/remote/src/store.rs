@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use m2m_core::wire::UsageReport;
 use m2m_core::{RevocationListener, StoreError, TokenDigest, TokenId, TokenLookup, TokenRecord};
 use reqwest::header::ACCEPT;
 use reqwest::{Client, StatusCode, Url};
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
@@ -350,33 +350,11 @@ fn transport_failure(error: &reqwest::Error) -> Failure {
     }
 }
 
-/// One use in a usage report.
-#[derive(Serialize)]
-struct UsageEntry<'a> {
-    token_id: &'a str,
-    /// Unix seconds.
-    used_at: i64,
-}
-
-/// The body of `POST {base}/v1/usage`.
-#[derive(Serialize)]
-struct UsageReport<'a> {
-    uses: Vec<UsageEntry<'a>>,
-}
-
 impl RemoteStore {
     /// Sends one batch of at most [`MAX_USAGE_BATCH`] uses.
     async fn report_usage(&self, uses: &[(TokenId, OffsetDateTime)]) -> Result<(), String> {
         let inner = &*self.inner;
-        let report = UsageReport {
-            uses: uses
-                .iter()
-                .map(|(id, at)| UsageEntry {
-                    token_id: id.as_str(),
-                    used_at: at.unix_timestamp(),
-                })
-                .collect(),
-        };
+        let report = UsageReport::new(uses);
         let request = inner
             .client
             .post(inner.usage_url.clone())
