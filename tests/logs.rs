@@ -290,7 +290,9 @@ fn check(name: &str) {
         );
     }
     assert!(
-        refusals[4].contains(&format!("token_id=\"{bearer_id}\"")),
+        refusals[4].contains(&format!("token_id=\"{bearer_id}\""))
+            && refusals[4].contains("token_kind=\"bearer_token\"")
+            && refusals[4].contains("tenant=\"acme\""),
         "{name}: the under-scoped token's id: {}",
         refusals[4]
     );

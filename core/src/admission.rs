@@ -16,8 +16,9 @@
 //! only checks its own scopes ([`RequestHead::admitted`]).
 //!
 //! Each decision is one `tracing` event (target `m2m::admission`): refusals at `debug` (a store
-//! failure at `warn`) with the reason, and the token id and tenant when the store knows the
-//! token; admissions and passes at `trace`. The token itself is never logged.
+//! failure at `warn`) with the reason, and the token id, kind and tenant when the store knows
+//! the token; admissions (with the same fields) and passes at `trace`. The token itself is
+//! never logged.
 //!
 //! # Example
 //!
@@ -399,6 +400,7 @@ impl Admission {
                     target: "m2m::admission",
                     outcome = "admitted",
                     token_id = %principal.token_id(),
+                    token_kind = principal.kind().name(),
                     tenant = principal.tenant(),
                 );
                 Decision::Admit(Admitted {
@@ -447,6 +449,7 @@ pub fn log_refusal(rejection: &Rejection) {
             reason = kind.reason(),
             status = rejection.status().as_u16(),
             token_id,
+            token_kind = rejection.token_kind().map(crate::TokenKind::name),
             tenant = rejection.tenant(),
             detail = rejection.detail(),
         );

@@ -276,6 +276,11 @@ impl Rejection {
         self.principal.as_ref().map(Principal::tenant)
     }
 
+    /// The kind of the refused token, when the store knows it.
+    pub fn token_kind(&self) -> Option<crate::TokenKind> {
+        self.principal.as_ref().map(Principal::kind)
+    }
+
     pub(crate) fn from_credential_error(
         error: CredentialError,
         realm: &Realm,
