@@ -9,11 +9,13 @@
 //!
 //! A [`Verifier`] turns request headers into the caller's [`Principal`] or a [`Rejection`] that
 //! carries the exact status, `WWW-Authenticate` challenge and problem+json body of the HTTP
-//! contract. Framework adapters only translate a `Rejection` into their response type.
+//! contract. An [`Admission`] holds a middleware's options (required scopes, optional mode,
+//! CORS preflight, credential stripping) and makes the one [`Decision`] per request that
+//! framework adapters only translate into their own types.
 //!
 //! Data flows one way: [`extract`] (placement rules) → [`TokenFormat::parse`] (format and
-//! checksum) → cache → [`TokenLookup`] on a miss, single-flight; uses are recorded through it
-//! in the background, in batches.
+//! checksum) → cache → [`TokenLookup`] on a miss, single-flight → the [`Admission`]'s
+//! decision; uses are recorded through the lookup in the background, in batches.
 //!
 //! # Example
 //!
