@@ -11,11 +11,11 @@
 //!
 //! | feature | module | what |
 //! |---|---|---|
-//! | `tower` (alias `axum`) | [`tower`](crate::tower) | the tower layer and axum extractors (`m2m-tower`) |
-//! | `actix` | [`actix`](crate::actix) | the actix-web middleware and extractor (`m2m-actix`) |
-//! | `rocket` | [`rocket`](crate::rocket) | the Rocket fairing, request guards and catchers (`m2m-rocket`) |
-//! | `sql` | [`sql`](crate::sql) | the SQLite and PostgreSQL store (`m2m-sql`) |
-//! | `remote` | [`remote`](crate::remote) | the store that asks the token service over introspection (`m2m-remote`) |
+//! | `tower` (alias `axum`) | [`tower`] | the tower layer and axum extractors (`m2m-tower`) |
+//! | `actix` | [`actix`] | the actix-web middleware and extractor (`m2m-actix`) |
+//! | `rocket` | [`rocket`] | the Rocket fairing, request guards and catchers (`m2m-rocket`) |
+//! | `sql` | [`sql`] | the SQLite and PostgreSQL store (`m2m-sql`) |
+//! | `remote` | [`remote`] | the store that asks the token service over introspection (`m2m-remote`) |
 //! | `wire` | [`wire`] | the introspection answer and revocation event shared by the service and `remote` |
 //!
 //! No feature is on by default: the core alone verifies tokens against a [`MemoryStore`] or
