@@ -514,7 +514,10 @@ function showResult(created) {
     parts.push(secretField("Exchange it for a bearer token", curl, "curl", then));
   } else {
     parts.push(secretField("Access token", created.token, "secret"));
-    const target = created.scopes.includes("m2m:admin") ? `${origin}/v1/settings` : "https://api.example.com/";
+    // A tenant admin token can list its own tenant's tokens; other tokens are for your API.
+    const target = created.scopes.includes("m2m:tenant-admin")
+      ? `${origin}${tenantPath("/tokens")}`
+      : "https://api.example.com/";
     curl = `curl -H 'X-API-KEY: ${created.token}' ${target}`;
     parts.push(secretField("Use it", curl, "curl"));
   }

@@ -137,7 +137,22 @@ pub(crate) async fn authenticate_resource_server(
     };
     let Some(client) = basic else {
         return match verifier.verify(headers, &[INTROSPECT_SCOPE]).await {
-            Ok(principal) => Ok(principal.token_id().clone()),
+            Ok(principal)
+                if crate::rights::holds_environment_scope(&principal, INTROSPECT_SCOPE) =>
+            {
+                Ok(principal.token_id().clone())
+            }
+            Ok(principal) => {
+                tracing::debug!(
+                    reason = "not_the_environment",
+                    token_id = %principal.token_id(),
+                    "resource server refused"
+                );
+                Err(Problem::forbidden(
+                    "only a credential of the environment may act as a resource server",
+                )
+                .into_response())
+            }
             Err(rejection) => {
                 tracing::debug!(
                     reason = ?rejection.kind(),
@@ -156,7 +171,7 @@ pub(crate) async fn authenticate_resource_server(
         .check_client(&client.client_id, &client.client_secret)
         .await
     {
-        Ok(credential) if credential.has_scope(INTROSPECT_SCOPE) => {
+        Ok(credential) if crate::rights::holds_environment_scope(&credential, INTROSPECT_SCOPE) => {
             Ok(credential.token_id().clone())
         }
         Ok(credential) => {
@@ -167,7 +182,7 @@ pub(crate) async fn authenticate_resource_server(
             );
             Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "the client credential lacks the scope m2m:introspect",
+                "the client credential lacks the scope m2m:introspect of the environment",
             )
             .into_response())
         }

@@ -52,7 +52,7 @@ use http::header::{CACHE_CONTROL, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use m2m_core::wire::IntrospectionAnswer;
 use m2m_core::{Clock, TokenCheckError, TokenId, Verifier};
-use m2m_tower::M2mAuthLayer;
+use m2m_tower::{Authenticated, M2mAuthLayer};
 use time::OffsetDateTime;
 
 pub use crate::client_auth::INTROSPECT_SCOPE;
@@ -180,9 +180,9 @@ impl Throttle {
 /// store's revocations for `GET /v1/revocations`.
 pub(crate) fn routes<S>(app: &AppState) -> Router<S> {
     let state = Introspection::new(app.clone());
-    let stats = Router::new().route("/v1/stats", get(stats)).route_layer(
-        M2mAuthLayer::new(app.admin_verifier().clone()).require_scopes([crate::ADMIN_SCOPE]),
-    );
+    let stats = Router::new()
+        .route("/v1/stats", get(stats))
+        .route_layer(M2mAuthLayer::new(app.admin_verifier().clone()));
     Router::new()
         .route("/oauth/introspect", post(introspect))
         .route("/v1/revocations", get(crate::revocations::stream))
@@ -191,7 +191,13 @@ pub(crate) fn routes<S>(app: &AppState) -> Router<S> {
 }
 
 /// `GET /v1/stats`: counters of this process since it started.
-async fn stats(State(state): State<Introspection>) -> Response {
+async fn stats(
+    State(state): State<Introspection>,
+    Authenticated(caller): Authenticated,
+) -> Response {
+    if let Err(refused) = crate::rights::require_environment_admin(&caller) {
+        return refused.into_response();
+    }
     let counts = &state.inner.counts;
     let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let response = Json(serde_json::json!({

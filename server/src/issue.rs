@@ -150,6 +150,7 @@ impl TokenRequest {
             ));
         }
         let scopes = check_scopes(self.scopes).map_err(IssueError::Invalid)?;
+        check_environment_scopes(&self.tenant, &scopes).map_err(IssueError::Invalid)?;
         if let Some(user) = &self.user {
             let chars = user.chars().count();
             if chars == 0 || chars > MAX_USER_CHARS || user.chars().any(char::is_control) {
@@ -238,6 +239,28 @@ pub fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, String> {
         }
     }
     Ok(kept)
+}
+
+/// Refuses the environment's own scopes ([`ENVIRONMENT_SCOPES`](crate::ENVIRONMENT_SCOPES))
+/// in a token of any tenant but [`ADMIN_TENANT`](crate::ADMIN_TENANT).
+///
+/// # Errors
+///
+/// The message naming the first such scope.
+pub fn check_environment_scopes(tenant: &str, scopes: &[String]) -> Result<(), String> {
+    if tenant == crate::ADMIN_TENANT {
+        return Ok(());
+    }
+    match scopes
+        .iter()
+        .find(|s| crate::ENVIRONMENT_SCOPES.contains(&s.as_str()))
+    {
+        Some(scope) => Err(format!(
+            "the scope {scope} is the environment's: it can only be issued to the tenant {}",
+            crate::ADMIN_TENANT
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! credentials are exchanged for bearer tokens.
 //!
 //! - [`app`] builds the axum [`Router`]: the REST admin API under `/v1` (behind the project's
-//!   own [`M2mAuthLayer`], scope `m2m:admin`), the OAuth 2.0 token endpoint `POST /oauth/token`
-//!   ([`oauth`] has the rules) and `GET /health`. Every error of the admin API is
+//!   own [`M2mAuthLayer`]; each route checks the caller's [`rights`]), the OAuth 2.0 token
+//!   endpoint `POST /oauth/token` ([`oauth`] has the rules) and `GET /health`. Every error of the admin API is
 //!   `application/problem+json`; the token endpoint answers errors as RFC 6749 §5.2 JSON.
 //! - [`introspect`] answers resource servers: RFC 7662 introspection, throttled per caller, and
 //!   [`revocations`] streams every revocation to them as server-sent events.
@@ -70,6 +70,7 @@ mod issue;
 pub mod oauth;
 mod problem;
 pub mod revocations;
+pub mod rights;
 mod serve;
 mod state;
 
@@ -85,10 +86,12 @@ pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
-    MAX_USER_CHARS, TokenRequest, check_scopes, check_tenant, expiry_from,
+    MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant,
+    expiry_from,
 };
 pub use problem::Problem;
 pub use revocations::{BUFFERED_EVENTS, KEEP_ALIVE};
+pub use rights::{ENVIRONMENT_SCOPES, TENANT_ADMIN_SCOPE};
 pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
 pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
 
@@ -119,9 +122,8 @@ pub fn app(state: AppState) -> Router {
             "/v1/tenants/{tenant}/tokens/{id}",
             delete(api::tokens::revoke),
         )
-        .route_layer(
-            M2mAuthLayer::new(state.admin_verifier().clone()).require_scopes([ADMIN_SCOPE]),
-        );
+        // Every route checks the caller's rights itself (see `rights`).
+        .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()));
     Router::new()
         .merge(admin)
         .merge(introspect::routes(&state))

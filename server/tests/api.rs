@@ -722,12 +722,20 @@ async fn listing_is_paginated() {
 async fn revoking_takes_effect_at_once_and_only_within_the_tenant() {
     let service = service().await;
     let reply = service
-        .create("ops", json!({"expires": "1d", "scopes": ["m2m:admin"]}))
+        .create(
+            "ops",
+            json!({"expires": "1d", "scopes": ["m2m:tenant-admin"]}),
+        )
         .await;
     let id = reply.body["id"].as_str().unwrap().to_owned();
     let ops_admin = reply.body["token"].as_str().unwrap().to_owned();
     let reply = service
-        .call(Method::GET, "/v1/settings", Some(&ops_admin), None)
+        .call(
+            Method::GET,
+            "/v1/tenants/ops/tokens",
+            Some(&ops_admin),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 
@@ -770,7 +778,12 @@ async fn revoking_takes_effect_at_once_and_only_within_the_tenant() {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert!(service.list("ops").await[0]["revoked_at"].is_string());
     let reply = service
-        .call(Method::GET, "/v1/settings", Some(&ops_admin), None)
+        .call(
+            Method::GET,
+            "/v1/tenants/ops/tokens",
+            Some(&ops_admin),
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     // Revoking again is harmless.
@@ -810,7 +823,7 @@ async fn resource_servers_report_uses_to_v1_usage() {
     let service = service().await;
     let reply = service
         .create(
-            "platform",
+            "m2m",
             json!({"expires": "30d", "scopes": ["m2m:introspect"]}),
         )
         .await;
@@ -1003,14 +1016,17 @@ async fn client_credentials_are_exchanged_by_basic_and_by_form() {
 async fn revoking_a_credential_revokes_its_bearer_tokens() {
     let service = service().await;
     let (credential_id, client_id, secret) = service
-        .credential("acme", json!({"expires": "1d", "scopes": ["m2m:admin"]}))
+        .credential(
+            "acme",
+            json!({"expires": "1d", "scopes": ["m2m:tenant-admin"]}),
+        )
         .await;
     let reply = service
         .oauth(Some((&client_id, &secret)), "grant_type=client_credentials")
         .await;
     let bearer = reply.body["access_token"].as_str().unwrap().to_owned();
     let whoami = || {
-        Request::get("/v1/settings")
+        Request::get("/v1/tenants/acme/tokens")
             .header("authorization", format!("Bearer {bearer}"))
             .body(Body::empty())
             .unwrap()

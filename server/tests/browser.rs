@@ -510,7 +510,7 @@ async fn scenario(
         "{refused}"
     );
     shots.take(browser, "generate-refused").await;
-    type_into(browser, "#generate-scopes", "m2m:admin").await;
+    type_into(browser, "#generate-scopes", "m2m:tenant-admin").await;
     css(browser, "#generate-expires")
         .await
         .select_by_value("7d")
@@ -523,18 +523,26 @@ async fn scenario(
     let curl = text_of(browser, "#curl-value").await;
     assert_eq!(
         curl,
-        format!("curl -H 'X-API-KEY: {secret}' {}/v1/settings", service.base)
+        format!(
+            "curl -H 'X-API-KEY: {secret}' {}/v1/tenants/acme/tokens",
+            service.base
+        )
     );
     shots.take(browser, "secret-shown").await;
 
-    // The shown secret works against a protected route.
-    let reply = http
-        .get(format!("{}/v1/settings", service.base))
-        .header("x-api-key", &secret)
-        .send()
-        .await
-        .unwrap();
+    // The shown secret works against a protected route: its own tenant's tokens, and no
+    // other tenant's, nor the environment's settings.
+    let get = |path: &str| {
+        http.get(format!("{}{path}", service.base))
+            .header("x-api-key", &secret)
+            .send()
+    };
+    let reply = get("/v1/tenants/acme/tokens").await.unwrap();
     assert_eq!(reply.status(), StatusCode::OK, "the new token is accepted");
+    for elsewhere in ["/v1/tenants/globex/tokens", "/v1/settings"] {
+        let reply = get(elsewhere).await.unwrap();
+        assert_eq!(reply.status(), StatusCode::FORBIDDEN, "{elsewhere}");
+    }
 
     // Closing the dialog removes the secret from the page for good.
     click(browser, "#generate-done").await;
@@ -559,7 +567,7 @@ async fn scenario(
     );
     assert_eq!(
         text_of(browser, &format!("{row} td[data-label=Scopes]")).await,
-        "m2m:admin"
+        "m2m:tenant-admin"
     );
     assert_eq!(
         text_of(browser, &format!("{row} td[data-label=Status]")).await,

@@ -210,7 +210,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
         .create(
             &server,
             "acme",
-            json!({"description": "rest access", "expires": "7d", "scopes": ["m2m:admin"]}),
+            json!({"description": "rest access", "expires": "7d", "scopes": ["m2m:tenant-admin"]}),
         )
         .await;
     let rest_credential = admin
@@ -236,7 +236,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
             "--expires",
             "7d",
             "--scope",
-            "m2m:admin",
+            "m2m:tenant-admin",
             "--description",
             "cli access",
         ],
@@ -275,10 +275,10 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
     assert!(lines[0].starts_with("m2m_ci_") && lines[1].starts_with("m2m_cs_"));
     assert!(!String::from_utf8_lossy(&output.stderr).contains(&lines[1]));
 
-    // Both access tokens work against the running service.
+    // Both access tokens work against the running service, for their own tenant.
     for key in [rest_access["token"].as_str().unwrap(), &cli_access] {
         let response = http
-            .get(server.url("/v1/settings"))
+            .get(server.url("/v1/tenants/acme/tokens"))
             .header("x-api-key", key)
             .send()
             .await
@@ -334,7 +334,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
         "{row}"
     );
     assert!(
-        row.contains("rest access") && row.contains("m2m:admin"),
+        row.contains("rest access") && row.contains("m2m:tenant-admin"),
         "{row}"
     );
 
@@ -350,7 +350,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
         String::from_utf8_lossy(&output.stderr)
     );
     let response = http
-        .get(server.url("/v1/settings"))
+        .get(server.url("/v1/tenants/acme/tokens"))
         .header("x-api-key", rest_access["token"].as_str().unwrap())
         .send()
         .await
@@ -376,7 +376,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
     }
     for key in [rest_access["token"].as_str().unwrap(), &cli_access] {
         let response = http
-            .get(server.url("/v1/settings"))
+            .get(server.url("/v1/tenants/acme/tokens"))
             .header("x-api-key", key)
             .send()
             .await
@@ -541,7 +541,7 @@ async fn client_credentials_are_exchanged_against_the_binary() {
     assert_eq!(
         response.status(),
         StatusCode::FORBIDDEN,
-        "authenticated, lacks m2m:admin"
+        "authenticated, not an environment admin"
     );
 
     // The form fields work too.

@@ -385,7 +385,7 @@ async fn remote_store_revocations(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut service = Service::start(&sqlite_url(&dir));
     let (resource_server, _) = service
-        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .create_token("m2m", &[m2m_server::INTROSPECT_SCOPE])
         .await;
     let example = Example::start(
         name,
@@ -453,7 +453,7 @@ async fn a_thousand_concurrent_misses_make_one_introspection_call() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(&sqlite_url(&dir));
     let (resource_server, _) = service
-        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .create_token("m2m", &[m2m_server::INTROSPECT_SCOPE])
         .await;
     let example = Example::start(
         "axum",
@@ -523,7 +523,7 @@ async fn a_token_used_at_the_axum_example_on_the_remote_store_shows_last_used_at
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(&sqlite_url(&dir));
     let (resource_server, _) = service
-        .create_token("platform", &[m2m_server::INTROSPECT_SCOPE])
+        .create_token("m2m", &[m2m_server::INTROSPECT_SCOPE])
         .await;
     let (token, id) = service.create_token("acme", &["reports:read"]).await;
     let example = Example::start(

@@ -174,7 +174,7 @@ fn inactive(reply: &Reply) -> bool {
 #[tokio::test]
 async fn active_tokens_are_described_as_rfc_7662_says() {
     let service = Service::start().await;
-    let (caller, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (caller, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
     let created = service
         .create(
             "acme",
@@ -227,7 +227,7 @@ async fn active_tokens_are_described_as_rfc_7662_says() {
 #[tokio::test]
 async fn unusable_tokens_get_only_active_false() {
     let service = Service::start().await;
-    let (caller, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (caller, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
     let caller = Caller::ApiKey(&caller);
 
     let (revoked, revoked_id) = service.access_token("acme", &[]).await;
@@ -277,11 +277,10 @@ async fn unusable_tokens_get_only_active_false() {
 async fn callers_authenticate_as_resource_servers() {
     let service = Service::start().await;
     let (target, _) = service.access_token("acme", &[]).await;
-    let (api_key, api_key_id) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
-    let (client_id, client_secret, bearer, _) =
-        service.client("platform", &[INTROSPECT_SCOPE]).await;
-    let (no_scope, _) = service.access_token("platform", &["reports:read"]).await;
-    let (other_id, other_secret, _, _) = service.client("platform", &["reports:read"]).await;
+    let (api_key, api_key_id) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
+    let (client_id, client_secret, bearer, _) = service.client("m2m", &[INTROSPECT_SCOPE]).await;
+    let (no_scope, _) = service.access_token("m2m", &["reports:read"]).await;
+    let (other_id, other_secret, _, _) = service.client("m2m", &["reports:read"]).await;
 
     for caller in [
         Caller::ApiKey(&api_key),
@@ -324,7 +323,7 @@ async fn callers_authenticate_as_resource_servers() {
         .await;
     assert!(client_without_scope.is_problem(StatusCode::FORBIDDEN));
 
-    service.revoke("platform", &api_key_id).await;
+    service.revoke("m2m", &api_key_id).await;
     let revoked_caller = service.introspect(&Caller::ApiKey(&api_key), &target).await;
     assert!(revoked_caller.is_problem(StatusCode::UNAUTHORIZED));
 
@@ -340,8 +339,8 @@ async fn callers_authenticate_as_resource_servers() {
 #[tokio::test]
 async fn a_caller_fishing_for_tokens_is_throttled() {
     let service = Service::start().await;
-    let (fisher, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
-    let (honest, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (fisher, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
+    let (honest, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
     let (valid, _) = service.access_token("acme", &[]).await;
     let guess = |n: u32| format!("m2m_at_{n:0>60}");
 
@@ -394,7 +393,7 @@ async fn a_caller_fishing_for_tokens_is_throttled() {
 #[tokio::test]
 async fn stats_are_for_admins_only() {
     let service = Service::start().await;
-    let (resource_server, _) = service.access_token("platform", &[INTROSPECT_SCOPE]).await;
+    let (resource_server, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
     let url = format!("{}/v1/stats", service.base);
     let anonymous = reply(service.http.get(&url).send().await.unwrap()).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
@@ -433,7 +432,7 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) -> Duration {
 #[tokio::test]
 async fn the_remote_store_follows_revocations_of_the_service() {
     let service = Service::start().await;
-    let (client_id, client_secret, _, _) = service.client("platform", &[INTROSPECT_SCOPE]).await;
+    let (client_id, client_secret, _, _) = service.client("m2m", &[INTROSPECT_SCOPE]).await;
     let credential = IntrospectionCredential::Basic {
         client_id,
         client_secret,
@@ -639,7 +638,7 @@ async fn a_thousand_concurrent_introspections_of_one_token_make_one_store_call()
     let caller = create_through(
         &router,
         &admin,
-        "platform",
+        "m2m",
         json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
     )
     .await;
@@ -670,7 +669,7 @@ async fn a_failing_store_is_a_503_never_inactive() {
     let caller = create_through(
         &router,
         &admin,
-        "platform",
+        "m2m",
         json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
     )
     .await;
@@ -733,7 +732,7 @@ async fn refusals_are_logged_with_their_reason_and_without_secrets() {
     let caller = create_through(
         &router,
         &admin,
-        "platform",
+        "m2m",
         json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]}),
     )
     .await;

@@ -1,5 +1,5 @@
-//! The REST admin API: settings and tokens per tenant, behind `M2mAuthLayer` with scope
-//! `m2m:admin`, and `GET /health`.
+//! The REST admin API: settings and tokens per tenant, behind `M2mAuthLayer`, each route
+//! checking the caller's rights ([`rights`](crate::rights)), and `GET /health`.
 
 pub(crate) mod settings;
 pub(crate) mod tokens;
@@ -19,7 +19,7 @@ use crate::issue::check_tenant;
 use crate::problem::Problem;
 use crate::state::AppState;
 
-/// The scope the admin routes require.
+/// The scope of an environment admin (counts only in the reserved tenant).
 pub const ADMIN_SCOPE: &str = "m2m:admin";
 
 /// `GET /health`: 200 when the store answers, 503 otherwise.

@@ -7,8 +7,11 @@ use axum::extract::{Path, State};
 use m2m_core::{TokenType, TypeSettings};
 use serde::{Deserialize, Serialize};
 
+use m2m_tower::Authenticated;
+
 use super::tenant_from;
 use crate::problem::Problem;
+use crate::rights::{require_environment_admin, require_tenant_admin};
 use crate::state::AppState;
 
 /// The body of a `PUT`.
@@ -64,7 +67,9 @@ fn tenant_view(settings: &TypeSettings, tenant: String) -> TenantSettings {
 /// `GET /v1/settings`.
 pub(crate) async fn get_environment(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
+    require_environment_admin(&caller)?;
     let settings = state.reload_settings().await?;
     Ok(Json(environment(&settings)))
 }
@@ -72,8 +77,10 @@ pub(crate) async fn get_environment(
 /// `PUT /v1/settings`.
 pub(crate) async fn put_environment(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
+    require_environment_admin(&caller)?;
     let Json(body) = body?;
     state.store().save_token_type(None, body.token_type).await?;
     let settings = state.reload_settings().await?;
@@ -83,9 +90,11 @@ pub(crate) async fn put_environment(
 /// `GET /v1/tenants/{tenant}/settings`.
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TenantSettings>, Problem> {
     let tenant = tenant_from(path)?;
+    require_tenant_admin(&caller, &tenant)?;
     let settings = state.reload_settings().await?;
     Ok(Json(tenant_view(&settings, tenant)))
 }
@@ -93,9 +102,11 @@ pub(crate) async fn get_tenant(
 /// `PUT /v1/tenants/{tenant}/settings`.
 pub(crate) async fn put_tenant(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<TenantSettings>, Problem> {
+    require_environment_admin(&caller)?;
     let tenant = tenant_from(path)?;
     let Json(body) = body?;
     state
@@ -110,8 +121,10 @@ pub(crate) async fn put_tenant(
 /// had no token type of its own.
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::http::StatusCode, Problem> {
+    require_environment_admin(&caller)?;
     let tenant = tenant_from(path)?;
     let removed = state.store().clear_token_type(&tenant).await?;
     state.reload_settings().await?;

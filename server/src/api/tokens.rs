@@ -9,9 +9,12 @@ use http::StatusCode;
 use m2m_core::{TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
+use m2m_tower::Authenticated;
+
 use super::{TokenView, tenant_from};
 use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
 use crate::problem::Problem;
+use crate::rights::{check_grant, require_tenant_admin};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -49,11 +52,14 @@ impl From<IssueError> for Problem {
 /// `POST /v1/tenants/{tenant}/tokens`: 201 with the secret, shown this once.
 pub(crate) async fn create(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let tenant = tenant_from(path)?;
+    require_tenant_admin(&caller, &tenant)?;
     let Json(body) = body?;
+    check_grant(&caller, &tenant, &body.scopes)?;
     let expiry =
         expiry_from(body.expires.as_deref(), body.expires_in_minutes).map_err(Problem::invalid)?;
     let token_type = body
@@ -113,10 +119,12 @@ pub(crate) struct TokenPage {
 /// `GET /v1/tenants/{tenant}/tokens?limit=&offset=`, oldest first.
 pub(crate) async fn list(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<TokenPage>, Problem> {
     let tenant = tenant_from(path)?;
+    require_tenant_admin(&caller, &tenant)?;
     let Query(page) = query?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
     if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
@@ -142,10 +150,12 @@ pub(crate) async fn list(
 /// tokens with it.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     let Path((tenant, id)) = path?;
     check_tenant(&tenant).map_err(Problem::bad_request)?;
+    require_tenant_admin(&caller, &tenant)?;
     let id = TokenId::new(id);
     let not_found = || Problem::not_found(format!("tenant {tenant} has no token with id {id}"));
     let record = state.store().get(&id).await?.ok_or_else(not_found)?;

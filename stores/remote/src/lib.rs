@@ -40,7 +40,8 @@
 //! # Protocol
 //!
 //! The endpoints live under the token service's base URL and authenticate the resource server
-//! by its own [`IntrospectionCredential`], which must carry the scope `m2m:introspect`: an
+//! by its own [`IntrospectionCredential`], which must carry the scope `m2m:introspect` and belong
+//! to the environment's own tenant (`m2m`): an
 //! access token in `X-API-KEY`, a client-credentials bearer token in `Authorization: Bearer`,
 //! or HTTP Basic with a client id and secret.
 //!

@@ -1,0 +1,156 @@
+//! Who may do what in the token service, checked on every route.
+//!
+//! Rights travel as scopes of the caller's token:
+//!
+//! | right | held by | may |
+//! |---|---|---|
+//! | environment admin | a token of the reserved tenant [`ADMIN_TENANT`] with [`ADMIN_SCOPE`] | everything: settings, every tenant, statistics |
+//! | introspection | a token of the reserved tenant with [`INTROSPECT_SCOPE`] | introspect, follow revocations, report usage |
+//! | tenant admin | a token with [`TENANT_ADMIN_SCOPE`] | read and manage its own tenant's tokens and read its settings, nothing of another tenant |
+//!
+//! The environment scopes ([`ENVIRONMENT_SCOPES`]) count only in the reserved tenant, and the
+//! service refuses to issue them into any other (422). Nobody grants what they do not hold: a
+//! caller other than an environment admin issues only scopes it carries itself (403). A refusal
+//! about another tenant is the same 403 whether or not the thing asked for exists there.
+
+use m2m_core::Principal;
+
+use crate::ADMIN_TENANT;
+use crate::api::ADMIN_SCOPE;
+use crate::client_auth::INTROSPECT_SCOPE;
+use crate::problem::Problem;
+
+/// The scope of a tenant admin: manages its own tenant's tokens.
+pub const TENANT_ADMIN_SCOPE: &str = "m2m:tenant-admin";
+
+/// Scopes that only tokens of the reserved tenant may carry.
+pub const ENVIRONMENT_SCOPES: [&str; 2] = [ADMIN_SCOPE, INTROSPECT_SCOPE];
+
+/// Whether `principal` holds the environment scope `scope`: it carries it and belongs to the
+/// reserved tenant.
+pub(crate) fn holds_environment_scope(principal: &Principal, scope: &str) -> bool {
+    principal.tenant() == ADMIN_TENANT && principal.has_scope(scope)
+}
+
+/// Whether `principal` is an environment admin.
+pub(crate) fn is_environment_admin(principal: &Principal) -> bool {
+    holds_environment_scope(principal, ADMIN_SCOPE)
+}
+
+/// 403 unless `principal` is an environment admin.
+pub(crate) fn require_environment_admin(principal: &Principal) -> Result<(), Problem> {
+    if is_environment_admin(principal) {
+        return Ok(());
+    }
+    tracing::debug!(
+        token_id = %principal.token_id(),
+        tenant = principal.tenant(),
+        reason = "not_environment_admin",
+        "request refused"
+    );
+    Err(Problem::forbidden(
+        "this needs an environment admin credential (scope m2m:admin of the environment)",
+    ))
+}
+
+/// 403 unless `principal` may manage `tenant`: an environment admin, or a tenant admin of that
+/// very tenant. The answer is the same whether or not the tenant, or what is asked of it,
+/// exists.
+pub(crate) fn require_tenant_admin(principal: &Principal, tenant: &str) -> Result<(), Problem> {
+    if is_environment_admin(principal)
+        || (principal.tenant() == tenant && principal.has_scope(TENANT_ADMIN_SCOPE))
+    {
+        return Ok(());
+    }
+    tracing::debug!(
+        token_id = %principal.token_id(),
+        tenant = principal.tenant(),
+        reason = "not_tenant_admin",
+        "request refused"
+    );
+    Err(Problem::forbidden(
+        "this credential may not manage this tenant",
+    ))
+}
+
+/// Checks the scopes `principal` wants to grant to a new token of `tenant`: environment scopes
+/// only into the reserved tenant (422), and, but for an environment admin, only scopes the
+/// caller holds itself (403).
+pub(crate) fn check_grant(
+    principal: &Principal,
+    tenant: &str,
+    scopes: &[String],
+) -> Result<(), Problem> {
+    crate::issue::check_environment_scopes(tenant, scopes).map_err(Problem::invalid)?;
+    if is_environment_admin(principal) {
+        return Ok(());
+    }
+    if let Some(scope) = scopes.iter().find(|s| !principal.has_scope(s)) {
+        tracing::debug!(
+            token_id = %principal.token_id(),
+            tenant = principal.tenant(),
+            reason = "grant_not_held",
+            "request refused"
+        );
+        return Err(Problem::forbidden(format!(
+            "a credential grants only scopes it holds itself, and this one lacks {scope}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind};
+
+    fn principal(tenant: &str, scopes: &[&str]) -> Principal {
+        let mut request = NewToken::new(TokenKind::AccessToken, tenant, Expiry::Never);
+        for scope in scopes {
+            request = request.scope(*scope);
+        }
+        request
+            .generate(&TokenFormat::default(), time::OffsetDateTime::now_utc())
+            .record
+            .principal()
+    }
+
+    #[test]
+    fn the_environment_scopes_count_only_in_the_reserved_tenant() {
+        let admin = principal(ADMIN_TENANT, &[ADMIN_SCOPE]);
+        let impostor = principal("acme", &[ADMIN_SCOPE]);
+        assert!(is_environment_admin(&admin));
+        assert!(!is_environment_admin(&impostor));
+        assert!(require_environment_admin(&impostor).is_err());
+        assert!(require_tenant_admin(&impostor, "globex").is_err());
+        assert!(require_tenant_admin(&impostor, "acme").is_err());
+        assert!(require_tenant_admin(&admin, "globex").is_ok());
+    }
+
+    #[test]
+    fn a_tenant_admin_manages_only_its_own_tenant() {
+        let acme = principal("acme", &[TENANT_ADMIN_SCOPE]);
+        assert!(require_tenant_admin(&acme, "acme").is_ok());
+        let refused = require_tenant_admin(&acme, "globex").unwrap_err();
+        assert_eq!(refused.status(), http::StatusCode::FORBIDDEN);
+        assert!(require_tenant_admin(&principal("acme", &["reports:read"]), "acme").is_err());
+    }
+
+    #[test]
+    fn nobody_grants_what_they_do_not_hold() {
+        let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let acme = principal("acme", &[TENANT_ADMIN_SCOPE, "reports:read"]);
+        assert!(check_grant(&acme, "acme", &scopes(&["reports:read"])).is_ok());
+        assert!(check_grant(&acme, "acme", &scopes(&[TENANT_ADMIN_SCOPE])).is_ok());
+        let held = check_grant(&acme, "acme", &scopes(&["reports:write"])).unwrap_err();
+        assert_eq!(held.status(), http::StatusCode::FORBIDDEN);
+        let environment = check_grant(&acme, "acme", &scopes(&[ADMIN_SCOPE])).unwrap_err();
+        assert_eq!(environment.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+
+        let admin = principal(ADMIN_TENANT, &[ADMIN_SCOPE]);
+        assert!(check_grant(&admin, "acme", &scopes(&["anything"])).is_ok());
+        let outside = check_grant(&admin, "acme", &scopes(&[INTROSPECT_SCOPE])).unwrap_err();
+        assert_eq!(outside.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(check_grant(&admin, ADMIN_TENANT, &scopes(&[INTROSPECT_SCOPE])).is_ok());
+    }
+}

@@ -1,0 +1,431 @@
+//! Rights on every route of the token service, on a real SQLite file, driven with
+//! `tower::ServiceExt::oneshot`: each route × {environment admin, tenant admin of the tenant,
+//! tenant admin of another tenant, a token of the tenant without rights, a token of another
+//! tenant claiming `m2m:admin`, no credentials}, and the escalation attempts.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use m2m_core::{Expiry, NewToken, TokenKind, TokenStore};
+use m2m_server::{ADMIN_SCOPE, ADMIN_TENANT, AppState, INTROSPECT_SCOPE, ServiceOptions, app};
+use m2m_sql::SqlStore;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt as _;
+
+/// The callers of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    EnvironmentAdmin,
+    /// `m2m:tenant-admin` of `acme`.
+    AcmeAdmin,
+    /// `m2m:tenant-admin` of `globex`.
+    GlobexAdmin,
+    /// A token of `acme` with an application scope only.
+    AcmeMember,
+    /// A token of `acme` that carries `m2m:admin` and `m2m:introspect` (as an older version
+    /// could issue): the environment scopes count only in the reserved tenant.
+    AcmeImpostor,
+    Nobody,
+}
+
+const EVERYONE: [Who; 6] = [
+    Who::EnvironmentAdmin,
+    Who::AcmeAdmin,
+    Who::GlobexAdmin,
+    Who::AcmeMember,
+    Who::AcmeImpostor,
+    Who::Nobody,
+];
+
+struct Service {
+    router: Router,
+    store: Arc<dyn TokenStore>,
+    state: AppState,
+    tokens: Vec<(Who, String)>,
+    _dir: TempDir,
+}
+
+async fn issue(state: &AppState, request: NewToken) -> (String, String) {
+    let issued = state
+        .store()
+        .issue(state.format(), request, state.now())
+        .await
+        .unwrap();
+    (
+        issued.token.expose_secret().to_owned(),
+        issued.record.id.to_string(),
+    )
+}
+
+async fn service() -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let state = AppState::new(store.clone(), ServiceOptions::default())
+        .await
+        .unwrap();
+    let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+    let access = |tenant: &str, scopes: &[&str]| {
+        let mut request = NewToken::new(TokenKind::AccessToken, tenant, Expiry::OneDay);
+        for scope in scopes {
+            request = request.scope(*scope);
+        }
+        request
+    };
+    let mut tokens = vec![(
+        Who::EnvironmentAdmin,
+        admin.token.expose_secret().to_owned(),
+    )];
+    for (who, tenant, scopes) in [
+        (
+            Who::AcmeAdmin,
+            "acme",
+            &["m2m:tenant-admin", "reports:read"][..],
+        ),
+        (Who::GlobexAdmin, "globex", &["m2m:tenant-admin"][..]),
+        (Who::AcmeMember, "acme", &["reports:read"][..]),
+        (
+            Who::AcmeImpostor,
+            "acme",
+            &[ADMIN_SCOPE, INTROSPECT_SCOPE][..],
+        ),
+    ] {
+        // Issued through the store, which is how a token from before the rights model looks.
+        let (token, _) = issue(&state, access(tenant, scopes)).await;
+        tokens.push((who, token));
+    }
+    Service {
+        router: app(state.clone()),
+        store,
+        state,
+        tokens,
+        _dir: dir,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    problem: bool,
+}
+
+impl Service {
+    fn token(&self, who: Who) -> Option<&str> {
+        self.tokens
+            .iter()
+            .find(|(w, _)| *w == who)
+            .map(|(_, token)| token.as_str())
+    }
+
+    async fn call(&self, who: Who, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = self.token(who) {
+            request = request.header("x-api-key", token);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            problem,
+        }
+    }
+
+    /// A fresh token of `tenant`, for the revoke routes.
+    async fn victim(&self, tenant: &str) -> String {
+        issue(
+            &self.state,
+            NewToken::new(TokenKind::AccessToken, tenant, Expiry::OneDay),
+        )
+        .await
+        .1
+    }
+}
+
+/// Who gets what on one route; `allowed` get `ok`, the others 403, nobody 401.
+async fn check_route(
+    service: &Service,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    allowed: &[Who],
+    ok: StatusCode,
+) {
+    for who in EVERYONE {
+        let path = path.replace("{victim}", &service.victim("acme").await);
+        let reply = service.call(who, method.clone(), &path, body.clone()).await;
+        let expected = if allowed.contains(&who) {
+            ok
+        } else if who == Who::Nobody {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(
+            reply.status, expected,
+            "{method} {path} as {who:?}: {}",
+            reply.body
+        );
+        if expected.is_client_error() {
+            assert!(reply.problem, "{method} {path} as {who:?}: problem+json");
+            assert_eq!(reply.body["status"], expected.as_u16());
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_checks_the_callers_rights() {
+    use Who::*;
+    let service = service().await;
+    let environment = [EnvironmentAdmin];
+    let acme_admins = [EnvironmentAdmin, AcmeAdmin];
+    let token_type = Some(json!({"token_type": "access"}));
+    // Method, path, body, who may, and what they get.
+    type Case<'a> = (Method, &'a str, Option<Value>, &'a [Who], StatusCode);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            Method::GET,
+            "/v1/settings",
+            None,
+            &environment,
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            "/v1/settings",
+            token_type.clone(),
+            &environment,
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/acme/settings",
+            None,
+            &acme_admins,
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            "/v1/tenants/acme/settings",
+            token_type,
+            &environment,
+            StatusCode::OK,
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/acme/settings",
+            None,
+            &environment,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/acme/tokens",
+            None,
+            &acme_admins,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/acme/tokens",
+            Some(json!({"expires": "1d"})),
+            &acme_admins,
+            StatusCode::CREATED,
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/acme/tokens/{victim}",
+            None,
+            &acme_admins,
+            StatusCode::NO_CONTENT,
+        ),
+        (Method::GET, "/v1/stats", None, &environment, StatusCode::OK),
+    ];
+    for (method, path, body, allowed, ok) in cases {
+        check_route(&service, method, path, body, allowed, ok).await;
+    }
+}
+
+#[tokio::test]
+async fn another_tenant_learns_nothing_of_what_exists() {
+    let service = service().await;
+    let existing = service.victim("acme").await;
+    let there = service
+        .call(
+            Who::GlobexAdmin,
+            Method::DELETE,
+            &format!("/v1/tenants/acme/tokens/{existing}"),
+            None,
+        )
+        .await;
+    let not_there = service
+        .call(
+            Who::GlobexAdmin,
+            Method::DELETE,
+            "/v1/tenants/acme/tokens/tok_doesnotexist",
+            None,
+        )
+        .await;
+    assert_eq!(there.status, StatusCode::FORBIDDEN);
+    assert_eq!(there.body, not_there.body, "the same refusal either way");
+    let tenants = [
+        service
+            .call(
+                Who::GlobexAdmin,
+                Method::GET,
+                "/v1/tenants/acme/tokens",
+                None,
+            )
+            .await,
+        service
+            .call(
+                Who::GlobexAdmin,
+                Method::GET,
+                "/v1/tenants/nobody/tokens",
+                None,
+            )
+            .await,
+    ];
+    assert_eq!(tenants[0].body, tenants[1].body);
+    // A tenant admin revoking another tenant's token through its own tenant's path: the same
+    // answer as for an id that does not exist.
+    let globex_token = service.victim("globex").await;
+    let elsewhere = service
+        .call(
+            Who::AcmeAdmin,
+            Method::DELETE,
+            &format!("/v1/tenants/acme/tokens/{globex_token}"),
+            None,
+        )
+        .await;
+    let missing = service
+        .call(
+            Who::AcmeAdmin,
+            Method::DELETE,
+            "/v1/tenants/acme/tokens/tok_doesnotexist",
+            None,
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let revoked = service
+        .store
+        .get(&m2m_core::TokenId::new(globex_token))
+        .await;
+    assert!(revoked.unwrap().unwrap().revoked_at.is_none());
+}
+
+#[tokio::test]
+async fn nobody_grants_what_they_do_not_hold() {
+    let service = service().await;
+    let create = |who: Who, tenant: &'static str, scopes: Value| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    who,
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/tokens"),
+                    Some(json!({"expires": "never", "scopes": scopes})),
+                )
+                .await
+        }
+    };
+    // Environment scopes never leave the reserved tenant, whoever asks.
+    for scope in [ADMIN_SCOPE, INTROSPECT_SCOPE] {
+        for who in [Who::EnvironmentAdmin, Who::AcmeAdmin] {
+            let reply = create(who, "acme", json!([scope])).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{who:?} {scope}"
+            );
+            assert!(reply.problem);
+        }
+    }
+    // A tenant admin grants only what it holds.
+    let reply = create(Who::AcmeAdmin, "acme", json!(["reports:write"])).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let reply = create(
+        Who::AcmeAdmin,
+        "acme",
+        json!(["reports:read", "m2m:tenant-admin"]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    // The environment admin grants what it likes within a tenant, and the environment's scopes
+    // within its own.
+    let reply = create(Who::EnvironmentAdmin, "acme", json!(["reports:write"])).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let reply = create(
+        Who::EnvironmentAdmin,
+        ADMIN_TENANT,
+        json!([INTROSPECT_SCOPE]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    // A tenant admin cannot mint in another tenant, nor in the environment's.
+    let reply = create(Who::AcmeAdmin, "globex", json!([])).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = create(Who::AcmeAdmin, ADMIN_TENANT, json!([])).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn only_the_environment_acts_as_a_resource_server() {
+    let service = service().await;
+    let (resource_server, _) = issue(
+        &service.state,
+        NewToken::new(TokenKind::AccessToken, ADMIN_TENANT, Expiry::OneDay).scope(INTROSPECT_SCOPE),
+    )
+    .await;
+    let introspect = |token: &str| {
+        Request::post("/oauth/introspect")
+            .header("x-api-key", token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("token=m2m_at_unknown"))
+            .unwrap()
+    };
+    let status = |request: Request<Body>| {
+        let router = service.router.clone();
+        async move { router.oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(status(introspect(&resource_server)).await, StatusCode::OK);
+    let impostor = service.token(Who::AcmeImpostor).unwrap();
+    assert_eq!(status(introspect(impostor)).await, StatusCode::FORBIDDEN);
+    let revocations = |token: &str| {
+        Request::get("/v1/revocations")
+            .header("x-api-key", token)
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(status(revocations(impostor)).await, StatusCode::FORBIDDEN);
+    let usage = Request::post("/v1/usage")
+        .header("x-api-key", impostor)
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"uses":[]}"#))
+        .unwrap();
+    assert_eq!(status(usage).await, StatusCode::FORBIDDEN);
+}
