@@ -233,6 +233,20 @@ pub trait TokenStore: TokenLookup {
     /// [`StoreError`] when the store cannot answer.
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError>;
 
+    /// Revokes every token of `user` in `tenant` (the user's personal tokens, and the bearer
+    /// tokens issued from the user's client credentials) and announces each to the
+    /// subscribers, as when the user leaves the tenant. Returns how many tokens it revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn revoke_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+
     /// The stored token-type settings: environment default and per-tenant overrides.
     ///
     /// # Errors
@@ -330,6 +344,15 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
         (**self).revoke(id, at).await
+    }
+
+    async fn revoke_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        (**self).revoke_user(tenant, user, at).await
     }
 
     async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
@@ -546,6 +569,39 @@ impl TokenStore for MemoryStore {
         }
         self.announce(&events);
         Ok(revoked)
+    }
+
+    async fn revoke_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let own: Vec<(TokenDigest, TokenId)> = self
+            .by_digest
+            .iter()
+            .filter(|r| r.tenant == tenant && r.user.as_deref() == Some(user))
+            .map(|r| (r.digest, r.id.clone()))
+            .collect();
+        let credentials: Vec<&TokenId> = own.iter().map(|(_, id)| id).collect();
+        let derived: Vec<TokenDigest> = self
+            .by_digest
+            .iter()
+            .filter(|r| {
+                r.credential_id
+                    .as_ref()
+                    .is_some_and(|credential| credentials.contains(&credential))
+            })
+            .map(|r| r.digest)
+            .collect();
+        let events: Vec<RevocationEvent> = own
+            .iter()
+            .map(|(digest, _)| *digest)
+            .chain(derived)
+            .filter_map(|digest| self.revoke_one(&digest, at))
+            .collect();
+        self.announce(&events);
+        Ok(events.len())
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {

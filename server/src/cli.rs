@@ -49,6 +49,24 @@ enum Command {
     /// Which token type users may generate.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// The users of a tenant.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// A user leaves a tenant: every token of the user there is revoked (personal tokens, and
+    /// the bearer tokens of the user's client credentials).
+    Remove {
+        #[command(flatten)]
+        database: Database,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The user id.
+        user: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +343,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 eprintln!("tenant {tenant} had no token type of its own");
             }
+            Ok(())
+        }
+        Command::User(UserCommand::Remove {
+            database,
+            tenant,
+            user,
+        }) => {
+            check_tenant(&tenant).map_err(Failure::usage)?;
+            crate::issue::check_user(&user).map_err(Failure::usage)?;
+            let store = open(&database).await?;
+            let revoked = store
+                .revoke_user(&tenant, &user, OffsetDateTime::now_utc())
+                .await?;
+            eprintln!("user {user} left tenant {tenant}: {revoked} tokens revoked");
             Ok(())
         }
         Command::Settings(SettingsCommand::Show { database }) => {

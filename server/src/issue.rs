@@ -152,13 +152,7 @@ impl TokenRequest {
         let scopes = check_scopes(self.scopes).map_err(IssueError::Invalid)?;
         check_environment_scopes(&self.tenant, &scopes).map_err(IssueError::Invalid)?;
         if let Some(user) = &self.user {
-            let chars = user.chars().count();
-            if chars == 0 || chars > MAX_USER_CHARS || user.chars().any(char::is_control) {
-                return Err(IssueError::Invalid(format!(
-                    "invalid user id: use 1 to {MAX_USER_CHARS} characters without control \
-                     characters"
-                )));
-            }
+            check_user(user).map_err(IssueError::Invalid)?;
         }
         let enabled = settings.token_type_for(&self.tenant);
         let token_type = match (enabled, self.token_type) {
@@ -239,6 +233,21 @@ pub fn check_scopes(scopes: Vec<String>) -> Result<Vec<String>, String> {
         }
     }
     Ok(kept)
+}
+
+/// Checks a user id: 1 to [`MAX_USER_CHARS`] characters, no control character.
+///
+/// # Errors
+///
+/// The message saying what a user id must be.
+pub fn check_user(user: &str) -> Result<(), String> {
+    let chars = user.chars().count();
+    if chars == 0 || chars > MAX_USER_CHARS || user.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid user id: use 1 to {MAX_USER_CHARS} characters without control characters"
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses the environment's own scopes ([`ENVIRONMENT_SCOPES`](crate::ENVIRONMENT_SCOPES))

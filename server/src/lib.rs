@@ -21,6 +21,7 @@
 //! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
 //! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
 //! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
+//! | `DELETE /v1/tenants/{tenant}/users/{user}` | the user leaves the tenant: all of the user's tokens there are revoked |
 //! | `POST /oauth/token` | client-credentials grant (public) |
 //! | `POST /oauth/introspect` | RFC 7662 introspection for resource servers (scope `m2m:introspect`) |
 //! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
@@ -86,7 +87,7 @@ pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
-    MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant,
+    MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant, check_user,
     expiry_from,
 };
 pub use problem::Problem;
@@ -121,6 +122,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/tenants/{tenant}/tokens/{id}",
             delete(api::tokens::revoke),
+        )
+        .route(
+            "/v1/tenants/{tenant}/users/{user}",
+            delete(api::users::remove),
         )
         // Every route checks the caller's rights itself (see `rights`).
         .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()));

@@ -643,3 +643,48 @@ async fn client_credentials_are_exchanged_against_the_binary() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     server.stop();
 }
+
+#[tokio::test]
+async fn the_cli_removes_a_user_and_revokes_the_users_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url) = database(&dir);
+    let create = |user: &str| {
+        let output = cli(
+            &url,
+            &[
+                "token",
+                "create",
+                "--tenant",
+                "acme",
+                "--type",
+                "access",
+                "--expires",
+                "7d",
+                "--user",
+                user,
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    create("alice");
+    create("alice");
+    create("bob");
+    let output = cli(&url, &["user", "remove", "--tenant", "acme", "alice"]);
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("2 tokens revoked"), "{said}");
+    let listing = stdout_lines(&cli(&url, &["token", "list", "--tenant", "acme"]));
+    let revoked = listing
+        .iter()
+        .skip(1)
+        .filter(|line| !line.trim_end().ends_with(" no"))
+        .count();
+    assert_eq!(revoked, 2, "{listing:#?}");
+
+    let output = cli(&url, &["user", "remove", "--tenant", "acme", "\u{1}"]);
+    assert!(!output.status.success(), "a bad user id is refused");
+}

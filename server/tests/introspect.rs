@@ -577,6 +577,15 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.revoke(id, at).await
     }
+    async fn revoke_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<usize, m2m_core::StoreError> {
+        self.check()?;
+        self.store.revoke_user(tenant, user, at).await
+    }
     async fn load_settings(&self) -> Result<m2m_core::TypeSettings, m2m_core::StoreError> {
         self.check()?;
         self.store.load_settings().await

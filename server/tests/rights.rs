@@ -262,6 +262,13 @@ async fn every_route_checks_the_callers_rights() {
             StatusCode::NO_CONTENT,
         ),
         (Method::GET, "/v1/stats", None, &environment, StatusCode::OK),
+        (
+            Method::DELETE,
+            "/v1/tenants/acme/users/alice",
+            None,
+            &acme_admins,
+            StatusCode::OK,
+        ),
     ];
     for (method, path, body, allowed, ok) in cases {
         check_route(&service, method, path, body, allowed, ok).await;
@@ -428,4 +435,85 @@ async fn only_the_environment_acts_as_a_resource_server() {
         .body(Body::from(r#"{"uses":[]}"#))
         .unwrap();
     assert_eq!(status(usage).await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn removing_a_user_revokes_the_users_tokens_at_once() {
+    let service = service().await;
+    let create = |user: &'static str| {
+        let service = &service;
+        async move {
+            let reply = service
+                .call(
+                    Who::AcmeAdmin,
+                    Method::POST,
+                    "/v1/tenants/acme/tokens",
+                    Some(
+                        json!({"expires": "30d", "user_id": user, "scopes": ["m2m:tenant-admin"]}),
+                    ),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+            reply.body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let alice = [create("alice").await, create("alice").await];
+    let bob = create("bob").await;
+    let lists = |token: String| {
+        let router = service.router.clone();
+        async move {
+            let request = Request::get("/v1/tenants/acme/tokens")
+                .header("x-api-key", token)
+                .body(Body::empty())
+                .unwrap();
+            router.oneshot(request).await.unwrap().status()
+        }
+    };
+    for token in alice.iter().chain([&bob]) {
+        assert_eq!(lists(token.clone()).await, StatusCode::OK);
+    }
+
+    let reply = service
+        .call(
+            Who::AcmeAdmin,
+            Method::DELETE,
+            "/v1/tenants/acme/users/alice",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({"tenant": "acme", "user_id": "alice", "revoked_tokens": 2})
+    );
+    // At once: the service's own cache heard the revocations before the answer.
+    for token in &alice {
+        assert_eq!(lists(token.clone()).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        lists(bob).await,
+        StatusCode::OK,
+        "another user keeps theirs"
+    );
+
+    // Another tenant's admin cannot remove acme's users; a bad user id is a 400.
+    let reply = service
+        .call(
+            Who::GlobexAdmin,
+            Method::DELETE,
+            "/v1/tenants/acme/users/bob",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = service
+        .call(
+            Who::AcmeAdmin,
+            Method::DELETE,
+            "/v1/tenants/acme/users/%01",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.problem);
 }

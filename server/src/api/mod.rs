@@ -4,6 +4,7 @@
 pub(crate) mod settings;
 pub(crate) mod tokens;
 pub(crate) mod usage;
+pub(crate) mod users;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;

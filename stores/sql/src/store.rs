@@ -539,6 +539,51 @@ impl TokenStore for SqlStore {
         Ok(revoked)
     }
 
+    async fn revoke_user(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let at = to_nanos(at)?;
+        let events = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            // The bearer tokens of the user's credentials first, while the credentials still
+            // read as the user's; then the user's own tokens.
+            let derived = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 \
+                 WHERE revoked_at IS NULL AND credential_id IN \
+                   (SELECT id FROM tokens WHERE tenant = $2 AND user_id = $3 AND kind = 'cs') \
+                 RETURNING id, digest",
+            )
+            .bind(at)
+            .bind(tenant)
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let own = sqlx::query(
+                "UPDATE tokens SET revoked_at = $1 \
+                 WHERE tenant = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id, digest",
+            )
+            .bind(at)
+            .bind(tenant)
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let mut events = revocation_events(&own)?;
+            events.extend(revocation_events(&derived)?);
+            tx.announce_revocations(&events, &self.origin)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            events
+        });
+        self.announce(&events);
+        Ok(events.len())
+    }
+
     async fn get(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
         with_pool!(self, |pool| {

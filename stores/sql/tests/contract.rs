@@ -638,6 +638,61 @@ async fn concurrent_writes(store: Arc<dyn TokenStore>) {
 }
 
 /// Declares one test per contract case and store.
+/// Removing a user revokes the user's tokens in that tenant, and the bearer tokens of the
+/// user's client credentials, announcing each; nobody else's.
+async fn revoke_user_revokes_the_users_tokens(store: Arc<dyn TokenStore>) {
+    let recorder = Arc::new(Recorder::default());
+    assert!(store.subscribe(recorder.clone()));
+    let of = |id: &str, kind: TokenKind, tenant: &str, user: Option<&str>| TokenRecord {
+        user: user.map(str::to_owned),
+        client_id: (kind == TokenKind::ClientSecret).then(|| format!("m2m_ci_{id}")),
+        ..record(id, kind, tenant, T0)
+    };
+    let personal = of("tok_alice", TokenKind::AccessToken, "acme", Some("alice"));
+    let credential = of(
+        "tok_alicecred",
+        TokenKind::ClientSecret,
+        "acme",
+        Some("alice"),
+    );
+    let bearer = bearer_from("tok_alicebearer", &credential, T0);
+    let untouched = [
+        of("tok_bob", TokenKind::AccessToken, "acme", Some("bob")),
+        of("tok_tenant", TokenKind::AccessToken, "acme", None),
+        of(
+            "tok_alice_globex",
+            TokenKind::AccessToken,
+            "globex",
+            Some("alice"),
+        ),
+    ];
+    for r in [&personal, &credential, &bearer]
+        .into_iter()
+        .chain(&untouched)
+    {
+        store.insert(r.clone()).await.unwrap();
+    }
+    let at = T0 + Duration::minutes(3);
+    assert_eq!(store.revoke_user("acme", "alice", at).await.unwrap(), 3);
+    let announced: Vec<String> = recorder
+        .take_sorted()
+        .into_iter()
+        .map(|e| e.token_id.to_string())
+        .collect();
+    assert_eq!(announced, ["tok_alice", "tok_alicebearer", "tok_alicecred"]);
+    for r in [&personal, &credential, &bearer] {
+        let found = store.get(&r.id).await.unwrap().unwrap();
+        assert_eq!(found.revoked_at, Some(at), "{}", r.id);
+    }
+    for r in &untouched {
+        let found = store.get(&r.id).await.unwrap().unwrap();
+        assert_eq!(found.revoked_at, None, "{}", r.id);
+    }
+    // Again: nothing left to revoke, nothing announced.
+    assert_eq!(store.revoke_user("acme", "alice", at).await.unwrap(), 0);
+    assert!(recorder.take_sorted().is_empty());
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -674,6 +729,7 @@ contract!(
     list_and_pages,
     expired_and_revoked_are_still_found,
     revoke_cascades_and_announces,
+    revoke_user_revokes_the_users_tokens,
     find_client_by_client_id,
     record_usage_keeps_the_latest,
     a_verifier_records_usage_by_itself,

@@ -1,0 +1,52 @@
+//! `DELETE /v1/tenants/{tenant}/users/{user}`: a user leaves a tenant, and every token of the
+//! user there goes with them: personal tokens, and the bearer tokens of the user's client
+//! credentials. Each revocation reaches every verifier through the revocation events, as a
+//! single revocation does.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use m2m_tower::Authenticated;
+use serde::Serialize;
+
+use crate::issue::{check_tenant, check_user};
+use crate::problem::Problem;
+use crate::rights::require_tenant_admin;
+use crate::state::AppState;
+
+/// The answer: who left, and how many tokens were revoked.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserRemoved {
+    tenant: String,
+    user_id: String,
+    revoked_tokens: usize,
+}
+
+/// `DELETE /v1/tenants/{tenant}/users/{user}` (environment admin, or tenant admin of the
+/// tenant): 200 with the number of tokens revoked; removing a user without tokens is not an
+/// error.
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<UserRemoved>, Problem> {
+    let Path((tenant, user)) = path?;
+    check_tenant(&tenant).map_err(Problem::bad_request)?;
+    require_tenant_admin(&caller, &tenant)?;
+    check_user(&user).map_err(Problem::bad_request)?;
+    let revoked_tokens = state
+        .store()
+        .revoke_user(&tenant, &user, state.now())
+        .await?;
+    tracing::info!(
+        tenant = %tenant,
+        by = %caller.token_id(),
+        revoked_tokens,
+        "user removed from the tenant"
+    );
+    Ok(Json(UserRemoved {
+        tenant,
+        user_id: user,
+        revoked_tokens,
+    }))
+}
