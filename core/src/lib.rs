@@ -76,8 +76,8 @@ pub use policy::{InvalidTokenType, Policy, RequiredScopes, TokenType, TokenTypes
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
 pub use store::{
-    MemoryStore, RevocationEvent, RevocationListener, StoreError, TokenLookup, TokenStore,
-    TypeSettings,
+    GrantableScope, MemoryStore, PortalSettings, RevocationEvent, RevocationListener, StoreError,
+    TokenLookup, TokenStore, TypeSettings,
 };
 pub use token::{
     CHECKSUM_LEN, DEFAULT_PREFIX, DigestHash, DigestHasher, InvalidPrefix, MAX_PREFIX_LEN,

@@ -274,6 +274,21 @@ pub trait TokenStore: TokenLookup {
     /// [`StoreError`] when the store cannot answer.
     async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError>;
 
+    /// The portal settings: grantable scopes and the two section switches (their defaults
+    /// when never saved).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn load_portal_settings(&self) -> Result<PortalSettings, StoreError>;
+
+    /// Replaces the portal settings.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError>;
+
     /// Generates a token with [`NewToken::generate`], stores its record and returns the secret
     /// once.
     ///
@@ -371,6 +386,14 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).clear_token_type(tenant).await
     }
 
+    async fn load_portal_settings(&self) -> Result<PortalSettings, StoreError> {
+        (**self).load_portal_settings().await
+    }
+
+    async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError> {
+        (**self).save_portal_settings(settings).await
+    }
+
     async fn issue(
         &self,
         format: &TokenFormat,
@@ -378,6 +401,76 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         now: OffsetDateTime,
     ) -> Result<IssuedToken, StoreError> {
         (**self).issue(format, request, now).await
+    }
+}
+
+/// What the environment lets its tenants' users see and grant, as a store keeps it.
+///
+/// ```
+/// use m2m_core::{GrantableScope, PortalSettings};
+///
+/// let settings = PortalSettings {
+///     grantable_scopes: vec![GrantableScope::new("reports:read", "Read the reports")],
+///     ..PortalSettings::default()
+/// };
+/// assert!(settings.is_grantable("reports:read"));
+/// assert!(!settings.is_grantable("reports:write"));
+/// assert!(settings.api_tokens_visible && settings.personal_tokens_visible);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSettings {
+    /// The scopes tenant users may grant to the tokens they create (besides the rights they
+    /// hold themselves), each with what it allows.
+    #[serde(default)]
+    pub grantable_scopes: Vec<GrantableScope>,
+    /// Whether tenant users see and create the tenant's API tokens (default: yes).
+    #[serde(default = "yes")]
+    pub api_tokens_visible: bool,
+    /// Whether tenant users see and create their personal tokens (default: yes).
+    #[serde(default = "yes")]
+    pub personal_tokens_visible: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            grantable_scopes: Vec::new(),
+            api_tokens_visible: true,
+            personal_tokens_visible: true,
+        }
+    }
+}
+
+impl PortalSettings {
+    /// Whether `scope` is in the catalogue of grantable scopes.
+    pub fn is_grantable(&self, scope: &str) -> bool {
+        self.grantable_scopes.iter().any(|s| s.name == scope)
+    }
+}
+
+/// A scope of the catalogue: its name and what it allows, as the portal shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantableScope {
+    /// The scope, as tokens carry it.
+    pub name: String,
+    /// What it allows, for people.
+    #[serde(default)]
+    pub description: String,
+}
+
+impl GrantableScope {
+    /// A scope of the catalogue.
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -419,6 +512,7 @@ pub struct MemoryStore {
     by_digest: DashMap<TokenDigest, TokenRecord, DigestHasher>,
     by_id: DashMap<TokenId, TokenDigest>,
     settings: RwLock<TypeSettings>,
+    portal: RwLock<PortalSettings>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
 }
 
@@ -657,6 +751,19 @@ impl TokenStore for MemoryStore {
         let before = settings.tenants.len();
         settings.tenants.retain(|(t, _)| t != tenant);
         Ok(settings.tenants.len() != before)
+    }
+
+    async fn load_portal_settings(&self) -> Result<PortalSettings, StoreError> {
+        Ok(self
+            .portal
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError> {
+        *self.portal.write().unwrap_or_else(PoisonError::into_inner) = settings.clone();
+        Ok(())
     }
 }
 

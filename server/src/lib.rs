@@ -17,6 +17,7 @@
 //! |---|---|
 //! | `GET`/`PUT /v1/settings` | the environment's token type |
 //! | `GET`/`PUT /v1/tenants/{tenant}/settings` | a tenant's token type (override or inherited) |
+//! | `GET`/`PUT /v1/settings/portal` | grantable scopes and the API-token / personal-token switches |
 //! | `DELETE /v1/tenants/{tenant}/settings` | the tenant follows the environment again |
 //! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
 //! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
@@ -82,6 +83,7 @@ use m2m_core::{Expiry, IssuedToken, NewToken, StoreError, TokenKind};
 use m2m_tower::M2mAuthLayer;
 
 pub use api::ADMIN_SCOPE;
+pub use api::portal::MAX_GRANTABLE_SCOPES;
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
@@ -108,6 +110,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/settings",
             get(api::settings::get_environment).put(api::settings::put_environment),
+        )
+        .route(
+            "/v1/settings/portal",
+            get(api::portal::get).put(api::portal::put),
         )
         .route(
             "/v1/tenants/{tenant}/settings",

@@ -10,10 +10,13 @@
 //!
 //! The environment scopes ([`ENVIRONMENT_SCOPES`]) count only in the reserved tenant, and the
 //! service refuses to issue them into any other (422). Nobody grants what they do not hold: a
-//! caller other than an environment admin issues only scopes it carries itself (403). A refusal
-//! about another tenant is the same 403 whether or not the thing asked for exists there.
+//! caller other than an environment admin issues only scopes it carries itself, and of those
+//! only [`TENANT_ADMIN_SCOPE`] and the scopes the environment declared grantable
+//! ([`PortalSettings`]), and only the tokens the environment shows its tenants' users (the
+//! tenant's API tokens, personal tokens): 403 otherwise. A refusal about another tenant is the
+//! same 403 whether or not the thing asked for exists there.
 
-use m2m_core::Principal;
+use m2m_core::{PortalSettings, Principal};
 
 use crate::ADMIN_TENANT;
 use crate::api::ADMIN_SCOPE;
@@ -73,28 +76,56 @@ pub(crate) fn require_tenant_admin(principal: &Principal, tenant: &str) -> Resul
     ))
 }
 
-/// Checks the scopes `principal` wants to grant to a new token of `tenant`: environment scopes
-/// only into the reserved tenant (422), and, but for an environment admin, only scopes the
-/// caller holds itself (403).
+/// Checks what `principal` wants to issue into `tenant`: environment scopes only into the
+/// reserved tenant (422); and, but for an environment admin, only scopes the caller holds
+/// itself that are [`TENANT_ADMIN_SCOPE`] or in the environment's catalogue of grantable
+/// scopes, and only the kind of token (the tenant's API tokens, or personal tokens with a
+/// `user_id`) the environment shows its tenants' users (403).
 pub(crate) fn check_grant(
     principal: &Principal,
     tenant: &str,
     scopes: &[String],
+    personal: bool,
+    portal: &PortalSettings,
 ) -> Result<(), Problem> {
     crate::issue::check_environment_scopes(tenant, scopes).map_err(Problem::invalid)?;
     if is_environment_admin(principal) {
         return Ok(());
     }
-    if let Some(scope) = scopes.iter().find(|s| !principal.has_scope(s)) {
+    let refuse = |reason: &'static str, detail: String| {
         tracing::debug!(
             token_id = %principal.token_id(),
             tenant = principal.tenant(),
-            reason = "grant_not_held",
+            reason,
             "request refused"
         );
-        return Err(Problem::forbidden(format!(
-            "a credential grants only scopes it holds itself, and this one lacks {scope}"
-        )));
+        Err(Problem::forbidden(detail))
+    };
+    let (visible, section) = if personal {
+        (portal.personal_tokens_visible, "personal tokens")
+    } else {
+        (portal.api_tokens_visible, "API tokens")
+    };
+    if !visible {
+        return refuse(
+            "section_hidden",
+            format!("the environment does not let tenant users create {section}"),
+        );
+    }
+    if let Some(scope) = scopes.iter().find(|s| !principal.has_scope(s)) {
+        return refuse(
+            "grant_not_held",
+            format!("a credential grants only scopes it holds itself, and this one lacks {scope}"),
+        );
+    }
+    if let Some(scope) = scopes
+        .iter()
+        .find(|s| *s != TENANT_ADMIN_SCOPE && !portal.is_grantable(s))
+    {
+        return refuse(
+            "not_grantable",
+            format!("the environment has not declared the scope {scope} grantable"),
+        );
     }
     Ok(())
 }
@@ -139,18 +170,36 @@ mod tests {
     #[test]
     fn nobody_grants_what_they_do_not_hold() {
         let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let acme = principal("acme", &[TENANT_ADMIN_SCOPE, "reports:read"]);
-        assert!(check_grant(&acme, "acme", &scopes(&["reports:read"])).is_ok());
-        assert!(check_grant(&acme, "acme", &scopes(&[TENANT_ADMIN_SCOPE])).is_ok());
-        let held = check_grant(&acme, "acme", &scopes(&["reports:write"])).unwrap_err();
+        let portal = PortalSettings {
+            grantable_scopes: vec![m2m_core::GrantableScope::new("reports:read", "")],
+            ..PortalSettings::default()
+        };
+        let grant = |p: &Principal, tenant: &str, s: &[&str]| {
+            check_grant(p, tenant, &scopes(s), false, &portal)
+        };
+        let acme = principal("acme", &[TENANT_ADMIN_SCOPE, "reports:read", "billing"]);
+        assert!(grant(&acme, "acme", &["reports:read"]).is_ok());
+        assert!(grant(&acme, "acme", &[TENANT_ADMIN_SCOPE]).is_ok());
+        let held = grant(&acme, "acme", &["reports:write"]).unwrap_err();
         assert_eq!(held.status(), http::StatusCode::FORBIDDEN);
-        let environment = check_grant(&acme, "acme", &scopes(&[ADMIN_SCOPE])).unwrap_err();
+        let undeclared = grant(&acme, "acme", &["billing"]).unwrap_err();
+        assert_eq!(undeclared.status(), http::StatusCode::FORBIDDEN);
+        let environment = grant(&acme, "acme", &[ADMIN_SCOPE]).unwrap_err();
         assert_eq!(environment.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
 
         let admin = principal(ADMIN_TENANT, &[ADMIN_SCOPE]);
-        assert!(check_grant(&admin, "acme", &scopes(&["anything"])).is_ok());
-        let outside = check_grant(&admin, "acme", &scopes(&[INTROSPECT_SCOPE])).unwrap_err();
+        assert!(grant(&admin, "acme", &["anything"]).is_ok());
+        let outside = grant(&admin, "acme", &[INTROSPECT_SCOPE]).unwrap_err();
         assert_eq!(outside.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(check_grant(&admin, ADMIN_TENANT, &scopes(&[INTROSPECT_SCOPE])).is_ok());
+        assert!(grant(&admin, ADMIN_TENANT, &[INTROSPECT_SCOPE]).is_ok());
+
+        let hidden = PortalSettings {
+            api_tokens_visible: false,
+            ..portal.clone()
+        };
+        let api = check_grant(&acme, "acme", &[], false, &hidden).unwrap_err();
+        assert_eq!(api.status(), http::StatusCode::FORBIDDEN);
+        assert!(check_grant(&acme, "acme", &[], true, &hidden).is_ok());
+        assert!(check_grant(&admin, "acme", &[], false, &hidden).is_ok());
     }
 }

@@ -602,6 +602,17 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.clear_token_type(tenant).await
     }
+    async fn load_portal_settings(&self) -> Result<m2m_core::PortalSettings, m2m_core::StoreError> {
+        self.check()?;
+        self.store.load_portal_settings().await
+    }
+    async fn save_portal_settings(
+        &self,
+        settings: &m2m_core::PortalSettings,
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.save_portal_settings(settings).await
+    }
 }
 
 /// The service's router over a counting store; its admin token.

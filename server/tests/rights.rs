@@ -263,6 +263,20 @@ async fn every_route_checks_the_callers_rights() {
         ),
         (Method::GET, "/v1/stats", None, &environment, StatusCode::OK),
         (
+            Method::GET,
+            "/v1/settings/portal",
+            None,
+            &environment,
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            "/v1/settings/portal",
+            Some(json!({"grantable_scopes": [{"name": "reports:read", "description": "Read"}]})),
+            &environment,
+            StatusCode::OK,
+        ),
+        (
             Method::DELETE,
             "/v1/tenants/acme/users/alice",
             None,
@@ -372,9 +386,35 @@ async fn nobody_grants_what_they_do_not_hold() {
             assert!(reply.problem);
         }
     }
-    // A tenant admin grants only what it holds.
+    // A tenant admin grants only what it holds, and of that only what the environment declared
+    // grantable (and the tenant-admin right itself).
+    let reply = create(Who::AcmeAdmin, "acme", json!(["reports:read"])).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "not declared: {}",
+        reply.body
+    );
+    let catalogue = json!({"grantable_scopes": [
+        {"name": "reports:read", "description": "Read the reports"},
+        {"name": "reports:write", "description": "Write the reports"},
+    ]});
+    let reply = service
+        .call(
+            Who::EnvironmentAdmin,
+            Method::PUT,
+            "/v1/settings/portal",
+            Some(catalogue),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let reply = create(Who::AcmeAdmin, "acme", json!(["reports:write"])).await;
-    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "not held: {}",
+        reply.body
+    );
     let reply = create(
         Who::AcmeAdmin,
         "acme",
@@ -516,4 +556,89 @@ async fn removing_a_user_revokes_the_users_tokens_at_once() {
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.problem);
+}
+
+#[tokio::test]
+async fn the_portal_settings_rule_what_tenant_users_create() {
+    let service = service().await;
+    let put = |body: Value| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    Who::EnvironmentAdmin,
+                    Method::PUT,
+                    "/v1/settings/portal",
+                    Some(body),
+                )
+                .await
+        }
+    };
+    let create = |who: Who, user: Option<&'static str>| {
+        let service = &service;
+        async move {
+            let mut body = json!({"expires": "1d"});
+            if let Some(user) = user {
+                body["user_id"] = user.into();
+            }
+            service
+                .call(who, Method::POST, "/v1/tenants/acme/tokens", Some(body))
+                .await
+                .status
+        }
+    };
+    // Both sections visible by default.
+    let reply = service
+        .call(
+            Who::EnvironmentAdmin,
+            Method::GET,
+            "/v1/settings/portal",
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.body,
+        json!({"grantable_scopes": [], "api_tokens_visible": true, "personal_tokens_visible": true})
+    );
+    assert_eq!(create(Who::AcmeAdmin, None).await, StatusCode::CREATED);
+
+    let reply = put(json!({"api_tokens_visible": false})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(create(Who::AcmeAdmin, None).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        create(Who::AcmeAdmin, Some("alice")).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        create(Who::EnvironmentAdmin, None).await,
+        StatusCode::CREATED
+    );
+
+    let reply = put(json!({"personal_tokens_visible": false})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(create(Who::AcmeAdmin, None).await, StatusCode::CREATED);
+    assert_eq!(
+        create(Who::AcmeAdmin, Some("alice")).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // The catalogue is checked: environment scopes, duplicates, bad names, too many.
+    for bad in [
+        json!({"grantable_scopes": [{"name": "m2m:admin"}]}),
+        json!({"grantable_scopes": [{"name": "a"}, {"name": "a"}]}),
+        json!({"grantable_scopes": [{"name": "two words"}]}),
+        json!({"grantable_scopes": (0..=m2m_server::MAX_GRANTABLE_SCOPES)
+            .map(|i| json!({"name": format!("s{i}")}))
+            .collect::<Vec<_>>()}),
+    ] {
+        let reply = put(bad.clone()).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(reply.problem);
+    }
+    let reply = put(json!({"unknown": true})).await;
+    assert!(
+        reply.status.is_client_error() && reply.problem,
+        "{}",
+        reply.body
+    );
 }

@@ -1,6 +1,7 @@
 //! The REST admin API: settings and tokens per tenant, behind `M2mAuthLayer`, each route
 //! checking the caller's rights ([`rights`](crate::rights)), and `GET /health`.
 
+pub(crate) mod portal;
 pub(crate) mod settings;
 pub(crate) mod tokens;
 pub(crate) mod usage;

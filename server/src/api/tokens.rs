@@ -59,7 +59,14 @@ pub(crate) async fn create(
     let tenant = tenant_from(path)?;
     require_tenant_admin(&caller, &tenant)?;
     let Json(body) = body?;
-    check_grant(&caller, &tenant, &body.scopes)?;
+    let portal = state.store().load_portal_settings().await?;
+    check_grant(
+        &caller,
+        &tenant,
+        &body.scopes,
+        body.user_id.is_some(),
+        &portal,
+    )?;
     let expiry =
         expiry_from(body.expires.as_deref(), body.expires_in_minutes).map_err(Problem::invalid)?;
     let token_type = body

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup,
-    TokenRecord, TokenStore, TokenType, TypeSettings,
+    PortalSettings, RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId,
+    TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -649,6 +649,38 @@ impl TokenStore for SqlStore {
             .bind(level)
             .bind(tenant)
             .bind(token_type.name())
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })?;
+        Ok(())
+    }
+
+    async fn load_portal_settings(&self) -> Result<PortalSettings, StoreError> {
+        let sql = "SELECT document FROM portal_settings WHERE id = 1";
+        let document: Option<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?
+        });
+        match document {
+            None => Ok(PortalSettings::default()),
+            Some((document,)) => {
+                serde_json::from_str(&document).map_err(|_| corrupt("portal settings"))
+            }
+        }
+    }
+
+    async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError> {
+        let document = serde_json::to_string(settings).map_err(|_| corrupt("portal settings"))?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO portal_settings (id, document) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET document = excluded.document",
+            )
+            .bind(&document)
             .execute(pool)
             .await
             .map(drop)

@@ -693,6 +693,27 @@ async fn revoke_user_revokes_the_users_tokens(store: Arc<dyn TokenStore>) {
     assert!(recorder.take_sorted().is_empty());
 }
 
+/// The portal settings round-trip, with their defaults before the first save.
+async fn portal_settings(store: Arc<dyn TokenStore>) {
+    assert_eq!(
+        store.load_portal_settings().await.unwrap(),
+        m2m_core::PortalSettings::default()
+    );
+    let settings = m2m_core::PortalSettings {
+        grantable_scopes: vec![
+            m2m_core::GrantableScope::new("reports:read", "Read the reports"),
+            m2m_core::GrantableScope::new("reports:write", "Write \"quoted\" reports, é"),
+        ],
+        api_tokens_visible: false,
+        personal_tokens_visible: true,
+    };
+    store.save_portal_settings(&settings).await.unwrap();
+    assert_eq!(store.load_portal_settings().await.unwrap(), settings);
+    let emptied = m2m_core::PortalSettings::default();
+    store.save_portal_settings(&emptied).await.unwrap();
+    assert_eq!(store.load_portal_settings().await.unwrap(), emptied);
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -734,6 +755,7 @@ contract!(
     record_usage_keeps_the_latest,
     a_verifier_records_usage_by_itself,
     token_type_settings,
+    portal_settings,
     concurrent_writes,
 );
 
