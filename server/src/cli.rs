@@ -199,11 +199,47 @@ enum SettingsCommand {
         #[arg(long)]
         tenant: String,
     },
-    /// Show the environment default and the tenant overrides.
+    /// Show the environment default, the tenant overrides and the portal settings.
     Show {
         #[command(flatten)]
         database: Database,
     },
+    /// Declare a scope grantable by tenant users (or change its description).
+    Grantable {
+        #[command(flatten)]
+        database: Database,
+        /// The scope.
+        name: String,
+        /// What it allows, as the portal shows it.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove a scope from the grantable ones.
+    NotGrantable {
+        #[command(flatten)]
+        database: Database,
+        /// The scope.
+        name: String,
+    },
+    /// Show or hide the tenant users' API tokens and personal tokens.
+    Sections {
+        #[command(flatten)]
+        database: Database,
+        /// on or off: tenant users see and create the tenant's API tokens.
+        #[arg(long, value_parser = parse_switch)]
+        api_tokens: Option<bool>,
+        /// on or off: tenant users see and create their personal tokens.
+        #[arg(long, value_parser = parse_switch)]
+        personal_tokens: Option<bool>,
+    },
+}
+
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: expected on or off")),
+    }
 }
 
 fn parse_token_type(text: &str) -> Result<TokenType, String> {
@@ -368,6 +404,66 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for (tenant, token_type) in &settings.tenants {
                 println!("tenant {tenant}: {token_type}");
             }
+            let portal = store.load_portal_settings().await?;
+            let shown = |visible: bool| if visible { "shown" } else { "hidden" };
+            println!("api tokens: {}", shown(portal.api_tokens_visible));
+            println!("personal tokens: {}", shown(portal.personal_tokens_visible));
+            for scope in &portal.grantable_scopes {
+                println!("grantable: {} {}", scope.name, scope.description);
+            }
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::Grantable {
+            database,
+            name,
+            description,
+        }) => {
+            let store = open(&database).await?;
+            let mut portal = store.load_portal_settings().await?;
+            match portal.grantable_scopes.iter_mut().find(|s| s.name == name) {
+                Some(scope) => scope.description = description,
+                None => portal
+                    .grantable_scopes
+                    .push(m2m_core::GrantableScope::new(name.clone(), description)),
+            }
+            crate::api::portal::check(&portal).map_err(Failure::usage)?;
+            store.save_portal_settings(&portal).await?;
+            eprintln!("tenant users may grant {name}");
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::NotGrantable { database, name }) => {
+            let store = open(&database).await?;
+            let mut portal = store.load_portal_settings().await?;
+            let before = portal.grantable_scopes.len();
+            portal.grantable_scopes.retain(|s| s.name != name);
+            if portal.grantable_scopes.len() == before {
+                eprintln!("{name} was not grantable");
+                return Ok(());
+            }
+            store.save_portal_settings(&portal).await?;
+            eprintln!("tenant users may no longer grant {name}");
+            Ok(())
+        }
+        Command::Settings(SettingsCommand::Sections {
+            database,
+            api_tokens,
+            personal_tokens,
+        }) => {
+            let store = open(&database).await?;
+            let mut portal = store.load_portal_settings().await?;
+            if let Some(visible) = api_tokens {
+                portal.api_tokens_visible = visible;
+            }
+            if let Some(visible) = personal_tokens {
+                portal.personal_tokens_visible = visible;
+            }
+            store.save_portal_settings(&portal).await?;
+            let shown = |visible: bool| if visible { "shown" } else { "hidden" };
+            eprintln!(
+                "api tokens {}, personal tokens {}",
+                shown(portal.api_tokens_visible),
+                shown(portal.personal_tokens_visible)
+            );
             Ok(())
         }
     }

@@ -688,3 +688,54 @@ async fn the_cli_removes_a_user_and_revokes_the_users_tokens() {
     let output = cli(&url, &["user", "remove", "--tenant", "acme", "\u{1}"]);
     assert!(!output.status.success(), "a bad user id is refused");
 }
+
+#[tokio::test]
+async fn the_cli_keeps_the_portal_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url) = database(&dir);
+    let run = |args: &[&str]| {
+        let output = cli(&url, args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    run(&[
+        "settings",
+        "grantable",
+        "reports:read",
+        "--description",
+        "Read the reports",
+    ]);
+    run(&["settings", "grantable", "reports:write"]);
+    run(&["settings", "not-grantable", "reports:write"]);
+    run(&["settings", "sections", "--api-tokens", "off"]);
+    let shown = stdout_lines(&run(&["settings", "show"]));
+    assert!(
+        shown.contains(&"api tokens: hidden".to_owned()),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.contains(&"personal tokens: shown".to_owned()),
+        "{shown:#?}"
+    );
+    assert!(
+        shown.contains(&"grantable: reports:read Read the reports".to_owned()),
+        "{shown:#?}"
+    );
+    assert!(!shown.iter().any(|line| line.contains("reports:write")));
+
+    // The environment's scopes are never grantable, and a switch is on or off.
+    assert!(
+        !cli(&url, &["settings", "grantable", "m2m:admin"])
+            .status
+            .success()
+    );
+    assert!(
+        !cli(&url, &["settings", "sections", "--api-tokens", "maybe"])
+            .status
+            .success()
+    );
+}

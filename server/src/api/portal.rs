@@ -43,7 +43,7 @@ pub(crate) async fn put(
 }
 
 /// The catalogue's bounds and names.
-fn check(settings: &PortalSettings) -> Result<(), String> {
+pub(crate) fn check(settings: &PortalSettings) -> Result<(), String> {
     let scopes = &settings.grantable_scopes;
     if scopes.len() > MAX_GRANTABLE_SCOPES {
         return Err(format!(
