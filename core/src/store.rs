@@ -224,6 +224,20 @@ pub trait TokenStore: TokenLookup {
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError>;
 
+    /// One page of the records of `user` in `tenant` (the user's personal tokens), oldest
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn list_user_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
     /// Revokes a token, and for a client credential every bearer token issued from it, and
     /// announces each to the subscribers. Returns whether a token with that id existed and was
     /// not revoked before.
@@ -368,6 +382,16 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         at: OffsetDateTime,
     ) -> Result<usize, StoreError> {
         (**self).revoke_user(tenant, user, at).await
+    }
+
+    async fn list_user_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_user_page(tenant, user, offset, limit).await
     }
 
     async fn load_settings(&self) -> Result<TypeSettings, StoreError> {
@@ -663,6 +687,20 @@ impl TokenStore for MemoryStore {
         }
         self.announce(&events);
         Ok(revoked)
+    }
+
+    async fn list_user_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut records = self.list(tenant).await?;
+        records.retain(|r| r.user.as_deref() == Some(user));
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(records.into_iter().skip(skip).take(take).collect())
     }
 
     async fn revoke_user(

@@ -577,6 +577,16 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.revoke(id, at).await
     }
+    async fn list_user_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.list_user_page(tenant, user, offset, limit).await
+    }
     async fn revoke_user(
         &self,
         tenant: &str,

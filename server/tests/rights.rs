@@ -512,6 +512,23 @@ async fn removing_a_user_revokes_the_users_tokens_at_once() {
     for token in alice.iter().chain([&bob]) {
         assert_eq!(lists(token.clone()).await, StatusCode::OK);
     }
+    // Listed per user.
+    let reply = service
+        .call(
+            Who::AcmeAdmin,
+            Method::GET,
+            "/v1/tenants/acme/tokens?user_id=alice",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let users: Vec<&Value> = reply.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| &item["user_id"])
+        .collect();
+    assert_eq!(users, [&json!("alice"), &json!("alice")]);
 
     let reply = service
         .call(

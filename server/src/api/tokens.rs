@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use m2m_tower::Authenticated;
 
 use super::{TokenView, tenant_from};
-use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
+use crate::issue::{IssueError, TokenRequest, check_tenant, check_user, expiry_from};
 use crate::problem::Problem;
 use crate::rights::{check_grant, require_tenant_admin};
 use crate::state::AppState;
@@ -113,6 +113,8 @@ pub(crate) async fn create(
 pub(crate) struct Page {
     limit: Option<u64>,
     offset: Option<u64>,
+    /// Only this user's (personal) tokens.
+    user_id: Option<String>,
 }
 
 /// One page of a tenant's tokens.
@@ -123,7 +125,8 @@ pub(crate) struct TokenPage {
     next_offset: Option<u64>,
 }
 
-/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=`, oldest first.
+/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=&user_id=`, oldest first; with `user_id`,
+/// only that user's personal tokens.
 pub(crate) async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -140,7 +143,16 @@ pub(crate) async fn list(
         )));
     }
     let offset = page.offset.unwrap_or(0);
-    let mut records = state.store().list_page(&tenant, offset, limit + 1).await?;
+    let mut records = match &page.user_id {
+        Some(user) => {
+            check_user(user).map_err(Problem::bad_request)?;
+            state
+                .store()
+                .list_user_page(&tenant, user, offset, limit + 1)
+                .await?
+        }
+        None => state.store().list_page(&tenant, offset, limit + 1).await?,
+    };
     let next_offset = (records.len() as u64 > limit).then(|| offset + limit);
     records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let now = state.now();

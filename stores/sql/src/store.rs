@@ -500,6 +500,32 @@ impl TokenStore for SqlStore {
         })
     }
 
+    async fn list_user_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 AND user_id = $2 \
+             ORDER BY created_at, id LIMIT $3 OFFSET $4"
+        );
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(tenant)
+                .bind(user)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+                .map_err(store_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
         let at = to_nanos(at)?;
         let (revoked, events) = with_pool!(self, |pool| {

@@ -714,6 +714,52 @@ async fn portal_settings(store: Arc<dyn TokenStore>) {
     assert_eq!(store.load_portal_settings().await.unwrap(), emptied);
 }
 
+/// A user's tokens in a tenant, paged, oldest first; nobody else's.
+async fn list_user_pages(store: Arc<dyn TokenStore>) {
+    let of = |id: &str, tenant: &str, user: Option<&str>, minutes: i64| TokenRecord {
+        user: user.map(str::to_owned),
+        ..record(
+            id,
+            TokenKind::AccessToken,
+            tenant,
+            T0 + Duration::minutes(minutes),
+        )
+    };
+    for r in [
+        of("tok_a3", "acme", Some("alice"), 3),
+        of("tok_a1", "acme", Some("alice"), 1),
+        of("tok_a2", "acme", Some("alice"), 2),
+        of("tok_b1", "acme", Some("bob"), 1),
+        of("tok_t1", "acme", None, 1),
+        of("tok_g1", "globex", Some("alice"), 1),
+    ] {
+        store.insert(r).await.unwrap();
+    }
+    let page = |offset, limit| {
+        let store = Arc::clone(&store);
+        async move {
+            let records = store
+                .list_user_page("acme", "alice", offset, limit)
+                .await
+                .unwrap();
+            records
+                .into_iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(0, 10).await, ["tok_a1", "tok_a2", "tok_a3"]);
+    assert_eq!(page(1, 1).await, ["tok_a2"]);
+    assert!(page(3, 10).await.is_empty());
+    assert!(
+        store
+            .list_user_page("acme", "carol", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -748,6 +794,7 @@ contract!(
     every_field_round_trips,
     duplicates_conflict,
     list_and_pages,
+    list_user_pages,
     expired_and_revoked_are_still_found,
     revoke_cascades_and_announces,
     revoke_user_revokes_the_users_tokens,
