@@ -336,7 +336,7 @@ impl Verifier {
             .lookup(presented.token.expose_secret(), presented.digest, now)
             .await
             .map_err(|StoreDown| self.store_unavailable(presented.placement))?;
-        self.decide(lookup, presented.placement, now, required_scopes)
+        self.decide(lookup, &presented, now, required_scopes)
     }
 
     /// Verifies from the headers and the cache alone, without waiting: `None` when the answer
@@ -365,9 +365,7 @@ impl Verifier {
         };
         let now = self.inner.clock.unix_nanos();
         match self.inner.cache.get(&presented.digest, now)? {
-            Hit::Fresh(lookup) => {
-                Some(self.decide(lookup, presented.placement, now, required_scopes))
-            }
+            Hit::Fresh(lookup) => Some(self.decide(lookup, &presented, now, required_scopes)),
             Hit::Stale { .. } => None,
         }
     }
@@ -415,35 +413,61 @@ impl Verifier {
             .with_retry_after(self.inner.retry_after)
     }
 
-    /// What a lookup means for the request: expiry, type policy and scopes, checked every time.
-    fn decide(
+    /// What a lookup means for a token of `kind` at `now`: its kind as stored, expiry and the
+    /// type policy. The one decision behind [`verify`](Self::verify),
+    /// [`check_token`](Self::check_token) and [`check_client`](Self::check_client); a refusal
+    /// carries the principal when the store knows the token.
+    fn judge(
         &self,
         lookup: Lookup,
-        placement: Placement,
+        kind: TokenKind,
         now: i64,
-        required_scopes: &[&str],
-    ) -> Result<Principal, Rejection> {
+    ) -> Result<Principal, (InactiveReason, Option<Principal>)> {
         let principal = match lookup {
             Lookup::Active(principal) => principal,
-            Lookup::Expired => return Err(self.reject(RejectionKind::ExpiredToken, placement)),
-            Lookup::Revoked | Lookup::Unknown => {
-                return Err(self.reject(RejectionKind::InvalidToken, placement));
-            }
+            Lookup::Expired => return Err((InactiveReason::Expired, None)),
+            Lookup::Revoked => return Err((InactiveReason::Revoked, None)),
+            Lookup::Unknown => return Err((InactiveReason::Unknown, None)),
         };
+        // The digest covers the type code, so only an inconsistent store can disagree.
+        if principal.kind() != kind {
+            return Err((InactiveReason::Unknown, None));
+        }
         if principal.is_expired_at(now) {
-            return Err(self
-                .reject(RejectionKind::ExpiredToken, placement)
-                .with_principal(&principal));
+            return Err((InactiveReason::Expired, Some(principal)));
         }
         if !self
             .inner
             .policy
             .is_enabled(principal.tenant(), principal.token_type())
         {
-            return Err(self
-                .reject(RejectionKind::TokenTypeDisabled, placement)
-                .with_principal(&principal));
+            return Err((InactiveReason::TypeDisabled, Some(principal)));
         }
+        Ok(principal)
+    }
+
+    /// What a lookup means for a request: [`judge`](Self::judge), then the required scopes.
+    fn decide(
+        &self,
+        lookup: Lookup,
+        presented: &Presented<'_>,
+        now: i64,
+        required_scopes: &[&str],
+    ) -> Result<Principal, Rejection> {
+        let principal =
+            self.judge(lookup, presented.token.kind(), now)
+                .map_err(|(reason, principal)| {
+                    let kind = match reason {
+                        InactiveReason::Expired => RejectionKind::ExpiredToken,
+                        InactiveReason::TypeDisabled => RejectionKind::TokenTypeDisabled,
+                        _ => RejectionKind::InvalidToken,
+                    };
+                    let rejection = self.reject(kind, presented.placement);
+                    match &principal {
+                        Some(principal) => rejection.with_principal(principal),
+                        None => rejection,
+                    }
+                })?;
         self.check_scopes(&principal, required_scopes)?;
         principal.note_use(now);
         Ok(principal)

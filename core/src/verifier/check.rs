@@ -12,7 +12,6 @@ use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 
 use super::{StoreDown, Verifier};
-use crate::cache::Lookup;
 use crate::record::Principal;
 use crate::token::{ParsedToken, TokenKind};
 
@@ -204,8 +203,8 @@ impl Verifier {
         Ok(principal)
     }
 
-    /// Cache, single-flight store call, expiry and type policy for a well-formed token; the
-    /// principal and the time of the decision (Unix nanoseconds).
+    /// Cache, single-flight store call and [`judge`](Verifier::judge) for a well-formed token;
+    /// the principal and the time of the decision (Unix nanoseconds).
     async fn checked(&self, parsed: &ParsedToken<'_>) -> Result<(Principal, i64), TokenCheckError> {
         let inner = &*self.inner;
         let now = inner.clock.unix_nanos();
@@ -215,25 +214,9 @@ impl Verifier {
             .map_err(|StoreDown| TokenCheckError::StoreUnavailable {
                 retry_after: Duration::from_secs(u64::from(inner.retry_after)),
             })?;
-        let principal = match lookup {
-            Lookup::Active(principal) => principal,
-            Lookup::Expired => return Err(InactiveReason::Expired.into()),
-            Lookup::Revoked => return Err(InactiveReason::Revoked.into()),
-            Lookup::Unknown => return Err(InactiveReason::Unknown.into()),
-        };
-        // The digest covers the type code, so only an inconsistent store can disagree.
-        if principal.kind() != parsed.kind() {
-            return Err(InactiveReason::Unknown.into());
-        }
-        if principal.is_expired_at(now) {
-            return Err(InactiveReason::Expired.into());
-        }
-        if !inner
-            .policy
-            .is_enabled(principal.tenant(), principal.token_type())
-        {
-            return Err(InactiveReason::TypeDisabled.into());
-        }
+        let principal = self
+            .judge(lookup, parsed.kind(), now)
+            .map_err(|(reason, _)| reason)?;
         Ok((principal, now))
     }
 }
