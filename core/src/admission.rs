@@ -207,6 +207,7 @@ impl Admitted {
     }
 }
 
+#[derive(Clone)]
 struct Options {
     verifier: Verifier,
     scopes: RequiredScopes,
@@ -254,21 +255,7 @@ impl Admission {
     }
 
     fn edit(mut self, change: impl FnOnce(&mut Options)) -> Self {
-        match Arc::get_mut(&mut self.options) {
-            Some(options) => change(options),
-            None => {
-                let o = &*self.options;
-                let mut options = Options {
-                    verifier: o.verifier.clone(),
-                    scopes: o.scopes.clone(),
-                    optional: o.optional,
-                    cors_preflight: o.cors_preflight,
-                    strip_credentials: o.strip_credentials,
-                };
-                change(&mut options);
-                self.options = Arc::new(options);
-            }
-        }
+        change(Arc::make_mut(&mut self.options));
         self
     }
 

@@ -583,6 +583,13 @@ impl MemoryStore {
     }
 }
 
+/// The records from `offset`, at most `limit` of them.
+fn page(records: Vec<TokenRecord>, offset: u64, limit: u64) -> Vec<TokenRecord> {
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit).unwrap_or(usize::MAX);
+    records.into_iter().skip(skip).take(take).collect()
+}
+
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
@@ -660,10 +667,7 @@ impl TokenStore for MemoryStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let all = self.list(tenant).await?;
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(all.into_iter().skip(skip).take(take).collect())
+        Ok(page(self.list(tenant).await?, offset, limit))
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -698,9 +702,7 @@ impl TokenStore for MemoryStore {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         let mut records = self.list(tenant).await?;
         records.retain(|r| r.user.as_deref() == Some(user));
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(usize::MAX);
-        Ok(records.into_iter().skip(skip).take(take).collect())
+        Ok(page(records, offset, limit))
     }
 
     async fn revoke_user(

@@ -91,6 +91,38 @@ macro_rules! with_pool {
 }
 
 impl SqlStore {
+    /// One page of a tenant's records, or of one user's in it, oldest first.
+    async fn page(
+        &self,
+        tenant: &str,
+        user: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = match user {
+            None => format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 \
+                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+            ),
+            Some(_) => format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 AND user_id = $2 \
+                 ORDER BY created_at, id LIMIT $3 OFFSET $4"
+            ),
+        };
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        with_pool!(self, |pool| {
+            // Bound in the order the placeholders appear.
+            let mut query = sqlx::query(&sql).bind(tenant);
+            if let Some(user) = user {
+                query = query.bind(user);
+            }
+            let query = query.bind(limit).bind(offset);
+            let rows = query.fetch_all(pool).await.map_err(store_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
     /// Opens the token database at `url` and brings its schema up to date.
     ///
     /// - `sqlite://path/to/tokens.db` (or `sqlite:path`): a file, created if absent, in WAL mode
@@ -482,22 +514,7 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 \
-             ORDER BY created_at, id LIMIT $2 OFFSET $3"
-        );
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        with_pool!(self, |pool| {
-            let rows = sqlx::query(&sql)
-                .bind(tenant)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await
-                .map_err(store_error)?;
-            rows.iter().map(record_from_row).collect()
-        })
+        self.page(tenant, None, offset, limit).await
     }
 
     async fn list_user_page(
@@ -507,23 +524,7 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 AND user_id = $2 \
-             ORDER BY created_at, id LIMIT $3 OFFSET $4"
-        );
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        with_pool!(self, |pool| {
-            let rows = sqlx::query(&sql)
-                .bind(tenant)
-                .bind(user)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await
-                .map_err(store_error)?;
-            rows.iter().map(record_from_row).collect()
-        })
+        self.page(tenant, Some(user), offset, limit).await
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
