@@ -40,18 +40,25 @@ pub(crate) fn is_environment_admin(principal: &Principal) -> bool {
     holds_environment_scope(principal, ADMIN_SCOPE)
 }
 
+/// The 403 for `principal`, logged with `reason` (never a token).
+fn refuse(principal: &Principal, reason: &'static str, detail: impl Into<String>) -> Problem {
+    tracing::debug!(
+        token_id = %principal.token_id(),
+        tenant = principal.tenant(),
+        reason,
+        "request refused"
+    );
+    Problem::forbidden(detail)
+}
+
 /// 403 unless `principal` is an environment admin.
 pub(crate) fn require_environment_admin(principal: &Principal) -> Result<(), Problem> {
     if is_environment_admin(principal) {
         return Ok(());
     }
-    tracing::debug!(
-        token_id = %principal.token_id(),
-        tenant = principal.tenant(),
-        reason = "not_environment_admin",
-        "request refused"
-    );
-    Err(Problem::forbidden(
+    Err(refuse(
+        principal,
+        "not_environment_admin",
         "this needs an environment admin credential (scope m2m:admin of the environment)",
     ))
 }
@@ -65,13 +72,9 @@ pub(crate) fn require_tenant_admin(principal: &Principal, tenant: &str) -> Resul
     {
         return Ok(());
     }
-    tracing::debug!(
-        token_id = %principal.token_id(),
-        tenant = principal.tenant(),
-        reason = "not_tenant_admin",
-        "request refused"
-    );
-    Err(Problem::forbidden(
+    Err(refuse(
+        principal,
+        "not_tenant_admin",
         "this credential may not manage this tenant",
     ))
 }
@@ -92,40 +95,34 @@ pub(crate) fn check_grant(
     if is_environment_admin(principal) {
         return Ok(());
     }
-    let refuse = |reason: &'static str, detail: String| {
-        tracing::debug!(
-            token_id = %principal.token_id(),
-            tenant = principal.tenant(),
-            reason,
-            "request refused"
-        );
-        Err(Problem::forbidden(detail))
-    };
     let (visible, section) = if personal {
         (portal.personal_tokens_visible, "personal tokens")
     } else {
         (portal.api_tokens_visible, "API tokens")
     };
     if !visible {
-        return refuse(
+        return Err(refuse(
+            principal,
             "section_hidden",
             format!("the environment does not let tenant users create {section}"),
-        );
+        ));
     }
     if let Some(scope) = scopes.iter().find(|s| !principal.has_scope(s)) {
-        return refuse(
+        return Err(refuse(
+            principal,
             "grant_not_held",
             format!("a credential grants only scopes it holds itself, and this one lacks {scope}"),
-        );
+        ));
     }
     if let Some(scope) = scopes
         .iter()
         .find(|s| *s != TENANT_ADMIN_SCOPE && !portal.is_grantable(s))
     {
-        return refuse(
+        return Err(refuse(
+            principal,
             "not_grantable",
             format!("the environment has not declared the scope {scope} grantable"),
-        );
+        ));
     }
     Ok(())
 }
