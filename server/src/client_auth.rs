@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use m2m_core::{DEFAULT_MAX_HEADER_LEN, TokenCheckError, TokenId, Verifier, X_API_KEY};
+use m2m_core::{DEFAULT_MAX_HEADER_LEN, Principal, TokenCheckError, TokenId, Verifier, X_API_KEY};
 
 use crate::problem::Problem;
 
@@ -112,8 +112,8 @@ pub(crate) fn refused_client() -> Response {
 
 /// The token id of the caller's credential, when it proves a resource server: an access or
 /// bearer token through `verifier` (the service's admin verifier: both types enabled, cached),
-/// or a client id and secret by HTTP Basic, checked by the same verifier; the credential must
-/// carry [`INTROSPECT_SCOPE`].
+/// or a client id and secret by HTTP Basic, checked by the same verifier; either way the
+/// credential must carry [`INTROSPECT_SCOPE`] and belong to the environment's own tenant.
 ///
 /// Refusals: 401 for a missing, unknown, revoked or expired credential, 403 without the
 /// scope, 400 for a repeated `Authorization` header, 503 when the store cannot answer; each
@@ -135,34 +135,41 @@ pub(crate) async fn authenticate_resource_server(
             return Err(refused_client());
         }
     };
-    let Some(client) = basic else {
-        return match verifier.verify(headers, &[INTROSPECT_SCOPE]).await {
-            Ok(principal)
-                if crate::rights::holds_environment_scope(&principal, INTROSPECT_SCOPE) =>
-            {
-                Ok(principal.token_id().clone())
-            }
-            Ok(principal) => {
-                tracing::debug!(
-                    reason = "not_the_environment",
-                    token_id = %principal.token_id(),
-                    "resource server refused"
-                );
-                Err(Problem::forbidden(
-                    "only a credential of the environment may act as a resource server",
-                )
-                .into_response())
-            }
+    let credential = match basic {
+        None => match verifier.verify(headers, &[INTROSPECT_SCOPE]).await {
+            Ok(principal) => principal,
             Err(rejection) => {
                 tracing::debug!(
                     reason = ?rejection.kind(),
                     status = rejection.status().as_u16(),
                     "resource server refused"
                 );
-                Err(rejection.into_response::<Body>())
+                return Err(rejection.into_response::<Body>());
             }
-        };
+        },
+        Some(client) => authenticate_client(verifier, headers, &client).await?,
     };
+    // The scope counts only in the environment's own tenant.
+    if !crate::rights::holds_environment_scope(&credential, INTROSPECT_SCOPE) {
+        tracing::debug!(
+            reason = "not_an_environment_resource_server",
+            token_id = %credential.token_id(),
+            "resource server refused"
+        );
+        return Err(Problem::forbidden(
+            "the credential lacks the scope m2m:introspect of the environment",
+        )
+        .into_response());
+    }
+    Ok(credential.token_id().clone())
+}
+
+/// A client id and secret by HTTP Basic, checked by `verifier`.
+async fn authenticate_client(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+    client: &ClientCredentials,
+) -> Result<Principal, Response> {
     if headers.contains_key(X_API_KEY) {
         tracing::debug!(reason = "two_credentials", "resource server refused");
         return Err(refused_client());
@@ -171,21 +178,7 @@ pub(crate) async fn authenticate_resource_server(
         .check_client(&client.client_id, &client.client_secret)
         .await
     {
-        Ok(credential) if crate::rights::holds_environment_scope(&credential, INTROSPECT_SCOPE) => {
-            Ok(credential.token_id().clone())
-        }
-        Ok(credential) => {
-            tracing::debug!(
-                reason = "insufficient_scope",
-                credential_id = %credential.token_id(),
-                "resource server refused"
-            );
-            Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "the client credential lacks the scope m2m:introspect of the environment",
-            )
-            .into_response())
-        }
+        Ok(credential) => Ok(credential),
         Err(TokenCheckError::Inactive(reason)) => {
             tracing::debug!(
                 reason = reason.as_str(),
