@@ -9,7 +9,7 @@
 //! ends. Failures are logged (`tracing`, warn) and the batch is dropped: `last_used_at` is a
 //! hint, not an audit trail.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -63,7 +63,7 @@ struct Farewell {
 pub(crate) struct UsageTask {
     cache: Arc<Cache>,
     store: Arc<dyn TokenLookup>,
-    farewell: Mutex<Option<oneshot::Sender<Farewell>>>,
+    farewell: Option<oneshot::Sender<Farewell>>,
 }
 
 impl UsageTask {
@@ -85,19 +85,14 @@ impl UsageTask {
         Some(Self {
             cache: Arc::clone(cache),
             store: Arc::clone(store),
-            farewell: Mutex::new(Some(sender)),
+            farewell: Some(sender),
         })
     }
 }
 
 impl Drop for UsageTask {
     fn drop(&mut self) {
-        let sender = self
-            .farewell
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(sender) = sender {
+        if let Some(sender) = self.farewell.take() {
             let uses = drain(&self.cache);
             if !uses.is_empty() {
                 // The task may be gone with its runtime; then so are these uses.
