@@ -178,10 +178,18 @@ impl TokenService {
     /// Stops listening and closes every connection: connections are then refused.
     pub(crate) async fn stop(&self) {
         let running = self.running.lock().unwrap().take();
-        if let Some(running) = running {
-            self.cut_streams();
+        if let Some(mut running) = running {
             let _ = running.shutdown.send(());
-            running.task.await.unwrap();
+            // A graceful shutdown waits for open responses, and an event stream accepted just
+            // before the signal may subscribe to the cut after one was sent: cut until the
+            // server has ended.
+            loop {
+                self.cut_streams();
+                match tokio::time::timeout(Duration::from_millis(50), &mut running.task).await {
+                    Ok(ended) => break ended.unwrap(),
+                    Err(_) => continue,
+                }
+            }
         }
     }
 
