@@ -46,6 +46,7 @@ impl TokenLookup for GeneratedStore {
             last_used_at: None,
             client_id: None,
             credential_id: None,
+            created_by: None,
         }))
     }
 

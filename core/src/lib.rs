@@ -54,6 +54,7 @@ mod expiry;
 mod macros;
 mod placement;
 mod policy;
+mod portal;
 mod record;
 mod rejection;
 mod store;
@@ -73,6 +74,7 @@ pub use placement::{
     extract,
 };
 pub use policy::{InvalidTokenType, Policy, RequiredScopes, TokenType, TokenTypes};
+pub use portal::{PortalRole, PortalSecret, PortalSession};
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
 pub use store::{

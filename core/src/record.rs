@@ -43,6 +43,8 @@ pub struct TokenRecord {
     pub client_id: Option<String>,
     /// For a bearer token, the id of the client credential it was issued from.
     pub credential_id: Option<TokenId>,
+    /// Who created it, as listings show it (a portal user's display name), if known.
+    pub created_by: Option<String>,
 }
 
 impl TokenRecord {
@@ -105,6 +107,8 @@ pub struct NewToken {
     pub expiry: Expiry,
     /// For a bearer token, the credential it is issued from (id and client id).
     pub credential: Option<(TokenId, String)>,
+    /// Who creates it, as listings show it.
+    pub created_by: Option<String>,
 }
 
 impl NewToken {
@@ -118,6 +122,7 @@ impl NewToken {
             scopes: Vec::new(),
             expiry,
             credential: None,
+            created_by: None,
         }
     }
 
@@ -132,6 +137,13 @@ impl NewToken {
     #[must_use]
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Sets who creates it, as listings show it.
+    #[must_use]
+    pub fn created_by(mut self, created_by: impl Into<String>) -> Self {
+        self.created_by = Some(created_by.into());
         self
     }
 
@@ -173,6 +185,7 @@ impl NewToken {
             last_used_at: None,
             client_id,
             credential_id,
+            created_by: self.created_by,
         };
         IssuedToken { token, record }
     }

@@ -35,6 +35,7 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 
 use crate::policy::{Policy, TokenType, TokenTypes};
+use crate::portal::PortalSession;
 use crate::record::{IssuedToken, NewToken, TokenRecord};
 use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
 
@@ -238,6 +239,19 @@ pub trait TokenStore: TokenLookup {
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError>;
 
+    /// One page of a tenant's API tokens: the tokens of no user, without the bearer tokens
+    /// minted from client credentials (they belong to their credential), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn list_api_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
     /// Revokes a token, and for a client credential every bearer token issued from it, and
     /// announces each to the subscribers. Returns whether a token with that id existed and was
     /// not revoked before.
@@ -302,6 +316,65 @@ pub trait TokenStore: TokenLookup {
     ///
     /// [`StoreError`] when the store cannot answer.
     async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError>;
+
+    /// Stores a new portal session, with the digest of its one-time code and when the code
+    /// expires.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] for a duplicate id or code, or another [`StoreError`].
+    async fn insert_portal_session(
+        &self,
+        session: &PortalSession,
+        code: &TokenDigest,
+        code_expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Trades a one-time code for a session secret, once: when `code` belongs to an active
+    /// session, was never redeemed and has not expired at `now`, the code is spent, `secret`
+    /// becomes the session's secret and the session is returned. Two concurrent redemptions of
+    /// one code never both succeed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn redeem_portal_code(
+        &self,
+        code: &TokenDigest,
+        secret: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PortalSession>, StoreError>;
+
+    /// The session whose secret has this digest, active or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn find_portal_session(
+        &self,
+        secret: &TokenDigest,
+    ) -> Result<Option<PortalSession>, StoreError>;
+
+    /// Revokes a portal session; returns whether an unrevoked session had that id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn revoke_portal_session(&self, id: &str, at: OffsetDateTime)
+    -> Result<bool, StoreError>;
+
+    /// Revokes every portal session of `user` in `tenant`, as when the user leaves the tenant;
+    /// returns how many it revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn revoke_user_portal_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
 
     /// Generates a token with [`NewToken::generate`], stores its record and returns the secret
     /// once.
@@ -416,6 +489,59 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError> {
         (**self).save_portal_settings(settings).await
+    }
+
+    async fn list_api_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_api_page(tenant, offset, limit).await
+    }
+
+    async fn insert_portal_session(
+        &self,
+        session: &PortalSession,
+        code: &TokenDigest,
+        code_expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        (**self)
+            .insert_portal_session(session, code, code_expires_at)
+            .await
+    }
+
+    async fn redeem_portal_code(
+        &self,
+        code: &TokenDigest,
+        secret: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        (**self).redeem_portal_code(code, secret, now).await
+    }
+
+    async fn find_portal_session(
+        &self,
+        secret: &TokenDigest,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        (**self).find_portal_session(secret).await
+    }
+
+    async fn revoke_portal_session(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        (**self).revoke_portal_session(id, at).await
+    }
+
+    async fn revoke_user_portal_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        (**self).revoke_user_portal_sessions(tenant, user, at).await
     }
 
     async fn issue(
@@ -537,7 +663,16 @@ pub struct MemoryStore {
     by_id: DashMap<TokenId, TokenDigest>,
     settings: RwLock<TypeSettings>,
     portal: RwLock<PortalSettings>,
+    sessions: RwLock<Vec<StoredSession>>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
+}
+
+/// A portal session as the memory store keeps it: the digests of its code (until redeemed) and
+/// of its secret (once redeemed).
+struct StoredSession {
+    session: PortalSession,
+    code: Option<(TokenDigest, OffsetDateTime)>,
+    secret: Option<TokenDigest>,
 }
 
 impl MemoryStore {
@@ -804,6 +939,115 @@ impl TokenStore for MemoryStore {
     async fn save_portal_settings(&self, settings: &PortalSettings) -> Result<(), StoreError> {
         *self.portal.write().unwrap_or_else(PoisonError::into_inner) = settings.clone();
         Ok(())
+    }
+
+    async fn list_api_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut records = self.list(tenant).await?;
+        records.retain(|r| r.user.is_none() && r.kind != TokenKind::BearerToken);
+        Ok(page(records, offset, limit))
+    }
+
+    async fn insert_portal_session(
+        &self,
+        session: &PortalSession,
+        code: &TokenDigest,
+        code_expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let taken = sessions.iter().any(|stored| {
+            stored.session.id == session.id || stored.code.is_some_and(|(c, _)| c == *code)
+        });
+        if taken {
+            return Err(StoreError::Conflict);
+        }
+        sessions.push(StoredSession {
+            session: session.clone(),
+            code: Some((*code, code_expires_at)),
+            secret: None,
+        });
+        Ok(())
+    }
+
+    async fn redeem_portal_code(
+        &self,
+        code: &TokenDigest,
+        secret: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(stored) = sessions
+            .iter_mut()
+            .find(|stored| stored.code.is_some_and(|(c, _)| c == *code))
+        else {
+            return Ok(None);
+        };
+        let fresh = stored.code.is_some_and(|(_, until)| now < until);
+        // A code is spent by its first use, even a late one.
+        stored.code = None;
+        if !fresh || !stored.session.is_active(now) {
+            return Ok(None);
+        }
+        stored.secret = Some(*secret);
+        Ok(Some(stored.session.clone()))
+    }
+
+    async fn find_portal_session(
+        &self,
+        secret: &TokenDigest,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let sessions = self.sessions.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(sessions
+            .iter()
+            .find(|stored| stored.secret.as_ref() == Some(secret))
+            .map(|stored| stored.session.clone()))
+    }
+
+    async fn revoke_portal_session(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let revoked = sessions
+            .iter_mut()
+            .filter(|stored| stored.session.id == id && stored.session.revoked_at.is_none())
+            .map(|stored| stored.session.revoked_at = Some(at))
+            .count();
+        Ok(revoked > 0)
+    }
+
+    async fn revoke_user_portal_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut sessions = self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(sessions
+            .iter_mut()
+            .filter(|stored| {
+                let session = &stored.session;
+                session.tenant == tenant && session.user == user && session.revoked_at.is_none()
+            })
+            .map(|stored| stored.session.revoked_at = Some(at))
+            .count())
     }
 }
 

@@ -266,7 +266,7 @@ impl TokenFormat {
     }
 }
 
-fn push_random_base62(out: &mut String, count: usize) {
+pub(crate) fn push_random_base62(out: &mut String, count: usize) {
     // Rejection sampling: bytes below 248 (= 4 × 62) map uniformly onto the alphabet.
     let mut buf = [0u8; 64];
     let mut produced = 0;

@@ -79,7 +79,7 @@ async fn style() -> Response {
 
 /// A static asset with its content type and the page's security headers. `no-cache`: the
 /// browser revalidates, so a new binary's page is never mixed with an old script.
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
     let headers: [(HeaderName, HeaderValue); 7] = [
         (CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (CACHE_CONTROL, HeaderValue::from_static("no-cache")),

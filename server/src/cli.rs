@@ -126,6 +126,28 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(m2m_core::MAX_EXPIRY_MINUTES))
     )]
     bearer_lifetime_minutes: u32,
+    /// The address users reach the service at, for the links of portal sessions
+    /// (`https://tokens.example.com`); with https the portal's cookie is `Secure`. Without it,
+    /// links use `http://` and the Host of the request that creates the session.
+    #[arg(long, env = "M2M_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+}
+
+/// A public URL: `http://` or `https://` and a host, nothing after the path.
+fn parse_public_url(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("the public URL starts with https:// or http://")?;
+    let valid = !rest.is_empty()
+        && !rest.starts_with('/')
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:/[]_~".contains(&b));
+    if !valid {
+        return Err("the public URL is a scheme, a host and an optional path, nothing more".into());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +347,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             listen: args.listen,
             options: ServiceOptions {
                 bearer_lifetime_minutes: args.bearer_lifetime_minutes,
+                public_url: args.public_url,
             },
         })
         .await
@@ -478,6 +501,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         description: args.description,
         scopes: args.scopes,
         user: args.user,
+        created_by: Some("m2m token create".to_owned()),
     };
     let store = open(&args.database).await?;
     let now = OffsetDateTime::now_utc();

@@ -195,7 +195,9 @@ async fn stats(
     State(state): State<Introspection>,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    if let Err(refused) = crate::rights::require_environment_admin(&caller) {
+    if let Err(refused) =
+        crate::rights::require_environment_admin(&crate::caller::Caller::Token(caller))
+    {
         return refused.into_response();
     }
     let counts = &state.inner.counts;

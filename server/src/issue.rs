@@ -122,6 +122,8 @@ pub struct TokenRequest {
     pub scopes: Vec<String>,
     /// The user it is created for.
     pub user: Option<String>,
+    /// Who creates it, as listings show it.
+    pub created_by: Option<String>,
 }
 
 impl TokenRequest {
@@ -173,6 +175,7 @@ impl TokenRequest {
         let mut request = NewToken::new(kind, self.tenant, expiry).description(self.description);
         request.scopes = scopes;
         request.user = self.user;
+        request.created_by = self.created_by;
         Ok((token_type, request))
     }
 

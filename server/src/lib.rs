@@ -22,7 +22,13 @@
 //! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
 //! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
 //! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
-//! | `DELETE /v1/tenants/{tenant}/users/{user}` | the user leaves the tenant: all of the user's tokens there are revoked |
+//! | `DELETE /v1/tenants/{tenant}/users/{user}` | the user leaves the tenant: all of the user's tokens there are revoked, and the user's portal sessions end |
+//! | `POST /v1/portal/sessions` | a portal session for a tenant user; 201 with a single-use link (environment admin) |
+//! | `DELETE /v1/portal/sessions/{id}` | end a portal session (environment admin) |
+//! | `GET /v1/portal/me` | the portal session's user, rights and CSRF token (portal session) |
+//! | `GET /portal/enter?code=` | opens a session's link: sets the session cookie, 303 to `/portal` (public) |
+//! | `GET /portal` | the tenant portal page (public; the data needs the session) |
+//! | `POST /portal/logout` | ends the portal session (portal session) |
 //! | `POST /oauth/token` | client-credentials grant (public) |
 //! | `POST /oauth/introspect` | RFC 7662 introspection for resource servers (scope `m2m:introspect`) |
 //! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
@@ -65,11 +71,13 @@
 
 pub mod admin_page;
 mod api;
+mod caller;
 pub mod cli;
 mod client_auth;
 pub mod introspect;
 mod issue;
 pub mod oauth;
+pub mod portal_page;
 mod problem;
 pub mod revocations;
 pub mod rights;
@@ -84,8 +92,10 @@ use m2m_tower::M2mAuthLayer;
 
 pub use api::ADMIN_SCOPE;
 pub use api::portal::MAX_GRANTABLE_SCOPES;
+pub use api::sessions::{DEFAULT_SESSION_MINUTES, MAX_SESSION_MINUTES, PORTAL_LINK_MINUTES};
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
+pub use caller::{CSRF_HEADER, SESSION_COOKIE};
 pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
@@ -133,8 +143,14 @@ pub fn app(state: AppState) -> Router {
             "/v1/tenants/{tenant}/users/{user}",
             delete(api::users::remove),
         )
-        // Every route checks the caller's rights itself (see `rights`).
-        .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()));
+        .route("/v1/portal/sessions", post(api::sessions::create))
+        .route("/v1/portal/sessions/{id}", delete(api::sessions::revoke))
+        .route("/v1/portal/me", get(api::sessions::me))
+        .route("/portal/logout", post(api::sessions::logout))
+        // Every route checks the caller's rights itself (see `rights`). Requests without a
+        // credential header pass the layer, so that a portal session's cookie can count;
+        // every handler still refuses them unless the cookie names a live session.
+        .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()).optional(true));
     Router::new()
         .merge(admin)
         .merge(introspect::routes(&state))
@@ -145,6 +161,7 @@ pub fn app(state: AppState) -> Router {
         .route("/oauth/token", post(oauth::token))
         .route("/health", get(api::health))
         .merge(admin_page::routes())
+        .merge(portal_page::routes())
         .fallback(problem::route_not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

@@ -20,6 +20,7 @@ use m2m_core::{PortalSettings, Principal};
 
 use crate::ADMIN_TENANT;
 use crate::api::ADMIN_SCOPE;
+use crate::caller::Caller;
 use crate::client_auth::INTROSPECT_SCOPE;
 use crate::problem::Problem;
 
@@ -40,76 +41,98 @@ pub(crate) fn is_environment_admin(principal: &Principal) -> bool {
     holds_environment_scope(principal, ADMIN_SCOPE)
 }
 
-/// The 403 for `principal`, logged with `reason` (never a token).
-fn refuse(principal: &Principal, reason: &'static str, detail: impl Into<String>) -> Problem {
+/// The 403 for `caller`, logged with `reason` (never a token).
+pub(crate) fn refuse(caller: &Caller, reason: &'static str, detail: impl Into<String>) -> Problem {
     tracing::debug!(
-        token_id = %principal.token_id(),
-        tenant = principal.tenant(),
+        caller = caller.id(),
+        tenant = caller.tenant(),
         reason,
         "request refused"
     );
     Problem::forbidden(detail)
 }
 
-/// 403 unless `principal` is an environment admin.
-pub(crate) fn require_environment_admin(principal: &Principal) -> Result<(), Problem> {
-    if is_environment_admin(principal) {
+/// 403 unless `caller` is an environment admin.
+pub(crate) fn require_environment_admin(caller: &Caller) -> Result<(), Problem> {
+    if caller.is_environment_admin() {
         return Ok(());
     }
     Err(refuse(
-        principal,
+        caller,
         "not_environment_admin",
         "this needs an environment admin credential (scope m2m:admin of the environment)",
     ))
 }
 
-/// 403 unless `principal` may manage `tenant`: an environment admin, or a tenant admin of that
-/// very tenant. The answer is the same whether or not the tenant, or what is asked of it,
-/// exists.
-pub(crate) fn require_tenant_admin(principal: &Principal, tenant: &str) -> Result<(), Problem> {
-    if is_environment_admin(principal)
-        || (principal.tenant() == tenant && principal.has_scope(TENANT_ADMIN_SCOPE))
-    {
+/// 403 unless `caller` may manage `tenant`: an environment admin, or a tenant admin (token or
+/// portal session) of that very tenant. The answer is the same whether or not the tenant, or
+/// what is asked of it, exists.
+pub(crate) fn require_tenant_admin(caller: &Caller, tenant: &str) -> Result<(), Problem> {
+    if caller.is_tenant_admin_of(tenant) {
         return Ok(());
     }
     Err(refuse(
-        principal,
+        caller,
         "not_tenant_admin",
         "this credential may not manage this tenant",
     ))
 }
 
-/// Checks what `principal` wants to issue into `tenant`: environment scopes only into the
+/// 403 unless `caller` is a tenant admin of `tenant` or a portal session of that tenant (a
+/// member): what both may read.
+pub(crate) fn require_tenant_user(caller: &Caller, tenant: &str) -> Result<(), Problem> {
+    if caller.is_tenant_admin_of(tenant) || caller.session().is_some_and(|s| s.tenant == tenant) {
+        return Ok(());
+    }
+    Err(refuse(
+        caller,
+        "not_tenant_user",
+        "this credential may not see this tenant",
+    ))
+}
+
+/// 403 unless the environment shows its tenants' users the section (the tenant's API tokens,
+/// or personal tokens) `caller` wants; environment admins see every section.
+pub(crate) fn require_section(
+    caller: &Caller,
+    personal: bool,
+    portal: &PortalSettings,
+) -> Result<(), Problem> {
+    let (visible, section) = if personal {
+        (portal.personal_tokens_visible, "personal tokens")
+    } else {
+        (portal.api_tokens_visible, "API tokens")
+    };
+    if visible || caller.is_environment_admin() {
+        return Ok(());
+    }
+    Err(refuse(
+        caller,
+        "section_hidden",
+        format!("the environment does not show tenant users {section}"),
+    ))
+}
+
+/// Checks what `caller` wants to issue into `tenant`: environment scopes only into the
 /// reserved tenant (422); and, but for an environment admin, only scopes the caller holds
 /// itself that are [`TENANT_ADMIN_SCOPE`] or in the environment's catalogue of grantable
 /// scopes, and only the kind of token (the tenant's API tokens, or personal tokens with a
 /// `user_id`) the environment shows its tenants' users (403).
 pub(crate) fn check_grant(
-    principal: &Principal,
+    caller: &Caller,
     tenant: &str,
     scopes: &[String],
     personal: bool,
     portal: &PortalSettings,
 ) -> Result<(), Problem> {
     crate::issue::check_environment_scopes(tenant, scopes).map_err(Problem::invalid)?;
-    if is_environment_admin(principal) {
+    if caller.is_environment_admin() {
         return Ok(());
     }
-    let (visible, section) = if personal {
-        (portal.personal_tokens_visible, "personal tokens")
-    } else {
-        (portal.api_tokens_visible, "API tokens")
-    };
-    if !visible {
+    require_section(caller, personal, portal)?;
+    if let Some(scope) = scopes.iter().find(|s| !caller.holds(s)) {
         return Err(refuse(
-            principal,
-            "section_hidden",
-            format!("the environment does not let tenant users create {section}"),
-        ));
-    }
-    if let Some(scope) = scopes.iter().find(|s| !principal.has_scope(s)) {
-        return Err(refuse(
-            principal,
+            caller,
             "grant_not_held",
             format!("a credential grants only scopes it holds itself, and this one lacks {scope}"),
         ));
@@ -119,7 +142,7 @@ pub(crate) fn check_grant(
         .find(|s| *s != TENANT_ADMIN_SCOPE && !portal.is_grantable(s))
     {
         return Err(refuse(
-            principal,
+            caller,
             "not_grantable",
             format!("the environment has not declared the scope {scope} grantable"),
         ));
@@ -132,7 +155,11 @@ mod tests {
     use super::*;
     use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind};
 
-    fn principal(tenant: &str, scopes: &[&str]) -> Principal {
+    fn principal(tenant: &str, scopes: &[&str]) -> Caller {
+        Caller::Token(token(tenant, scopes))
+    }
+
+    fn token(tenant: &str, scopes: &[&str]) -> Principal {
         let mut request = NewToken::new(TokenKind::AccessToken, tenant, Expiry::Never);
         for scope in scopes {
             request = request.scope(*scope);
@@ -147,8 +174,8 @@ mod tests {
     fn the_environment_scopes_count_only_in_the_reserved_tenant() {
         let admin = principal(ADMIN_TENANT, &[ADMIN_SCOPE]);
         let impostor = principal("acme", &[ADMIN_SCOPE]);
-        assert!(is_environment_admin(&admin));
-        assert!(!is_environment_admin(&impostor));
+        assert!(admin.is_environment_admin());
+        assert!(!impostor.is_environment_admin());
         assert!(require_environment_admin(&impostor).is_err());
         assert!(require_tenant_admin(&impostor, "globex").is_err());
         assert!(require_tenant_admin(&impostor, "acme").is_err());
@@ -171,7 +198,7 @@ mod tests {
             grantable_scopes: vec![m2m_core::GrantableScope::new("reports:read", "")],
             ..PortalSettings::default()
         };
-        let grant = |p: &Principal, tenant: &str, s: &[&str]| {
+        let grant = |p: &Caller, tenant: &str, s: &[&str]| {
             check_grant(p, tenant, &scopes(s), false, &portal)
         };
         let acme = principal("acme", &[TENANT_ADMIN_SCOPE, "reports:read", "billing"]);

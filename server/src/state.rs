@@ -12,17 +12,22 @@ use time::OffsetDateTime;
 pub const DEFAULT_BEARER_LIFETIME_MINUTES: u32 = 60;
 
 /// Settings of the token service that are not stored in the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceOptions {
     /// Lifetime of the bearer tokens issued by the client-credentials grant, in minutes; a
     /// bearer token never outlives its credential.
     pub bearer_lifetime_minutes: u32,
+    /// The address users reach the service at (`https://tokens.example.com`), for the links of
+    /// portal sessions; `None` takes `http://` and the `Host` of the request that creates the
+    /// session. With `https://`, the portal's session cookie is `Secure`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
         Self {
             bearer_lifetime_minutes: DEFAULT_BEARER_LIFETIME_MINUTES,
+            public_url: None,
         }
     }
 }
@@ -116,8 +121,18 @@ impl AppState {
     }
 
     /// The options.
-    pub fn options(&self) -> ServiceOptions {
-        self.inner.options
+    pub fn options(&self) -> &ServiceOptions {
+        &self.inner.options
+    }
+
+    /// Whether users reach the service over https (its public URL says so): the portal's
+    /// cookie is then `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.inner
+            .options
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 
     /// The current time by the service's clock.

@@ -1262,6 +1262,7 @@ async fn the_bearer_lifetime_is_configurable() {
     let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
     let options = ServiceOptions {
         bearer_lifetime_minutes: 5,
+        ..ServiceOptions::default()
     };
     let state = AppState::new(store, options).await.unwrap();
     let admin = bootstrap_admin(&state).await.unwrap().unwrap();

@@ -623,6 +623,61 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.save_portal_settings(settings).await
     }
+    async fn list_api_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<m2m_core::TokenRecord>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.list_api_page(tenant, offset, limit).await
+    }
+    async fn insert_portal_session(
+        &self,
+        session: &m2m_core::PortalSession,
+        code: &m2m_core::TokenDigest,
+        code_expires_at: time::OffsetDateTime,
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store
+            .insert_portal_session(session, code, code_expires_at)
+            .await
+    }
+    async fn redeem_portal_code(
+        &self,
+        code: &m2m_core::TokenDigest,
+        secret: &m2m_core::TokenDigest,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<m2m_core::PortalSession>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.redeem_portal_code(code, secret, now).await
+    }
+    async fn find_portal_session(
+        &self,
+        secret: &m2m_core::TokenDigest,
+    ) -> Result<Option<m2m_core::PortalSession>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.find_portal_session(secret).await
+    }
+    async fn revoke_portal_session(
+        &self,
+        id: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, m2m_core::StoreError> {
+        self.check()?;
+        self.store.revoke_portal_session(id, at).await
+    }
+    async fn revoke_user_portal_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<usize, m2m_core::StoreError> {
+        self.check()?;
+        self.store
+            .revoke_user_portal_sessions(tenant, user, at)
+            .await
+    }
 }
 
 /// The service's router over a counting store; its admin token.

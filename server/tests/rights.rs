@@ -1,7 +1,8 @@
 //! Rights on every route of the token service, on a real SQLite file, driven with
 //! `tower::ServiceExt::oneshot`: each route × {environment admin, tenant admin of the tenant,
 //! tenant admin of another tenant, a token of the tenant without rights, a token of another
-//! tenant claiming `m2m:admin`, no credentials}, and the escalation attempts.
+//! tenant claiming `m2m:admin`, portal sessions of an admin and a member of the tenant and of
+//! an admin of another tenant, no credentials}, and the escalation attempts.
 
 use std::sync::Arc;
 
@@ -28,23 +29,39 @@ enum Who {
     /// A token of `acme` that carries `m2m:admin` and `m2m:introspect` (as an older version
     /// could issue): the environment scopes count only in the reserved tenant.
     AcmeImpostor,
+    /// A portal session of `acme`'s admin `alice`, permission `reports:read`.
+    AcmeAdminSession,
+    /// A portal session of `acme`'s member `bob`, permission `reports:read`.
+    AcmeMemberSession,
+    /// A portal session of `globex`'s admin `carol`.
+    GlobexAdminSession,
     Nobody,
 }
 
-const EVERYONE: [Who; 6] = [
+const EVERYONE: [Who; 9] = [
     Who::EnvironmentAdmin,
     Who::AcmeAdmin,
     Who::GlobexAdmin,
     Who::AcmeMember,
     Who::AcmeImpostor,
+    Who::AcmeAdminSession,
+    Who::AcmeMemberSession,
+    Who::GlobexAdminSession,
     Who::Nobody,
 ];
+
+/// A portal session as the browser holds it: the cookie and the CSRF token the page reads.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
 
 struct Service {
     router: Router,
     store: Arc<dyn TokenStore>,
     state: AppState,
     tokens: Vec<(Who, String)>,
+    sessions: Vec<(Who, Session)>,
     _dir: TempDir,
 }
 
@@ -64,9 +81,11 @@ async fn service() -> Service {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
     let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let state = AppState::new(store.clone(), ServiceOptions::default())
-        .await
-        .unwrap();
+    let options = ServiceOptions {
+        public_url: Some("http://m2m.test".to_owned()),
+        ..ServiceOptions::default()
+    };
+    let state = AppState::new(store.clone(), options).await.unwrap();
     let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
     let access = |tenant: &str, scopes: &[&str]| {
         let mut request = NewToken::new(TokenKind::AccessToken, tenant, Expiry::OneDay);
@@ -97,13 +116,23 @@ async fn service() -> Service {
         let (token, _) = issue(&state, access(tenant, scopes)).await;
         tokens.push((who, token));
     }
-    Service {
+    let mut service = Service {
         router: app(state.clone()),
         store,
         state,
         tokens,
+        sessions: Vec::new(),
         _dir: dir,
+    };
+    for (who, tenant, user, role) in [
+        (Who::AcmeAdminSession, "acme", "alice", "admin"),
+        (Who::AcmeMemberSession, "acme", "bob", "member"),
+        (Who::GlobexAdminSession, "globex", "carol", "admin"),
+    ] {
+        let session = service.open_session(tenant, user, role).await;
+        service.sessions.push((who, session));
     }
+    service
 }
 
 struct Reply {
@@ -120,10 +149,65 @@ impl Service {
             .map(|(_, token)| token.as_str())
     }
 
+    /// Creates a portal session (as the vendor would), opens its link and reads its CSRF
+    /// token (as the page would).
+    async fn open_session(&self, tenant: &str, user: &str, role: &str) -> Session {
+        let created = self
+            .call(
+                Who::EnvironmentAdmin,
+                Method::POST,
+                "/v1/portal/sessions",
+                Some(
+                    json!({"tenant": tenant, "user_id": user, "display_name": user,
+                            "role": role, "permissions": ["reports:read"]}),
+                ),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let url = created.body["url"].as_str().unwrap();
+        let path = &url[url.find("/portal/enter").unwrap()..];
+        let entered = self
+            .router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(entered.status(), StatusCode::SEE_OTHER);
+        let set_cookie = entered.headers()["set-cookie"].to_str().unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let me = self
+            .router
+            .clone()
+            .oneshot(
+                Request::get("/v1/portal/me")
+                    .header("cookie", &cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+        let me: Value = serde_json::from_slice(
+            &axum::body::to_bytes(me.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        Session {
+            cookie,
+            csrf: me["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
     async fn call(&self, who: Who, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = self.token(who) {
             request = request.header("x-api-key", token);
+        }
+        if let Some((_, session)) = self.sessions.iter().find(|(w, _)| *w == who) {
+            request = request
+                .header("cookie", &session.cookie)
+                .header("x-csrf-token", &session.csrf);
         }
         let body = match body {
             Some(body) => {
@@ -164,7 +248,8 @@ impl Service {
     }
 }
 
-/// Who gets what on one route; `allowed` get `ok`, the others 403, nobody 401.
+/// Who gets what on one route; `allowed` get `ok`, the others 403, nobody 401 (and a portal
+/// session 401 where the route does not take sessions).
 async fn check_route(
     service: &Service,
     method: Method,
@@ -176,9 +261,15 @@ async fn check_route(
     for who in EVERYONE {
         let path = path.replace("{victim}", &service.victim("acme").await);
         let reply = service.call(who, method.clone(), &path, body.clone()).await;
+        let is_session = matches!(
+            who,
+            Who::AcmeAdminSession | Who::AcmeMemberSession | Who::GlobexAdminSession
+        );
         let expected = if allowed.contains(&who) {
             ok
-        } else if who == Who::Nobody {
+        } else if who == Who::Nobody || (is_session && path == "/v1/stats") {
+            // The statistics belong to the resource-server routes, where a portal cookie is no
+            // credential at all.
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::FORBIDDEN
@@ -200,7 +291,14 @@ async fn every_route_checks_the_callers_rights() {
     use Who::*;
     let service = service().await;
     let environment = [EnvironmentAdmin];
-    let acme_admins = [EnvironmentAdmin, AcmeAdmin];
+    let acme_admins = [EnvironmentAdmin, AcmeAdmin, AcmeAdminSession];
+    let acme_users = [
+        EnvironmentAdmin,
+        AcmeAdmin,
+        AcmeAdminSession,
+        AcmeMemberSession,
+    ];
+    let sessions = [AcmeAdminSession, AcmeMemberSession, GlobexAdminSession];
     let token_type = Some(json!({"token_type": "access"}));
     // Method, path, body, who may, and what they get.
     type Case<'a> = (Method, &'a str, Option<Value>, &'a [Who], StatusCode);
@@ -244,8 +342,25 @@ async fn every_route_checks_the_callers_rights() {
             Method::GET,
             "/v1/tenants/acme/tokens",
             None,
-            &acme_admins,
+            &acme_users,
             StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            "/v1/portal/me",
+            None,
+            &sessions,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            "/v1/portal/sessions",
+            Some(
+                json!({"tenant": "acme", "user_id": "dave", "display_name": "Dave",
+                        "role": "member"}),
+            ),
+            &environment,
+            StatusCode::CREATED,
         ),
         (
             Method::POST,
@@ -278,7 +393,7 @@ async fn every_route_checks_the_callers_rights() {
         ),
         (
             Method::DELETE,
-            "/v1/tenants/acme/users/alice",
+            "/v1/tenants/acme/users/dave",
             None,
             &acme_admins,
             StatusCode::OK,
@@ -541,8 +656,13 @@ async fn removing_a_user_revokes_the_users_tokens_at_once() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
-        json!({"tenant": "acme", "user_id": "alice", "revoked_tokens": 2})
+        json!({"tenant": "acme", "user_id": "alice", "revoked_tokens": 2, "revoked_sessions": 1})
     );
+    // Alice's portal session ended with her.
+    let reply = service
+        .call(Who::AcmeAdminSession, Method::GET, "/v1/portal/me", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     // At once: the service's own cache heard the revocations before the answer.
     for token in &alice {
         assert_eq!(lists(token.clone()).await, StatusCode::UNAUTHORIZED);
@@ -657,5 +777,181 @@ async fn the_portal_settings_rule_what_tenant_users_create() {
         reply.status.is_client_error() && reply.problem,
         "{}",
         reply.body
+    );
+}
+
+/// Creates a token as `who` and returns the answer.
+async fn create_as(service: &Service, who: Who, body: Value) -> Reply {
+    service
+        .call(who, Method::POST, "/v1/tenants/acme/tokens", Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn a_member_manages_only_its_own_personal_tokens() {
+    let service = service().await;
+    let catalogue = json!({"grantable_scopes": [
+        {"name": "reports:read", "description": "Read the reports"},
+        {"name": "reports:write", "description": "Write the reports"},
+    ]});
+    let reply = service
+        .call(
+            Who::EnvironmentAdmin,
+            Method::PUT,
+            "/v1/settings/portal",
+            Some(catalogue),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    // The admin session creates an API token; the created-by column names the session's user.
+    let api = create_as(
+        &service,
+        Who::AcmeAdminSession,
+        json!({"expires": "30d", "description": "export", "scopes": ["m2m:tenant-admin", "reports:read"]}),
+    )
+    .await;
+    assert_eq!(api.status, StatusCode::CREATED, "{}", api.body);
+    assert_eq!(api.body["created_by"], "alice");
+    let api_id = api.body["id"].as_str().unwrap().to_owned();
+
+    // Personal tokens: each user's own.
+    let alices = create_as(
+        &service,
+        Who::AcmeAdminSession,
+        json!({"expires": "7d", "user_id": "alice"}),
+    )
+    .await;
+    assert_eq!(alices.status, StatusCode::CREATED, "{}", alices.body);
+    let alices_id = alices.body["id"].as_str().unwrap().to_owned();
+    let bobs = create_as(
+        &service,
+        Who::AcmeMemberSession,
+        json!({"expires": "7d", "user_id": "bob", "scopes": ["reports:read"]}),
+    )
+    .await;
+    assert_eq!(bobs.status, StatusCode::CREATED, "{}", bobs.body);
+    let bobs_id = bobs.body["id"].as_str().unwrap().to_owned();
+
+    // Escalations of the member: an API token, a personal token of another user, a scope it
+    // does not hold, the tenant-admin right.
+    for (body, what) in [
+        (json!({"expires": "7d"}), "an API token"),
+        (
+            json!({"expires": "7d", "user_id": "alice"}),
+            "alice's personal token",
+        ),
+        (
+            json!({"expires": "7d", "user_id": "bob", "scopes": ["reports:write"]}),
+            "a scope not held",
+        ),
+        (
+            json!({"expires": "7d", "user_id": "bob", "scopes": ["m2m:tenant-admin"]}),
+            "the admin right",
+        ),
+    ] {
+        let reply = create_as(&service, Who::AcmeMemberSession, body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{what}: {}",
+            reply.body
+        );
+        assert!(reply.problem, "{what}");
+    }
+    // The admin session cannot create personal tokens for another user either.
+    let reply = create_as(
+        &service,
+        Who::AcmeAdminSession,
+        json!({"expires": "7d", "user_id": "bob"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // The member reads the tenant's API tokens and its own, not alice's.
+    let listed = |who: Who, query: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    who,
+                    Method::GET,
+                    &format!("/v1/tenants/acme/tokens{query}"),
+                    None,
+                )
+                .await
+        }
+    };
+    let ids = |reply: &Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let tenant_view = listed(Who::AcmeMemberSession, "").await;
+    assert_eq!(tenant_view.status, StatusCode::OK);
+    assert!(ids(&tenant_view).contains(&api_id));
+    assert!(
+        !ids(&tenant_view).contains(&alices_id),
+        "no personal tokens among API tokens"
+    );
+    assert!(!ids(&tenant_view).contains(&bobs_id));
+    let own = listed(Who::AcmeMemberSession, "?user_id=bob").await;
+    assert_eq!(ids(&own), [bobs_id.clone()]);
+    let other = listed(Who::AcmeMemberSession, "?user_id=alice").await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let api_only = listed(Who::AcmeAdminSession, "?owner=tenant").await;
+    assert!(ids(&api_only).contains(&api_id));
+    assert!(!ids(&api_only).contains(&alices_id));
+
+    // Revoking: the member's own token yes; alice's personal token, the API token and an id
+    // that does not exist all get the same 403.
+    let revoke = |who: Who, id: String| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    who,
+                    Method::DELETE,
+                    &format!("/v1/tenants/acme/tokens/{id}"),
+                    None,
+                )
+                .await
+        }
+    };
+    let refusals = [
+        revoke(Who::AcmeMemberSession, alices_id.clone()).await,
+        revoke(Who::AcmeMemberSession, api_id.clone()).await,
+        revoke(Who::AcmeMemberSession, "tok_doesnotexist".to_owned()).await,
+    ];
+    for refusal in &refusals {
+        assert_eq!(refusal.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            refusal.body, refusals[0].body,
+            "one answer, whatever exists"
+        );
+    }
+    for id in [&alices_id, &api_id] {
+        let record = service.store.get(&m2m_core::TokenId::new(id.clone())).await;
+        assert!(
+            record.unwrap().unwrap().revoked_at.is_none(),
+            "{id} untouched"
+        );
+    }
+    assert_eq!(
+        revoke(Who::AcmeMemberSession, bobs_id).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // The admin session revokes the tenant's API token.
+    assert_eq!(
+        revoke(Who::AcmeAdminSession, api_id).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // The globex session sees nothing of acme, whatever the id.
+    assert_eq!(
+        revoke(Who::GlobexAdminSession, alices_id).await.status,
+        StatusCode::FORBIDDEN
     );
 }

@@ -2,6 +2,7 @@
 //! checking the caller's rights ([`rights`](crate::rights)), and `GET /health`.
 
 pub(crate) mod portal;
+pub(crate) mod sessions;
 pub(crate) mod settings;
 pub(crate) mod tokens;
 pub(crate) mod usage;
@@ -79,6 +80,7 @@ pub(crate) struct TokenView {
     expires_in_text: String,
     revoked_at: Option<String>,
     last_used_at: Option<String>,
+    created_by: Option<String>,
 }
 
 impl TokenView {
@@ -100,6 +102,7 @@ impl TokenView {
             expires_in_text: expires_in.to_string(),
             revoked_at: record.revoked_at.map(rfc3339),
             last_used_at: record.last_used_at.map(rfc3339),
+            created_by: record.created_by,
         }
     }
 }

@@ -10,8 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use m2m_core::PortalSettings;
-use m2m_tower::Authenticated;
 
+use crate::caller::Caller;
 use crate::issue::{MAX_DESCRIPTION_CHARS, check_scopes};
 use crate::problem::Problem;
 use crate::rights::{ENVIRONMENT_SCOPES, require_environment_admin};
@@ -23,7 +23,7 @@ pub const MAX_GRANTABLE_SCOPES: usize = 200;
 /// `GET /v1/settings/portal`.
 pub(crate) async fn get(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
 ) -> Result<Json<PortalSettings>, Problem> {
     require_environment_admin(&caller)?;
     Ok(Json(state.store().load_portal_settings().await?))
@@ -32,7 +32,7 @@ pub(crate) async fn get(
 /// `PUT /v1/settings/portal`: replaces the settings; absent switches are on.
 pub(crate) async fn put(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     body: Result<Json<PortalSettings>, JsonRejection>,
 ) -> Result<Json<PortalSettings>, Problem> {
     require_environment_admin(&caller)?;

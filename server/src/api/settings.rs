@@ -7,9 +7,8 @@ use axum::extract::{Path, State};
 use m2m_core::{TokenType, TypeSettings};
 use serde::{Deserialize, Serialize};
 
-use m2m_tower::Authenticated;
-
 use super::tenant_from;
+use crate::caller::Caller;
 use crate::problem::Problem;
 use crate::rights::{require_environment_admin, require_tenant_admin};
 use crate::state::AppState;
@@ -67,7 +66,7 @@ fn tenant_view(settings: &TypeSettings, tenant: String) -> TenantSettings {
 /// `GET /v1/settings`.
 pub(crate) async fn get_environment(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
     require_environment_admin(&caller)?;
     let settings = state.reload_settings().await?;
@@ -77,7 +76,7 @@ pub(crate) async fn get_environment(
 /// `PUT /v1/settings`.
 pub(crate) async fn put_environment(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
     require_environment_admin(&caller)?;
@@ -90,7 +89,7 @@ pub(crate) async fn put_environment(
 /// `GET /v1/tenants/{tenant}/settings`.
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TenantSettings>, Problem> {
     let tenant = tenant_from(path)?;
@@ -102,7 +101,7 @@ pub(crate) async fn get_tenant(
 /// `PUT /v1/tenants/{tenant}/settings`.
 pub(crate) async fn put_tenant(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<TenantSettings>, Problem> {
@@ -121,7 +120,7 @@ pub(crate) async fn put_tenant(
 /// had no token type of its own.
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::http::StatusCode, Problem> {
     require_environment_admin(&caller)?;

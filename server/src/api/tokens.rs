@@ -9,12 +9,13 @@ use http::StatusCode;
 use m2m_core::{TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
-use m2m_tower::Authenticated;
-
 use super::{TokenView, tenant_from};
+use crate::caller::Caller;
 use crate::issue::{IssueError, TokenRequest, check_tenant, check_user, expiry_from};
 use crate::problem::Problem;
-use crate::rights::{check_grant, require_tenant_admin};
+use crate::rights::{
+    check_grant, refuse, require_section, require_tenant_admin, require_tenant_user,
+};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -50,15 +51,29 @@ impl From<IssueError> for Problem {
 }
 
 /// `POST /v1/tenants/{tenant}/tokens`: 201 with the secret, shown this once.
+///
+/// A tenant admin issues the tenant's API tokens and personal tokens; a portal session issues
+/// personal tokens for its own user only.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let tenant = tenant_from(path)?;
-    require_tenant_admin(&caller, &tenant)?;
+    require_tenant_user(&caller, &tenant)?;
     let Json(body) = body?;
+    match (caller.session(), &body.user_id) {
+        (Some(session), Some(user)) if *user != session.user => {
+            return Err(refuse(
+                &caller,
+                "personal_token_of_another",
+                "a portal user creates personal tokens for itself only",
+            ));
+        }
+        (Some(_), Some(_)) => {}
+        _ => require_tenant_admin(&caller, &tenant)?,
+    }
     let portal = state.store().load_portal_settings().await?;
     check_grant(
         &caller,
@@ -86,6 +101,7 @@ pub(crate) async fn create(
         description: body.description,
         scopes: body.scopes,
         user: body.user_id,
+        created_by: Some(caller.creator_name()),
     };
     let settings = state.reload_settings().await?;
     let (_, request) = request.check(expiry, &settings)?;
@@ -115,6 +131,8 @@ pub(crate) struct Page {
     offset: Option<u64>,
     /// Only this user's (personal) tokens.
     user_id: Option<String>,
+    /// `tenant`: only the tenant's API tokens (no user, no minted bearer tokens).
+    owner: Option<String>,
 }
 
 /// One page of a tenant's tokens.
@@ -125,22 +143,53 @@ pub(crate) struct TokenPage {
     next_offset: Option<u64>,
 }
 
-/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=&user_id=`, oldest first; with `user_id`,
-/// only that user's personal tokens.
+/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=&user_id=&owner=`, oldest first: every
+/// token of the tenant; with `user_id`, only that user's personal tokens; with `owner=tenant`,
+/// only the tenant's API tokens.
+///
+/// A tenant admin reads them all. A member (a portal session) reads the tenant's API tokens
+/// (what it gets without a filter) and its own personal tokens.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Page>, QueryRejection>,
 ) -> Result<Json<TokenPage>, Problem> {
     let tenant = tenant_from(path)?;
-    require_tenant_admin(&caller, &tenant)?;
+    require_tenant_user(&caller, &tenant)?;
     let Query(page) = query?;
     let limit = page.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
     if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
         return Err(Problem::invalid(format!(
             "invalid limit {limit}: expected 1 to {MAX_PAGE_LIMIT}"
         )));
+    }
+    let api_only = match page.owner.as_deref() {
+        None => false,
+        Some("tenant") => true,
+        Some(other) => {
+            return Err(Problem::invalid(format!(
+                "unknown owner {other:?}: expected tenant"
+            )));
+        }
+    };
+    if api_only && page.user_id.is_some() {
+        return Err(Problem::invalid("give either owner or user_id, not both"));
+    }
+    let admin = caller.is_tenant_admin_of(&tenant);
+    if let (Some(user), Some(session)) = (&page.user_id, caller.session())
+        && !admin
+        && *user != session.user
+    {
+        return Err(refuse(
+            &caller,
+            "personal_tokens_of_another",
+            "a member reads only its own personal tokens",
+        ));
+    }
+    if caller.session().is_some() {
+        let portal = state.store().load_portal_settings().await?;
+        require_section(&caller, page.user_id.is_some(), &portal)?;
     }
     let offset = page.offset.unwrap_or(0);
     let mut records = match &page.user_id {
@@ -149,6 +198,12 @@ pub(crate) async fn list(
             state
                 .store()
                 .list_user_page(&tenant, user, offset, limit + 1)
+                .await?
+        }
+        None if api_only || !admin => {
+            state
+                .store()
+                .list_api_page(&tenant, offset, limit + 1)
                 .await?
         }
         None => state.store().list_page(&tenant, offset, limit + 1).await?,
@@ -166,23 +221,43 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /v1/tenants/{tenant}/tokens/{id}`: 204; a client credential takes its bearer
-/// tokens with it.
+/// tokens with it. A tenant admin revokes any token of the tenant; a member only its own
+/// personal tokens (403 for any other id, whether or not it exists).
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     let Path((tenant, id)) = path?;
     check_tenant(&tenant).map_err(Problem::bad_request)?;
-    require_tenant_admin(&caller, &tenant)?;
+    require_tenant_user(&caller, &tenant)?;
     let id = TokenId::new(id);
-    let not_found = || Problem::not_found(format!("tenant {tenant} has no token with id {id}"));
-    let record = state.store().get(&id).await?.ok_or_else(not_found)?;
-    if record.tenant != tenant || record.kind == TokenKind::ClientId {
-        return Err(not_found());
-    }
+    let record = state.store().get(&id).await?;
+    let record = match caller.session() {
+        Some(session) if !caller.is_tenant_admin_of(&tenant) => record
+            .filter(|r| r.tenant == tenant && r.user.as_deref() == Some(session.user.as_str()))
+            .filter(|r| r.kind != TokenKind::ClientId)
+            .ok_or_else(|| {
+                refuse(
+                    &caller,
+                    "not_own_token",
+                    "a member revokes only its own personal tokens",
+                )
+            })?,
+        _ => record
+            .filter(|r| r.tenant == tenant && r.kind != TokenKind::ClientId)
+            .ok_or_else(|| {
+                Problem::not_found(format!("tenant {tenant} has no token with id {id}"))
+            })?,
+    };
     // The store announces the revocation, and its cascade, to every verifier it serves (the
     // service's own included) before it returns.
-    state.store().revoke(&id, state.now()).await?;
+    state.store().revoke(&record.id, state.now()).await?;
+    tracing::info!(
+        tenant = %tenant,
+        token_id = %record.id,
+        by = caller.id(),
+        "token revoked"
+    );
     Ok(StatusCode::NO_CONTENT)
 }

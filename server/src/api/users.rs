@@ -1,14 +1,14 @@
 //! `DELETE /v1/tenants/{tenant}/users/{user}`: a user leaves a tenant, and every token of the
 //! user there goes with them: personal tokens, and the bearer tokens of the user's client
 //! credentials. Each revocation reaches every verifier through the revocation events, as a
-//! single revocation does.
+//! single revocation does. The user's portal sessions end too.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use m2m_tower::Authenticated;
 use serde::Serialize;
 
+use crate::caller::Caller;
 use crate::issue::{check_tenant, check_user};
 use crate::problem::Problem;
 use crate::rights::require_tenant_admin;
@@ -20,6 +20,7 @@ pub(crate) struct UserRemoved {
     tenant: String,
     user_id: String,
     revoked_tokens: usize,
+    revoked_sessions: usize,
 }
 
 /// `DELETE /v1/tenants/{tenant}/users/{user}` (environment admin, or tenant admin of the
@@ -27,26 +28,33 @@ pub(crate) struct UserRemoved {
 /// error.
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
+    caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<UserRemoved>, Problem> {
     let Path((tenant, user)) = path?;
     check_tenant(&tenant).map_err(Problem::bad_request)?;
     require_tenant_admin(&caller, &tenant)?;
     check_user(&user).map_err(Problem::bad_request)?;
+    // Sessions first: a session that outlived the removal could create new tokens.
+    let revoked_sessions = state
+        .store()
+        .revoke_user_portal_sessions(&tenant, &user, state.now())
+        .await?;
     let revoked_tokens = state
         .store()
         .revoke_user(&tenant, &user, state.now())
         .await?;
     tracing::info!(
         tenant = %tenant,
-        by = %caller.token_id(),
+        by = caller.id(),
         revoked_tokens,
+        revoked_sessions,
         "user removed from the tenant"
     );
     Ok(Json(UserRemoved {
         tenant,
         user_id: user,
         revoked_tokens,
+        revoked_sessions,
     }))
 }

@@ -81,6 +81,7 @@ pub(crate) fn parse(
         last_used_at: None,
         client_id: response.client_id,
         credential_id: None,
+        created_by: None,
     }))
 }
 

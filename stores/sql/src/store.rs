@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    PortalSettings, RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenId,
-    TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
+    PortalRole, PortalSession, PortalSettings, RevocationEvent, RevocationListener, StoreError,
+    TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -29,7 +29,11 @@ pub const REVOCATION_CHANNEL: &str = "m2m_revocations";
 
 /// The columns of a token row, in the order [`record_from_row`] reads them.
 const TOKEN_COLUMNS: &str = "id, digest, stub, kind, tenant, user_id, description, scopes, \
-     created_at, expires_at, revoked_at, last_used_at, client_id, credential_id";
+     created_at, expires_at, revoked_at, last_used_at, client_id, credential_id, created_by";
+
+/// The columns of a portal session row, in the order [`session_from_row`] reads them.
+const SESSION_COLUMNS: &str = "id, tenant, user_id, display_name, role, permissions, created_at, \
+     expires_at, revoked_at";
 
 /// Usage entries written per statement by [`SqlStore::record_usage`] (two parameters each).
 const USAGE_CHUNK: usize = 500;
@@ -73,6 +77,17 @@ pub(crate) fn announce_to(listeners: &Listeners, events: &[RevocationEvent]) {
     });
 }
 
+/// Whose records a listing pages through.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// Every record of the tenant.
+    Any,
+    /// The tenant's API tokens: no user, no minted bearer tokens.
+    Tenant,
+    /// One user's.
+    User(&'a str),
+}
+
 #[derive(Clone)]
 enum Backend {
     Sqlite(SqlitePool),
@@ -91,20 +106,25 @@ macro_rules! with_pool {
 }
 
 impl SqlStore {
-    /// One page of a tenant's records, or of one user's in it, oldest first.
+    /// One page of a tenant's records (all, its API tokens, or one user's), oldest first.
     async fn page(
         &self,
         tenant: &str,
-        user: Option<&str>,
+        owner: Owner<'_>,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let sql = match user {
-            None => format!(
+        let sql = match owner {
+            Owner::Any => format!(
                 "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 \
                  ORDER BY created_at, id LIMIT $2 OFFSET $3"
             ),
-            Some(_) => format!(
+            Owner::Tenant => format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens \
+                 WHERE tenant = $1 AND user_id IS NULL AND kind <> 'cc' \
+                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+            ),
+            Owner::User(_) => format!(
                 "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 AND user_id = $2 \
                  ORDER BY created_at, id LIMIT $3 OFFSET $4"
             ),
@@ -114,7 +134,7 @@ impl SqlStore {
         with_pool!(self, |pool| {
             // Bound in the order the placeholders appear.
             let mut query = sqlx::query(&sql).bind(tenant);
-            if let Some(user) = user {
+            if let Owner::User(user) = owner {
                 query = query.bind(user);
             }
             let query = query.bind(limit).bind(offset);
@@ -318,6 +338,30 @@ where
             .try_get::<Option<String>, _>("credential_id")
             .map_err(store_error)?
             .map(TokenId::new),
+        created_by: row.try_get("created_by").map_err(store_error)?,
+    })
+}
+
+/// Reads a row selected with [`SESSION_COLUMNS`], on either backend.
+fn session_from_row<'r, R>(row: &'r R) -> Result<PortalSession, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let role: String = row.try_get("role").map_err(store_error)?;
+    let permissions: String = row.try_get("permissions").map_err(store_error)?;
+    Ok(PortalSession {
+        id: row.try_get("id").map_err(store_error)?,
+        tenant: row.try_get("tenant").map_err(store_error)?,
+        user: row.try_get("user_id").map_err(store_error)?,
+        display_name: row.try_get("display_name").map_err(store_error)?,
+        role: PortalRole::from_name(&role).ok_or_else(|| corrupt("portal role"))?,
+        permissions: serde_json::from_str(&permissions).map_err(|_| corrupt("permission list"))?,
+        created_at: from_nanos(row.try_get("created_at").map_err(store_error)?)?,
+        expires_at: from_nanos(row.try_get("expires_at").map_err(store_error)?)?,
+        revoked_at: option_from_nanos(row.try_get("revoked_at").map_err(store_error)?)?,
     })
 }
 
@@ -463,7 +507,7 @@ impl TokenStore for SqlStore {
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         let scopes = serde_json::to_string(&record.scopes)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -487,6 +531,7 @@ impl TokenStore for SqlStore {
                 .bind(last_used_at)
                 .bind(record.client_id.as_deref())
                 .bind(record.credential_id.as_ref().map(TokenId::as_str))
+                .bind(record.created_by.as_deref())
                 .execute(pool)
                 .await
                 .map(drop)
@@ -514,7 +559,7 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.page(tenant, None, offset, limit).await
+        self.page(tenant, Owner::Any, offset, limit).await
     }
 
     async fn list_user_page(
@@ -524,7 +569,7 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.page(tenant, Some(user), offset, limit).await
+        self.page(tenant, Owner::User(user), offset, limit).await
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -714,6 +759,144 @@ impl TokenStore for SqlStore {
             .map_err(store_error)
         })?;
         Ok(())
+    }
+
+    async fn list_api_page(
+        &self,
+        tenant: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.page(tenant, Owner::Tenant, offset, limit).await
+    }
+
+    async fn insert_portal_session(
+        &self,
+        session: &PortalSession,
+        code: &TokenDigest,
+        code_expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let permissions = serde_json::to_string(&session.permissions)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let created_at = to_nanos(session.created_at)?;
+        let expires_at = to_nanos(session.expires_at)?;
+        let revoked_at = option_to_nanos(session.revoked_at)?;
+        let code_expires_at = to_nanos(code_expires_at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO portal_sessions (id, tenant, user_id, display_name, role, \
+                 permissions, created_at, expires_at, revoked_at, code_digest, code_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&session.id)
+            .bind(&session.tenant)
+            .bind(&session.user)
+            .bind(&session.display_name)
+            .bind(session.role.name())
+            .bind(&permissions)
+            .bind(created_at)
+            .bind(expires_at)
+            .bind(revoked_at)
+            .bind(code.as_bytes().as_slice())
+            .bind(code_expires_at)
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })
+    }
+
+    async fn redeem_portal_code(
+        &self,
+        code: &TokenDigest,
+        secret: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let now = to_nanos(now)?;
+        // One statement spends the code: of two concurrent redemptions, one updates the row and
+        // the other finds no code left. A late or revoked code is spent all the same.
+        let sql = format!(
+            "UPDATE portal_sessions SET code_digest = NULL, \
+             secret_digest = CASE WHEN code_expires_at > $3 AND expires_at > $3 \
+                                  AND revoked_at IS NULL THEN $2 ELSE NULL END \
+             WHERE code_digest = $1 RETURNING {SESSION_COLUMNS}, secret_digest"
+        );
+        with_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(code.as_bytes().as_slice())
+                .bind(secret.as_bytes().as_slice())
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let granted: Option<Vec<u8>> = row.try_get("secret_digest").map_err(store_error)?;
+            if granted.is_none() {
+                return Ok(None);
+            }
+            session_from_row(&row).map(Some)
+        })
+    }
+
+    async fn find_portal_session(
+        &self,
+        secret: &TokenDigest,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM portal_sessions WHERE secret_digest = $1");
+        with_pool!(self, |pool| {
+            let row = sqlx::query(&sql)
+                .bind(secret.as_bytes().as_slice())
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?;
+            row.as_ref().map(session_from_row).transpose()
+        })
+    }
+
+    async fn revoke_portal_session(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let at = to_nanos(at)?;
+        let revoked = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE portal_sessions SET revoked_at = $1, code_digest = NULL \
+                 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+        })?;
+        Ok(revoked > 0)
+    }
+
+    async fn revoke_user_portal_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let at = to_nanos(at)?;
+        let revoked = with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE portal_sessions SET revoked_at = $1, code_digest = NULL \
+                 WHERE tenant = $2 AND user_id = $3 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(tenant)
+            .bind(user)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+        })?;
+        Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
     }
 
     async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {

@@ -45,6 +45,7 @@ fn record(id: &str, kind: TokenKind, tenant: &str, created_at: OffsetDateTime) -
         last_used_at: None,
         client_id: None,
         credential_id: None,
+        created_by: None,
     }
 }
 
