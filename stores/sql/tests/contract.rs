@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use m2m_core::{
-    Expiry, NewToken, RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenFormat,
-    TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
+    Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RevocationEvent, RevocationListener,
+    StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore,
+    TokenType, TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -761,6 +762,196 @@ async fn list_user_pages(store: Arc<dyn TokenStore>) {
     );
 }
 
+/// The tenant's API tokens: no user's, no minted bearer tokens; and who created each.
+async fn api_pages_and_creators(store: Arc<dyn TokenStore>) {
+    let at = |minutes: i64| T0 + Duration::minutes(minutes);
+    let api = TokenRecord {
+        created_by: Some("Alice Admin — ünïcode".to_owned()),
+        ..record("tok_a_api", TokenKind::AccessToken, "acme", at(1))
+    };
+    let credential = record("tok_b_credential", TokenKind::ClientSecret, "acme", at(2));
+    let minted = bearer_from("tok_c_minted", &credential, at(3));
+    let personal = TokenRecord {
+        user: Some("bob".to_owned()),
+        ..record("tok_d_personal", TokenKind::AccessToken, "acme", at(4))
+    };
+    let elsewhere = record("tok_e_globex", TokenKind::AccessToken, "globex", at(5));
+    for r in [&api, &credential, &minted, &personal, &elsewhere] {
+        store.insert(r.clone()).await.unwrap();
+    }
+    let page = store.list_api_page("acme", 0, 10).await.unwrap();
+    assert_eq!(ids(&page), ["tok_a_api", "tok_b_credential"]);
+    assert_eq!(page[0].created_by.as_deref(), Some("Alice Admin — ünïcode"));
+    assert_eq!(page[1].created_by, None);
+    assert_eq!(
+        ids(&store.list_api_page("acme", 1, 1).await.unwrap()),
+        ["tok_b_credential"]
+    );
+    assert!(
+        store
+            .list_api_page("nobody", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A portal session: its code is spent by the first redemption, a late or revoked one is
+/// refused, and only the digest of the session secret finds it.
+async fn portal_sessions(store: Arc<dyn TokenStore>) {
+    let mut session = PortalSession::new(
+        "acme",
+        "alice",
+        "Alice — ünïcode",
+        PortalRole::Admin,
+        T0,
+        Duration::hours(1),
+    );
+    session.permissions = vec!["reports:read".to_owned()];
+    let code = PortalSecret::generate();
+    let secret = PortalSecret::generate();
+    store
+        .insert_portal_session(&session, &code.digest(), T0 + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_portal_session(&session, &PortalSecret::generate().digest(), T0)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.find_portal_session(&code.digest()).await.unwrap(),
+        None,
+        "a code is no secret"
+    );
+
+    let redeemed = store
+        .redeem_portal_code(&code.digest(), &secret.digest(), T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(redeemed.as_ref(), Some(&session), "every field round-trips");
+    let again = store
+        .redeem_portal_code(
+            &code.digest(),
+            &PortalSecret::generate().digest(),
+            T0 + Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, None, "single use");
+    assert_eq!(
+        store.find_portal_session(&secret.digest()).await.unwrap(),
+        Some(session.clone())
+    );
+
+    // Too late: the code is spent all the same and grants nothing.
+    let late = PortalSession::new(
+        "acme",
+        "bob",
+        "Bob",
+        PortalRole::Member,
+        T0,
+        Duration::hours(1),
+    );
+    let late_code = PortalSecret::generate();
+    store
+        .insert_portal_session(&late, &late_code.digest(), T0 + Duration::minutes(5))
+        .await
+        .unwrap();
+    let late_secret = PortalSecret::generate();
+    assert_eq!(
+        store
+            .redeem_portal_code(
+                &late_code.digest(),
+                &late_secret.digest(),
+                T0 + Duration::minutes(5)
+            )
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_portal_session(&late_secret.digest())
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Revoked before its link was opened.
+    let revoked = PortalSession::new(
+        "acme",
+        "carol",
+        "Carol",
+        PortalRole::Member,
+        T0,
+        Duration::hours(1),
+    );
+    let revoked_code = PortalSecret::generate();
+    store
+        .insert_portal_session(&revoked, &revoked_code.digest(), T0 + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(store.revoke_portal_session(&revoked.id, T0).await.unwrap());
+    assert!(
+        !store.revoke_portal_session(&revoked.id, T0).await.unwrap(),
+        "once"
+    );
+    assert!(!store.revoke_portal_session("ps_unknown", T0).await.unwrap());
+    assert_eq!(
+        store
+            .redeem_portal_code(
+                &revoked_code.digest(),
+                &PortalSecret::generate().digest(),
+                T0
+            )
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A user leaving the tenant ends the user's sessions there, and only there.
+    let elsewhere = PortalSession::new(
+        "globex",
+        "alice",
+        "Alice",
+        PortalRole::Admin,
+        T0,
+        Duration::hours(1),
+    );
+    store
+        .insert_portal_session(
+            &elsewhere,
+            &PortalSecret::generate().digest(),
+            T0 + Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+    let later = T0 + Duration::minutes(10);
+    assert_eq!(
+        store
+            .revoke_user_portal_sessions("acme", "alice", later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .revoke_user_portal_sessions("acme", "alice", later)
+            .await
+            .unwrap(),
+        0
+    );
+    let ended = store
+        .find_portal_session(&secret.digest())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.revoked_at, Some(later));
+    assert!(!ended.is_active(later));
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -804,6 +995,8 @@ contract!(
     a_verifier_records_usage_by_itself,
     token_type_settings,
     portal_settings,
+    api_pages_and_creators,
+    portal_sessions,
     concurrent_writes,
 );
 
