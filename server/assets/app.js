@@ -602,6 +602,40 @@ function onGenerateClosed() {
   $("#open-generate").focus();
 }
 
+// ---- portal --------------------------------------------------------------------------------
+
+/** Opens the tenant's portal in this tab, signed in as an environment admin of the tenant. */
+async function openPortal() {
+  if (!state.tenant) return;
+  const button = $("#open-portal");
+  button.disabled = true;
+  let session;
+  try {
+    session = await api("POST", "/v1/portal/sessions", {
+      tenant: state.tenant,
+      user_id: "environment-admin",
+      display_name: "Environment admin",
+      role: "admin",
+    });
+  } catch (error) {
+    failed(error);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  let url = null;
+  try {
+    url = new URL(session.url, window.location.href);
+  } catch {
+    url = null;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    showError("The token service answered without a portal link.");
+    return;
+  }
+  window.location.assign(url.href);
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 
 function start() {
@@ -613,6 +647,7 @@ function start() {
   $("#tenant-form").addEventListener("submit", submitTenant);
   $("#load-more").addEventListener("click", () => loadTokens(true).catch(failed));
   $("#open-generate").addEventListener("click", openGenerate);
+  $("#open-portal").addEventListener("click", openPortal);
   $("#generate-form").addEventListener("submit", submitGenerate);
   $("#generate-dialog").addEventListener("cancel", clearResult);
   $("#generate-dialog").addEventListener("close", onGenerateClosed);

@@ -1,18 +1,22 @@
-//! The admin web page end to end in headless Chromium, driven over WebDriver: the real `m2m`
-//! binary on 127.0.0.1 with a SQLite file, Debian's `chromium` and `chromium-driver`.
+//! The admin web page and the tenant portal end to end in headless Chromium, driven over
+//! WebDriver: the real `m2m` binary on 127.0.0.1 with a SQLite file, Debian's `chromium` and
+//! `chromium-driver`.
 //!
-//! The scenario signs in, switches the token type, generates a 7-day access token, uses the
-//! secret the dialog shows against the service itself, checks that no secret is left in the
-//! page once the dialog is closed, revokes the token and sees the route refuse it. Each step
-//! leaves a screenshot in `target/browser-screenshots/`.
+//! The admin scenario signs in, switches the token type, generates a 7-day access token, uses
+//! the secret the dialog shows against the service itself, checks that no secret is left in the
+//! page once the dialog is closed, revokes the token, sees the route refuse it and opens the
+//! tenant's portal. The portal scenario signs tenant users in through single-use links, lets
+//! them generate and revoke API and personal tokens, and checks over HTTP what each session and
+//! each token may do. Each step leaves a screenshot in `target/browser-screenshots/admin/` or
+//! `target/browser-screenshots/portal/`.
 //!
-//! This test fails (never skips) when Chromium or chromedriver is missing.
+//! These tests fail (never skip) when Chromium or chromedriver is missing.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use fantoccini::elements::Element;
@@ -28,6 +32,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_m2m");
 const WAIT: Duration = Duration::from_secs(30);
 const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
+
+/// One browser at a time: two Chromium instances on a small machine slow each other's pages
+/// down. Each test runs on its own runtime and thread, so holding this lock across the test's
+/// awaits only makes the other test's thread wait for it.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
 /// A child process killed when dropped, so no test leaves one behind.
 struct Process(Child);
@@ -187,18 +196,18 @@ async fn start_browser(chromium: &Path, driver_url: &str, profile: &Path) -> Cli
         .expect("a Chromium session through chromedriver")
 }
 
-/// Screenshots of the scenario's steps.
+/// Screenshots of one scenario's steps, in a folder of their own.
 struct Screenshots {
     dir: PathBuf,
     next: u32,
 }
 
 impl Screenshots {
-    fn new() -> Self {
+    fn new(scenario: &str) -> Self {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-        let dir = target.join("browser-screenshots");
+        let dir = target.join("browser-screenshots").join(scenario);
         std::fs::create_dir_all(&dir).expect("the screenshot folder");
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             if entry.path().extension().is_some_and(|ext| ext == "png") {
@@ -326,13 +335,33 @@ async fn assert_no_secret(browser: &Client, secret: &str) {
     assert_eq!(found, false, "a secret is left in the page");
 }
 
+/// Like [`wait_for`], but a script that fails while the page navigates is tried again.
+async fn wait_across_navigation(browser: &Client, what: &str, script: &str) -> Value {
+    let mut last_error = None;
+    let truthy = async {
+        loop {
+            match browser.execute(script, vec![]).await {
+                Ok(Value::Null | Value::Bool(false)) => {}
+                Ok(Value::String(text)) if text.is_empty() => {}
+                Ok(value) => return value,
+                Err(error) => last_error = Some(error.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let outcome = tokio::time::timeout(WAIT, truthy).await;
+    outcome.unwrap_or_else(|_| panic!("{what} never happened (last error: {last_error:?})"))
+}
+
 /// "in 7 days" right after creation, "in 6 days" once a moment has passed: both are right.
 fn says_seven_days(text: &str) -> bool {
     text == "in 7 days" || text == "in 6 days"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // see ONE_BROWSER
 async fn admin_page_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
     let (chromium, driver) = browser_tools();
     let workdir = TempDir::new().unwrap();
     let profile = TempDir::new().unwrap();
@@ -345,7 +374,7 @@ async fn admin_page_in_chromium() {
     // assertion fails; the failure is raised again afterwards.
     let session = browser.clone();
     let outcome = tokio::spawn(async move {
-        let mut shots = Screenshots::new();
+        let mut shots = Screenshots::new("admin");
         scenario(&session, &service, &http, &mut shots).await;
     })
     .await;
@@ -644,6 +673,46 @@ async fn scenario(
         .unwrap();
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
 
+    // The tenant's portal, opened from the admin page: the service signs an environment admin
+    // in through a single-use link, and the portal lists the tenant's tokens.
+    click(browser, "#open-portal").await;
+    wait_across_navigation(
+        browser,
+        "the portal of acme",
+        "return location.pathname === '/portal' \
+             && document.querySelector('#who-name')?.textContent === 'Environment admin' \
+             && document.querySelector('#who-tenant')?.textContent === 'acme' \
+             && document.querySelector('#api-tokens')?.getAttribute('aria-busy') === 'false';",
+    )
+    .await;
+    let listed = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#api-table tbody tr')) \
+                 .map(row => [row.querySelector('td.description').textContent, \
+                              row.querySelector('td.status').textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .contains(&json!(["nightly export", "Revoked"])),
+        "{listed}"
+    );
+    shots.take(browser, "portal-from-admin").await;
+
+    // Back on the admin page, still signed in (the admin token is in this tab's storage).
+    browser.goto(&format!("{}/", service.base)).await.unwrap();
+    wait_for(
+        browser,
+        "the console again",
+        "return !document.querySelector('#console').hidden \
+             && !document.querySelector('#sign-out').hidden;",
+    )
+    .await;
+
     // Sign out forgets the admin token.
     click(browser, "#sign-out").await;
     notice(browser, "Signed out.").await;
@@ -653,4 +722,656 @@ async fn scenario(
         .unwrap();
     assert_eq!(forgotten, Value::Null);
     shots.take(browser, "signed-out").await;
+}
+
+// ---- the tenant portal ---------------------------------------------------------------------------
+
+/// The name of the portal's session cookie.
+const PORTAL_COOKIE: &str = "m2m_portal";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // see ONE_BROWSER
+async fn tenant_portal_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
+    let (chromium, driver) = browser_tools();
+    let workdir = TempDir::new().unwrap();
+    let profile = TempDir::new().unwrap();
+    let service = start_service(workdir.path());
+    let http = reqwest::Client::new();
+    let (_driver, driver_url) = start_chromedriver(&driver, &http).await;
+    let browser = start_browser(&chromium, &driver_url, profile.path()).await;
+
+    let session = browser.clone();
+    let outcome = tokio::spawn(async move {
+        let mut shots = Screenshots::new("portal");
+        portal_scenario(&session, &service, &http, &mut shots).await;
+    })
+    .await;
+    let _ = browser.close().await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// `PUT {path}` with the environment admin token: 200.
+async fn admin_put(http: &reqwest::Client, service: &Service, path: &str, body: Value) {
+    let reply = http
+        .put(format!("{}{path}", service.base))
+        .header("x-api-key", &service.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "PUT {path}: {}",
+        reply.text().await.unwrap_or_default()
+    );
+}
+
+/// The portal settings with the API-token section on or off.
+fn portal_settings(api_tokens_visible: bool) -> Value {
+    json!({
+        "grantable_scopes": [{"name": "reports:read", "description": "Read reports"}],
+        "api_tokens_visible": api_tokens_visible,
+        "personal_tokens_visible": true,
+    })
+}
+
+/// The vendor signs a tenant user in: `POST /v1/portal/sessions`, 201 with the single-use link.
+async fn vendor_session(http: &reqwest::Client, service: &Service, user: Value) -> String {
+    let reply = http
+        .post(format!("{}/v1/portal/sessions", service.base))
+        .header("x-api-key", &service.admin_token)
+        .json(&user)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status();
+    let body: Value = reply.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a portal session for {user}: {body}"
+    );
+    assert!(body["id"].is_string(), "the session has an id: {body}");
+    let url = body["url"].as_str().expect("the session's link").to_owned();
+    assert!(
+        url.starts_with(&format!("{}/portal/enter?code=", service.base)),
+        "{url}"
+    );
+    url
+}
+
+/// Opens a session's link in a browser without any cookie of an earlier session, and waits
+/// until the portal shows `name` with its lists loaded.
+async fn enter_portal(browser: &Client, link: &str, name: &str) {
+    browser.delete_all_cookies().await.expect("no cookies left");
+    browser.goto(link).await.expect("the link opens");
+    let script = format!(
+        "if (location.pathname !== '/portal' || location.search) return false; \
+         const who = document.querySelector('#who-name'); \
+         if (document.querySelector('#portal').hidden || !who || who.textContent !== {}) \
+             return false; \
+         return ['#api-tokens', '#personal-tokens'].every(s => {{ \
+             const e = document.querySelector(s); \
+             return e.hidden || e.getAttribute('aria-busy') === 'false'; }});",
+        json!(name)
+    );
+    wait_across_navigation(browser, &format!("the portal of {name}"), &script).await;
+}
+
+/// The portal session cookie as the browser holds it, with its flags checked.
+async fn portal_cookie(browser: &Client) -> String {
+    let cookies = browser.get_all_cookies().await.expect("the cookies");
+    let cookie = cookies
+        .iter()
+        .find(|cookie| cookie.name() == PORTAL_COOKIE)
+        .unwrap_or_else(|| panic!("no {PORTAL_COOKIE} cookie in {cookies:?}"));
+    assert_eq!(cookie.http_only(), Some(true), "{cookie}");
+    assert_eq!(
+        format!("{:?}", cookie.same_site()),
+        "Some(Strict)",
+        "{cookie}"
+    );
+    cookie.value().to_owned()
+}
+
+/// The session's CSRF token, as the page itself learns it.
+async fn csrf_token(browser: &Client) -> String {
+    let token = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/v1/portal/me', {credentials: 'same-origin', cache: 'no-store'}) \
+                 .then(r => r.ok ? r.json() : null) \
+                 .then(me => done(me && me.csrf_token), () => done(null));",
+            vec![],
+        )
+        .await
+        .expect("the session's own answer");
+    token.as_str().expect("a csrf token").to_owned()
+}
+
+/// A request with a portal session's cookie and CSRF token, as another page would send it.
+async fn with_session(
+    http: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    cookie: &str,
+    csrf: &str,
+) -> StatusCode {
+    let request = request
+        .header("cookie", format!("{PORTAL_COOKIE}={cookie}"))
+        .header("x-csrf-token", csrf)
+        .build()
+        .unwrap();
+    http.execute(request).await.unwrap().status()
+}
+
+/// `GET /v1/tenants/acme/tokens` with an access token.
+async fn list_with(http: &reqwest::Client, service: &Service, secret: &str) -> StatusCode {
+    http.get(format!("{}/v1/tenants/acme/tokens", service.base))
+        .header("x-api-key", secret)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Generates a token in the page's dialog and returns the secret it shows.
+async fn generate_in_page(
+    browser: &Client,
+    opener: &str,
+    description: &str,
+    expiry: &str,
+    scopes: &[&str],
+    shots: &mut Screenshots,
+) -> String {
+    click(browser, opener).await;
+    wait_for(
+        browser,
+        "the generate dialog",
+        "return document.querySelector('#generate-dialog').open;",
+    )
+    .await;
+    type_into(browser, "#generate-description", description).await;
+    css(browser, "#generate-expiry")
+        .await
+        .select_by_value(expiry)
+        .await
+        .expect("the expiry choice");
+    for scope in scopes {
+        click(
+            browser,
+            &format!("input[name=generate-scope][value={}]", json!(scope)),
+        )
+        .await;
+    }
+    shots
+        .take(
+            browser,
+            &format!("generate-{}", description.replace(' ', "-")),
+        )
+        .await;
+    click(browser, "#generate-submit").await;
+    let secret = text_of(browser, "#secret-value").await;
+    assert!(secret.starts_with("m2m_at_"), "an access token is shown");
+    secret
+}
+
+/// Closes the secret dialog and checks that the secret is gone from the page.
+async fn close_secret(browser: &Client, secret: &str) {
+    click(browser, "#secret-close").await;
+    wait_for(
+        browser,
+        "the secret dialog to close",
+        "return !document.querySelector('#secret-dialog').open \
+             && !document.querySelector('#secret-body').hasChildNodes();",
+    )
+    .await;
+    assert_no_secret(browser, secret).await;
+}
+
+/// The id of the row of `table` described as `description`.
+async fn row_id(browser: &Client, table: &str, description: &str) -> String {
+    let script = format!(
+        "const row = Array.from(document.querySelectorAll('{table} tbody tr')) \
+             .find(r => r.querySelector('td.description').textContent === {}); \
+         return row ? row.dataset.id : null;",
+        json!(description)
+    );
+    wait_for(browser, &format!("{description:?} in {table}"), &script)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The descriptions of the rows of `table`.
+async fn descriptions(browser: &Client, table: &str) -> Vec<String> {
+    let script = format!(
+        "return Array.from(document.querySelectorAll('{table} tbody tr')) \
+             .map(r => r.querySelector('td.description').textContent);"
+    );
+    serde_json::from_value(browser.execute(&script, vec![]).await.unwrap()).unwrap()
+}
+
+async fn portal_scenario(
+    browser: &Client,
+    service: &Service,
+    http: &reqwest::Client,
+    shots: &mut Screenshots,
+) {
+    browser
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("window size");
+    admin_put(http, service, "/v1/settings/portal", portal_settings(true)).await;
+    admin_put(
+        http,
+        service,
+        "/v1/settings",
+        json!({"token_type": "access"}),
+    )
+    .await;
+
+    // 1. The vendor signs alice in; her link opens the portal once, and only once.
+    let alice = vendor_session(
+        http,
+        service,
+        json!({"tenant": "acme", "user_id": "alice", "display_name": "Alice Admin",
+               "role": "admin", "permissions": ["reports:read"]}),
+    )
+    .await;
+    enter_portal(browser, &alice, "Alice Admin").await;
+    let header = text_of(browser, "header").await;
+    assert!(
+        header.contains("m2m") && header.contains("portal") && header.contains("acme"),
+        "{header}"
+    );
+    assert_eq!(text_of(browser, "#who-role").await, "Admin");
+    let page = browser
+        .execute("return [document.cookie, location.href];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        page[0], "",
+        "the session cookie is not readable by the page"
+    );
+    assert!(!page[1].as_str().unwrap().contains("code="), "{page}");
+    shots.take(browser, "alice-signed-in").await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let again = no_redirects.get(&alice).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::UNAUTHORIZED,
+        "a used link is refused"
+    );
+
+    // 2. Alice generates an API token for 30 days with the tenant-admin scope.
+    click(browser, "#api-generate").await;
+    let offered = browser
+        .execute(
+            "return { \
+                 expiry: Array.from(document.querySelectorAll('#generate-expiry option')) \
+                     .map(o => [o.value, o.textContent]), \
+                 scopes: Array.from(document.querySelectorAll('input[name=generate-scope]')) \
+                     .map(b => [b.value, b.closest('label').textContent]), \
+                 type: document.querySelector('#generate-type-fixed')?.textContent ?? null, \
+                 choice: document.querySelectorAll('input[name=generate-type]').length };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        offered["expiry"],
+        json!([
+            ["never", "Never"],
+            ["1d", "1 day"],
+            ["7d", "7 days"],
+            ["30d", "30 days"],
+            ["90d", "90 days"],
+            ["365d", "365 days"]
+        ])
+    );
+    let scopes = offered["scopes"].as_array().unwrap();
+    assert!(
+        scopes
+            .iter()
+            .any(|s| s[0] == "reports:read" && s[1].as_str().unwrap().contains("Read reports")),
+        "{offered}"
+    );
+    assert!(
+        scopes.iter().any(|s| s[0] == "m2m:tenant-admin"),
+        "an admin may grant m2m:tenant-admin: {offered}"
+    );
+    assert!(
+        offered["type"].as_str().unwrap().contains("Access token"),
+        "{offered}"
+    );
+    assert_eq!(offered["choice"], 0, "the tenant's type is fixed");
+    click(browser, "#generate-dialog [data-close]").await;
+    let secret = generate_in_page(
+        browser,
+        "#api-generate",
+        "nightly export",
+        "30d",
+        &["m2m:tenant-admin"],
+        shots,
+    )
+    .await;
+    shots.take(browser, "api-secret-shown").await;
+    close_secret(browser, &secret).await;
+    notice(browser, "nightly export").await;
+    let api_id = row_id(browser, "#api-table", "nightly export").await;
+    let row = format!("#api-table tr[data-id='{api_id}']");
+    let expires = text_of(browser, &format!("{row} td.expires-in")).await;
+    assert!(
+        expires == "in 30 days" || expires == "in 29 days",
+        "Expires in: {expires:?}"
+    );
+    assert_eq!(
+        text_of(browser, &format!("{row} td.created-by")).await,
+        "Alice Admin"
+    );
+    assert_eq!(
+        text_of(browser, &format!("{row} td.last-used")).await,
+        "Never"
+    );
+    assert_eq!(
+        text_of(browser, &format!("{row} td.status")).await,
+        "Active"
+    );
+    let stub = text_of(browser, &format!("{row} td.client")).await;
+    assert!(secret.starts_with(stub.trim_end_matches('…')), "{stub}");
+    css(browser, &format!("{row} button.revoke")).await;
+    shots.take(browser, "api-token-listed").await;
+
+    // 3. The token works, and its use shows up as "Last used" once recorded.
+    assert_eq!(list_with(http, service, &secret).await, StatusCode::OK);
+    let last_used = wait_for(
+        browser,
+        "the use to show in Last used",
+        &format!(
+            "const cell = document.querySelector(\"{row} td.last-used\"); \
+             const text = cell ? cell.textContent : ''; \
+             if (text && text !== 'Never') return text; \
+             const refresh = document.querySelector('#refresh'); \
+             const now = Date.now(); \
+             if (!refresh.disabled && !(window.lastRefresh > now - 500)) {{ \
+                 window.lastRefresh = now; refresh.click(); }} \
+             return null;"
+        ),
+    )
+    .await;
+    assert_ne!(last_used, "Never");
+    shots.take(browser, "api-token-used").await;
+
+    // The search box filters both tables.
+    type_into(browser, "#filter", "NIGHTLY").await;
+    wait_for(
+        browser,
+        "a matching row to stay",
+        &format!("return !document.querySelector(\"{row}\").hidden;"),
+    )
+    .await;
+    type_into(browser, "#filter", "no such token").await;
+    wait_for(
+        browser,
+        "the row to be filtered out",
+        &format!("return document.querySelector(\"{row}\").hidden;"),
+    )
+    .await;
+    type_into(browser, "#filter", "alice admin").await;
+    wait_for(
+        browser,
+        "a row by its creator",
+        &format!("return !document.querySelector(\"{row}\").hidden;"),
+    )
+    .await;
+    css(browser, "#filter").await.clear().await.unwrap();
+
+    // 4. A personal token: in the personal table only; then revoked, and refused at once.
+    let personal = generate_in_page(
+        browser,
+        "#personal-generate",
+        "alice laptop",
+        "7d",
+        &[],
+        shots,
+    )
+    .await;
+    close_secret(browser, &personal).await;
+    let personal_id = row_id(browser, "#personal-table", "alice laptop").await;
+    let personal_row = format!("#personal-table tr[data-id='{personal_id}']");
+    let expires = text_of(browser, &format!("{personal_row} td.expires-in")).await;
+    assert!(says_seven_days(&expires), "Expires in: {expires:?}");
+    assert_eq!(
+        descriptions(browser, "#api-table").await,
+        ["nightly export"]
+    );
+    assert_eq!(
+        descriptions(browser, "#personal-table").await,
+        ["alice laptop"]
+    );
+    shots.take(browser, "personal-token-listed").await;
+
+    browser.set_window_size(PHONE.0, PHONE.1).await.unwrap();
+    let fits = wait_for(
+        browser,
+        "the portal to fit a phone",
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+    )
+    .await;
+    assert_eq!(fits, true);
+    shots.take(browser, "phone-width").await;
+    browser
+        .execute(
+            "document.querySelector('#personal-tokens').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    shots.take(browser, "phone-width-personal").await;
+    browser.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
+
+    click(browser, &format!("{personal_row} button.revoke")).await;
+    let question = text_of(browser, "#revoke-text").await;
+    assert!(question.contains("alice laptop"), "{question}");
+    shots.take(browser, "revoke-confirm").await;
+    click(browser, "#revoke-confirm").await;
+    notice(browser, "revoked").await;
+    wait_for(
+        browser,
+        "the personal token to show as revoked",
+        &format!(
+            "const e = document.querySelector(\"{personal_row} td.status\"); \
+             return e && e.textContent === 'Revoked';"
+        ),
+    )
+    .await;
+    assert_eq!(
+        list_with(http, service, &personal).await,
+        StatusCode::UNAUTHORIZED
+    );
+    shots.take(browser, "personal-token-revoked").await;
+
+    // 5. Bob, a member: he sees the tenant's API token but may neither revoke nor create one.
+    let bob = vendor_session(
+        http,
+        service,
+        json!({"tenant": "acme", "user_id": "bob", "display_name": "Bob Member",
+               "role": "member", "permissions": []}),
+    )
+    .await;
+    enter_portal(browser, &bob, "Bob Member").await;
+    assert_eq!(text_of(browser, "#who-role").await, "Member");
+    assert_eq!(
+        descriptions(browser, "#api-table").await,
+        ["nightly export"]
+    );
+    assert!(
+        descriptions(browser, "#personal-table").await.is_empty(),
+        "bob sees none of alice's personal tokens"
+    );
+    let controls = browser
+        .execute(
+            "const generate = document.querySelector('#api-generate'); \
+             return [document.querySelectorAll('#api-table button.revoke').length, \
+                     !generate || generate.hidden || generate.offsetParent === null];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(controls, json!([0, true]), "a member manages no API tokens");
+    shots.take(browser, "bob-member").await;
+    let bob_cookie = portal_cookie(browser).await;
+    let bob_csrf = csrf_token(browser).await;
+    let refused = with_session(
+        http,
+        http.delete(format!("{}/v1/tenants/acme/tokens/{api_id}", service.base)),
+        &bob_cookie,
+        &bob_csrf,
+    )
+    .await;
+    assert_eq!(
+        refused,
+        StatusCode::FORBIDDEN,
+        "a member revokes no API token"
+    );
+    assert_eq!(
+        list_with(http, service, &secret).await,
+        StatusCode::OK,
+        "the API token still works"
+    );
+
+    // 6. Bob's own personal token: it authenticates, and holds no rights.
+    let bobs = generate_in_page(
+        browser,
+        "#personal-generate",
+        "bob script",
+        "7d",
+        &[],
+        shots,
+    )
+    .await;
+    close_secret(browser, &bobs).await;
+    row_id(browser, "#personal-table", "bob script").await;
+    assert_eq!(list_with(http, service, &bobs).await, StatusCode::FORBIDDEN);
+    shots.take(browser, "bob-personal-token").await;
+
+    // 7. Carol, an admin of globex, sees nothing of acme.
+    let carol = vendor_session(
+        http,
+        service,
+        json!({"tenant": "globex", "user_id": "carol", "display_name": "Carol Admin",
+               "role": "admin", "permissions": []}),
+    )
+    .await;
+    enter_portal(browser, &carol, "Carol Admin").await;
+    assert!(descriptions(browser, "#api-table").await.is_empty());
+    assert!(descriptions(browser, "#personal-table").await.is_empty());
+    let body = browser
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let body = body.as_str().unwrap();
+    for of_acme in ["nightly export", "alice laptop", "bob script", "acme"] {
+        assert!(!body.contains(of_acme), "{of_acme:?} in globex's portal");
+    }
+    assert!(body.contains("globex"), "{body}");
+    shots.take(browser, "carol-globex").await;
+
+    // 8. Bob leaves acme: his personal token is refused at once.
+    let removed = http
+        .delete(format!("{}/v1/tenants/acme/users/bob", service.base))
+        .header("x-api-key", &service.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::OK);
+    assert_eq!(
+        list_with(http, service, &bobs).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // 9. The environment hides API tokens: the section is gone, and the API refuses them too.
+    admin_put(http, service, "/v1/settings/portal", portal_settings(false)).await;
+    let alice = vendor_session(
+        http,
+        service,
+        json!({"tenant": "acme", "user_id": "alice", "display_name": "Alice Admin",
+               "role": "admin", "permissions": ["reports:read"]}),
+    )
+    .await;
+    enter_portal(browser, &alice, "Alice Admin").await;
+    let sections = browser
+        .execute(
+            "return [document.querySelector('#api-tokens').hidden, \
+                     document.querySelector('#personal-tokens').hidden];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sections,
+        json!([true, false]),
+        "only personal tokens are shown"
+    );
+    assert_eq!(
+        descriptions(browser, "#personal-table").await,
+        ["alice laptop"]
+    );
+    shots.take(browser, "api-tokens-hidden").await;
+    let alice_cookie = portal_cookie(browser).await;
+    let alice_csrf = csrf_token(browser).await;
+    let refused = with_session(
+        http,
+        http.post(format!("{}/v1/tenants/acme/tokens", service.base))
+            .json(&json!({"expires": "7d"})),
+        &alice_cookie,
+        &alice_csrf,
+    )
+    .await;
+    assert_eq!(refused, StatusCode::FORBIDDEN, "no API tokens while hidden");
+
+    // Sign out: the page says the session ended, and the cookie no longer works.
+    click(browser, "#sign-out").await;
+    let ended = text_of(browser, "#ended").await;
+    assert!(
+        ended.contains("Your portal session has ended. Ask for a new link."),
+        "{ended}"
+    );
+    notice(browser, "Signed out.").await;
+    shots.take(browser, "signed-out").await;
+    let me = with_session(
+        http,
+        http.get(format!("{}/v1/portal/me", service.base)),
+        &alice_cookie,
+        &alice_csrf,
+    )
+    .await;
+    assert_eq!(me, StatusCode::UNAUTHORIZED, "the session is over");
+
+    // The portal without a session says so, and shows nothing else.
+    browser
+        .goto(&format!("{}/portal", service.base))
+        .await
+        .unwrap();
+    let ended = text_of(browser, "#ended").await;
+    assert!(ended.contains("Ask for a new link."), "{ended}");
+    let hidden = browser
+        .execute(
+            "return ['#portal', '#who', '#sign-out'] \
+                 .every(s => document.querySelector(s).hidden);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hidden, true);
+    shots.take(browser, "no-session").await;
 }

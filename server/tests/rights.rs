@@ -899,7 +899,7 @@ async fn a_member_manages_only_its_own_personal_tokens() {
     );
     assert!(!ids(&tenant_view).contains(&bobs_id));
     let own = listed(Who::AcmeMemberSession, "?user_id=bob").await;
-    assert_eq!(ids(&own), [bobs_id.clone()]);
+    assert_eq!(ids(&own), [bobs_id.as_str()]);
     let other = listed(Who::AcmeMemberSession, "?user_id=alice").await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
     let api_only = listed(Who::AcmeAdminSession, "?owner=tenant").await;
