@@ -23,10 +23,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use m2m_core::{ExpiresIn, TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore, TokenType};
+use m2m_core::{
+    ExpiresIn, PortalRole, TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore, TokenType,
+};
 use m2m_sql::SqlStore;
 use time::OffsetDateTime;
 
+use crate::api::sessions::{CreateSession, start};
 use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
 use crate::serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig};
 use crate::state::{DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
@@ -52,6 +55,54 @@ enum Command {
     /// The users of a tenant.
     #[command(subcommand)]
     User(UserCommand),
+    /// Portal sessions: sign a tenant user in to the tenant portal.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// Create a session; prints its single-use link on stdout (valid for a few minutes), the
+    /// details on stderr.
+    Create(SessionArgs),
+    /// End a session at once.
+    Revoke {
+        #[command(flatten)]
+        database: Database,
+        /// The session id (ps_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SessionArgs {
+    #[command(flatten)]
+    database: Database,
+    /// The tenant the user belongs to.
+    #[arg(long)]
+    tenant: String,
+    /// The user's id in your system; the user's personal tokens carry it.
+    #[arg(long)]
+    user: String,
+    /// The name the portal shows and records as the creator of tokens.
+    #[arg(long)]
+    name: String,
+    /// admin (manages the tenant's API tokens) or member (reads them, manages its own).
+    #[arg(long, value_parser = parse_role)]
+    role: PortalRole,
+    /// A scope the user holds and may grant (repeatable).
+    #[arg(long = "permission")]
+    permissions: Vec<String>,
+    /// How long the session lasts once opened, in minutes.
+    #[arg(long, default_value_t = crate::DEFAULT_SESSION_MINUTES)]
+    lifetime_minutes: i64,
+    /// Where users reach the service, as `m2m serve --public-url`.
+    #[arg(long, env = "M2M_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: String,
+}
+
+fn parse_role(name: &str) -> Result<PortalRole, String> {
+    PortalRole::from_name(name).ok_or_else(|| format!("unknown role {name:?}: admin or member"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -412,11 +463,64 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             check_tenant(&tenant).map_err(Failure::usage)?;
             crate::issue::check_user(&user).map_err(Failure::usage)?;
             let store = open(&database).await?;
-            let revoked = store
-                .revoke_user(&tenant, &user, OffsetDateTime::now_utc())
+            let now = OffsetDateTime::now_utc();
+            let sessions = store
+                .revoke_user_portal_sessions(&tenant, &user, now)
                 .await?;
-            eprintln!("user {user} left tenant {tenant}: {revoked} tokens revoked");
+            let revoked = store.revoke_user(&tenant, &user, now).await?;
+            eprintln!(
+                "user {user} left tenant {tenant}: {revoked} tokens revoked, {sessions} portal \
+                 sessions ended"
+            );
             Ok(())
+        }
+        Command::Session(SessionCommand::Create(args)) => {
+            let store = open(&args.database).await?;
+            let request = CreateSession {
+                tenant: args.tenant,
+                user_id: args.user,
+                display_name: args.name,
+                role: args.role,
+                permissions: args.permissions,
+                lifetime_minutes: Some(args.lifetime_minutes),
+            };
+            let created = start(
+                store.as_ref(),
+                OffsetDateTime::now_utc(),
+                request,
+                &args.public_url,
+            )
+            .await
+            .map_err(|problem| {
+                if problem.status().is_client_error() {
+                    Failure::usage(problem.detail())
+                } else {
+                    Failure::runtime(problem.detail())
+                }
+            })?;
+            println!("{}", created.url);
+            eprintln!(
+                "portal session {} for tenant {} ({}); the link opens once, until {}",
+                created.session.id,
+                created.session.tenant,
+                created.session.role.name(),
+                created.url_expires_at
+            );
+            Ok(())
+        }
+        Command::Session(SessionCommand::Revoke { database, id }) => {
+            let store = open(&database).await?;
+            if store
+                .revoke_portal_session(&id, OffsetDateTime::now_utc())
+                .await?
+            {
+                eprintln!("portal session {id} ended");
+                Ok(())
+            } else {
+                Err(Failure::usage(format!(
+                    "no live portal session has the id {id}"
+                )))
+            }
         }
         Command::Settings(SettingsCommand::Show { database }) => {
             let store = open(&database).await?;

@@ -739,3 +739,114 @@ async fn the_cli_keeps_the_portal_settings() {
             .success()
     );
 }
+
+#[tokio::test]
+async fn the_cli_signs_a_user_in_to_the_portal_of_the_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url) = database(&dir);
+    let server = Server::start(dir.path(), &url);
+    let create = |user: &str, role: &str| {
+        cli(
+            &url,
+            &[
+                "session",
+                "create",
+                "--tenant",
+                "acme",
+                "--user",
+                user,
+                "--name",
+                "Alice Admin",
+                "--role",
+                role,
+                "--permission",
+                "reports:read",
+                "--public-url",
+                &server.base,
+            ],
+        )
+    };
+    let output = create("alice", "admin");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let link = stdout_lines(&output).remove(0);
+    assert!(
+        link.starts_with(&format!("{}/portal/enter?code=", server.base)),
+        "{link}"
+    );
+    let said = String::from_utf8_lossy(&output.stderr);
+    let id = said
+        .split_whitespace()
+        .find(|word| word.starts_with("ps_"))
+        .unwrap_or_else(|| panic!("a session id in {said}"))
+        .to_owned();
+
+    // The service, reading the same database, opens the link once.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = http.get(&link).send().await.unwrap();
+    assert_eq!(opened.status(), StatusCode::SEE_OTHER);
+    let cookie = opened.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me = |cookie: String| {
+        let http = &http;
+        let server = &server;
+        async move {
+            http.get(server.url("/v1/portal/me"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let profile: Value = me(cookie.clone()).await.json().await.unwrap();
+    assert_eq!(profile["display_name"], "Alice Admin");
+    assert_eq!(profile["role"], "admin");
+    assert_eq!(
+        http.get(&link).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoked from the CLI: the service refuses the cookie at once.
+    let output = cli(&url, &["session", "revoke", &id]);
+    assert!(output.status.success());
+    assert_eq!(me(cookie).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        !cli(&url, &["session", "revoke", &id]).status.success(),
+        "an ended session cannot end twice"
+    );
+
+    // Bad input is a usage error with its reason.
+    let output = create("alice", "owner");
+    assert_eq!(output.status.code(), Some(2));
+    let output = cli(
+        &url,
+        &[
+            "session",
+            "create",
+            "--tenant",
+            "m2m",
+            "--user",
+            "u",
+            "--name",
+            "U",
+            "--role",
+            "admin",
+            "--public-url",
+            &server.base,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("environment's own"));
+    server.stop();
+}

@@ -13,8 +13,9 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use m2m_core::{GrantableScope, PortalRole, PortalSecret, PortalSession, TokenType};
+use m2m_core::{GrantableScope, PortalRole, PortalSecret, PortalSession, TokenStore, TokenType};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::rfc3339;
 use crate::caller::{Caller, cleared_cookie_header, csrf_token};
@@ -36,23 +37,23 @@ pub const MAX_SESSION_MINUTES: i64 = 12 * 60;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSession {
-    tenant: String,
-    user_id: String,
-    display_name: String,
-    role: PortalRole,
+    pub(crate) tenant: String,
+    pub(crate) user_id: String,
+    pub(crate) display_name: String,
+    pub(crate) role: PortalRole,
     #[serde(default)]
-    permissions: Vec<String>,
-    lifetime_minutes: Option<i64>,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) lifetime_minutes: Option<i64>,
 }
 
 /// A session as the API shows it: never a secret but the link, once.
 #[derive(Debug, Serialize)]
 pub(crate) struct SessionView {
-    id: String,
-    tenant: String,
+    pub(crate) id: String,
+    pub(crate) tenant: String,
     user_id: String,
     display_name: String,
-    role: PortalRole,
+    pub(crate) role: PortalRole,
     permissions: Vec<String>,
     created_at: String,
     expires_at: String,
@@ -77,11 +78,11 @@ impl From<&PortalSession> for SessionView {
 #[derive(Debug, Serialize)]
 pub(crate) struct CreatedSession {
     #[serde(flatten)]
-    session: SessionView,
+    pub(crate) session: SessionView,
     /// The single-use link to hand to the user.
-    url: String,
+    pub(crate) url: String,
     /// Until when the link can be opened.
-    url_expires_at: String,
+    pub(crate) url_expires_at: String,
 }
 
 /// `POST /v1/portal/sessions` (environment admin): 201 with the single-use link.
@@ -93,6 +94,30 @@ pub(crate) async fn create(
 ) -> Result<Response, Problem> {
     require_environment_admin(&caller)?;
     let Json(body) = body?;
+    let base = public_base(&state, &headers)?;
+    let created = start(state.store().as_ref(), state.now(), body, &base).await?;
+    tracing::info!(
+        session_id = %created.session.id,
+        tenant = %created.session.tenant,
+        role = created.session.role.name(),
+        by = caller.id(),
+        "portal session created"
+    );
+    let mut response = (StatusCode::CREATED, Json(created)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Checks a request for a session, stores the session and returns it with its single-use
+/// link under `base`; shared by the REST API and the CLI.
+pub(crate) async fn start(
+    store: &dyn TokenStore,
+    now: OffsetDateTime,
+    body: CreateSession,
+    base: &str,
+) -> Result<CreatedSession, Problem> {
     check_tenant(&body.tenant).map_err(Problem::invalid)?;
     if body.tenant == crate::ADMIN_TENANT {
         return Err(Problem::invalid(format!(
@@ -125,9 +150,6 @@ pub(crate) async fn create(
             "invalid lifetime_minutes {minutes}: expected 1 to {MAX_SESSION_MINUTES}"
         )));
     }
-    let base = public_base(&state, &headers)?;
-
-    let now = state.now();
     let mut session = PortalSession::new(
         body.tenant,
         body.user_id,
@@ -139,27 +161,14 @@ pub(crate) async fn create(
     session.permissions = permissions;
     let code = PortalSecret::generate();
     let link_expires_at = now + time::Duration::minutes(PORTAL_LINK_MINUTES.min(minutes));
-    state
-        .store()
+    store
         .insert_portal_session(&session, &code.digest(), link_expires_at)
         .await?;
-    tracing::info!(
-        session_id = %session.id,
-        tenant = %session.tenant,
-        role = session.role.name(),
-        by = caller.id(),
-        "portal session created"
-    );
-    let created = CreatedSession {
+    Ok(CreatedSession {
         session: SessionView::from(&session),
         url: format!("{base}/portal/enter?code={}", code.expose_secret()),
         url_expires_at: rfc3339(link_expires_at),
-    };
-    let mut response = (StatusCode::CREATED, Json(created)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    })
 }
 
 /// Where users reach the service: the configured public URL, else `http://` and the `Host` of
