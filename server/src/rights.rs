@@ -6,7 +6,13 @@
 //! |---|---|---|
 //! | environment admin | a token of the reserved tenant [`ADMIN_TENANT`] with [`ADMIN_SCOPE`] | everything: settings, every tenant, statistics |
 //! | introspection | a token of the reserved tenant with [`INTROSPECT_SCOPE`] | introspect, follow revocations, report usage |
-//! | tenant admin | a token with [`TENANT_ADMIN_SCOPE`] | read and manage its own tenant's tokens and read its settings, nothing of another tenant |
+//! | tenant admin | a token with [`TENANT_ADMIN_SCOPE`], or a portal session with the role `admin` | read and manage its own tenant's tokens and read its settings, nothing of another tenant |
+//! | tenant member | a portal session with the role `member` | read its tenant's API tokens (never a secret), create and revoke its own personal tokens |
+//!
+//! A portal session (see [`portal_page`](crate::portal_page)) holds the scopes of its
+//! `permissions`, and an admin session holds [`TENANT_ADMIN_SCOPE`]; it creates personal tokens
+//! for its own user only. A member asking for another member's personal token gets the same 403
+//! whether or not the token exists.
 //!
 //! The environment scopes ([`ENVIRONMENT_SCOPES`]) count only in the reserved tenant, and the
 //! service refuses to issue them into any other (422). Nobody grants what they do not hold: a
