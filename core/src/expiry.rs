@@ -16,7 +16,9 @@
 //! assert_eq!(expires_at, Some(datetime!(2026-01-08 12:00 UTC)));
 //!
 //! let later = datetime!(2026-01-01 12:05 UTC);
-//! assert_eq!(ExpiresIn::at(expires_at, later).to_string(), "in 6 days");
+//! assert_eq!(ExpiresIn::at(expires_at, later).to_string(), "in 7 days");
+//! let two_days_later = datetime!(2026-01-03 12:05 UTC);
+//! assert_eq!(ExpiresIn::at(expires_at, two_days_later).to_string(), "in 5 days");
 //! assert_eq!(ExpiresIn::at(None, later).to_string(), "Never");
 //! assert_eq!(ExpiresIn::at(expires_at, datetime!(2026-01-08 12:00 UTC)).to_string(), "Expired");
 //! ```
@@ -222,22 +224,28 @@ fn plural(n: u64) -> &'static str {
 }
 
 impl fmt::Display for ExpiresIn {
-    /// "Never", "in 6 days", "in 3 hours", "in 12 minutes", "in 40 seconds", "Expired": the
-    /// largest whole unit, rounded down.
+    /// "Never", "in 30 days", "in 3 hours", "in 12 minutes", "in 40 seconds", "Expired": the
+    /// largest unit that fits, rounded to the nearest (half up), so that a token created a
+    /// moment ago for 30 days says "in 30 days". A day is shown from 23 hours 30 minutes on,
+    /// an hour from 59 minutes 30 seconds on.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MINUTE: i64 = 60;
+        const HOUR: i64 = 60 * MINUTE;
+        const DAY: i64 = 24 * HOUR;
         let left = match self {
             ExpiresIn::Never => return f.write_str("Never"),
             ExpiresIn::Expired => return f.write_str("Expired"),
-            ExpiresIn::Remaining(left) => *left,
+            ExpiresIn::Remaining(left) => left.whole_seconds().max(1),
         };
-        let (n, unit) = if left.whole_days() >= 1 {
-            (left.whole_days(), "day")
-        } else if left.whole_hours() >= 1 {
-            (left.whole_hours(), "hour")
-        } else if left.whole_minutes() >= 1 {
-            (left.whole_minutes(), "minute")
+        let nearest = |unit: i64| left.saturating_add(unit / 2) / unit;
+        let (n, unit) = if left >= DAY - HOUR / 2 {
+            (nearest(DAY), "day")
+        } else if left >= HOUR - MINUTE / 2 {
+            (nearest(HOUR), "hour")
+        } else if left >= MINUTE {
+            (nearest(MINUTE), "minute")
         } else {
-            (left.whole_seconds().max(1), "second")
+            (left, "second")
         };
         let n = n.unsigned_abs();
         write!(f, "in {n} {unit}{}", plural(n))
@@ -381,17 +389,44 @@ mod tests {
     }
 
     #[test]
-    fn expires_in_text_rounds_down_to_the_largest_unit() {
+    fn expires_in_text_rounds_to_the_nearest_largest_unit() {
         let text = |left: Duration| ExpiresIn::at(Some(T0 + left), T0).to_string();
+        assert_eq!(
+            text(Duration::days(30) - Duration::seconds(5)),
+            "in 30 days"
+        );
         assert_eq!(text(Duration::days(7)), "in 7 days");
-        assert_eq!(text(Duration::days(7) - Duration::seconds(1)), "in 6 days");
+        assert_eq!(text(Duration::days(7) - Duration::seconds(1)), "in 7 days");
+        assert_eq!(text(Duration::days(6) + Duration::hours(12)), "in 7 days");
+        assert_eq!(
+            text(Duration::days(6) + Duration::hours(11) + Duration::minutes(59)),
+            "in 6 days"
+        );
         assert_eq!(text(Duration::days(1)), "in 1 day");
         assert_eq!(
-            text(Duration::hours(3) + Duration::minutes(59)),
+            text(Duration::hours(23) + Duration::minutes(30)),
+            "in 1 day"
+        );
+        assert_eq!(
+            text(Duration::hours(23) + Duration::minutes(29)),
+            "in 23 hours"
+        );
+        assert_eq!(
+            text(Duration::hours(3) + Duration::minutes(29)),
             "in 3 hours"
         );
+        assert_eq!(
+            text(Duration::hours(3) + Duration::minutes(30)),
+            "in 4 hours"
+        );
         assert_eq!(text(Duration::hours(1)), "in 1 hour");
+        assert_eq!(
+            text(Duration::minutes(59) + Duration::seconds(30)),
+            "in 1 hour"
+        );
         assert_eq!(text(Duration::minutes(12)), "in 12 minutes");
+        assert_eq!(text(Duration::seconds(90)), "in 2 minutes");
+        assert_eq!(text(Duration::seconds(60)), "in 1 minute");
         assert_eq!(text(Duration::seconds(40)), "in 40 seconds");
         assert_eq!(text(Duration::milliseconds(300)), "in 1 second");
         assert_eq!(ExpiresIn::at(None, T0).to_string(), "Never");

@@ -439,13 +439,14 @@ async fn an_access_token_is_shown_once_and_listed_without_secret() {
     .unwrap();
     assert_eq!(expires_at - created_at, Duration::days(7));
 
-    // One second later the listing says 6 days; it never shows the secret.
+    // One second later the listing still says 7 days (the nearest whole day); it never shows
+    // the secret.
     service.clock.advance(Duration::seconds(1));
     let items = service.list("acme").await;
     assert_eq!(items.len(), 1);
     let item = &items[0];
     assert_eq!(item["id"], created["id"]);
-    assert_eq!(item["expires_in_text"], "in 6 days");
+    assert_eq!(item["expires_in_text"], "in 7 days");
     assert_eq!(item["expires_in"], 7 * 24 * 3600 - 1);
     assert_eq!(item["description"], "nightly export");
     assert_eq!(item["scopes"], json!(["reports:read", "reports:write"]));
