@@ -464,7 +464,7 @@ async fn an_access_token_is_shown_once_and_listed_without_secret() {
     let reply = service
         .create("acme", json!({"expires_in_minutes": 90}))
         .await;
-    assert_eq!(reply.body["expires_in_text"], "in 1 hour");
+    assert_eq!(reply.body["expires_in_text"], "in 2 hours");
     assert_eq!(reply.body["expires_in"], 90 * 60);
     let short_lived = reply.body["id"].clone();
 
