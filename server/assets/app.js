@@ -22,14 +22,6 @@ const KIND_LABELS = {
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
-/** An error answered by the API, with the problem+json detail when there is one. */
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
 const state = {
   tenant: "",
   tenantSettings: null,
@@ -41,37 +33,11 @@ function adminToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-/** Calls the REST API; resolves to the parsed JSON (or null), rejects with an ApiError. */
-async function api(method, path, body, token = adminToken()) {
-  const headers = { Accept: "application/json" };
-  if (token) headers["X-API-KEY"] = token;
-  const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    throw new ApiError(0, "The token service cannot be reached. Check that it is running and try again.");
-  }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) {
-    const detail = data && typeof data.detail === "string" && data.detail
-      ? data.detail
-      : `${response.status} ${response.statusText || "error"}`;
-    throw new ApiError(response.status, detail);
-  }
-  return data;
+/** Calls the REST API with the admin token; resolves to the parsed JSON (or null), rejects with an ApiError. */
+function api(method, path, body, token = adminToken()) {
+  const headers = token ? { "X-API-KEY": token } : {};
+  return requestJson(path, { method, headers, credentials: "omit" }, body,
+    "The token service cannot be reached. Check that it is running and try again.");
 }
 
 /** The message to show for an API error. */

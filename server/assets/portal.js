@@ -56,14 +56,6 @@ const SECTIONS = {
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
-/** An error answered by the API, with the problem+json detail when there is one. */
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
-    this.status = status;
-  }
-}
-
 const state = {
   me: null,
   /** Per section, the number of the latest load: an older answer arriving late is dropped. */
@@ -74,39 +66,14 @@ const state = {
   revoking: null,
 };
 
-/** Calls the API with the session cookie; resolves to the parsed JSON (or null), rejects with an ApiError. */
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+/** Calls the API with the session cookie (and the CSRF token on changes); resolves to the parsed JSON (or null), rejects with an ApiError. */
+function api(method, path, body) {
+  const headers = {};
   if (method !== "GET" && method !== "HEAD" && state.me) {
     headers["X-CSRF-Token"] = state.me.csrf_token;
   }
-  const init = { method, headers, cache: "no-store", credentials: "same-origin", redirect: "error" };
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch {
-    throw new ApiError(0, "The token service cannot be reached. Check your connection and try again.");
-  }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) {
-    const detail = data && typeof data.detail === "string" && data.detail
-      ? data.detail
-      : `${response.status} ${response.statusText || "error"}`;
-    throw new ApiError(response.status, detail);
-  }
-  return data;
+  return requestJson(path, { method, headers, credentials: "same-origin" }, body,
+    "The token service cannot be reached. Check your connection and try again.");
 }
 
 /** The message to show for an API error. */

@@ -9,6 +9,7 @@
 //! | route | content |
 //! |---|---|
 //! | `GET /` | the page (`text/html`) |
+//! | `GET /assets/api.js` | the REST client it shares with the tenant portal (`text/javascript`) |
 //! | `GET /assets/app.js` | its script (`text/javascript`) |
 //! | `GET /assets/app.css` | its style sheet (`text/css`) |
 //!
@@ -42,6 +43,8 @@ use http::{HeaderName, HeaderValue};
 
 /// The page's HTML.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
+/// The REST client of the admin page and the tenant portal.
+const API_JS: &str = include_str!("../assets/api.js");
 /// The page's script.
 const APP_JS: &str = include_str!("../assets/app.js");
 /// The page's style sheet.
@@ -53,20 +56,25 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 
      style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// The page's routes, for any router state: `GET /`, `GET /assets/app.js` and
-/// `GET /assets/app.css`. Merge them into the token service's router.
+/// The page's routes, for any router state: `GET /`, `GET /assets/api.js`,
+/// `GET /assets/app.js` and `GET /assets/app.css`. Merge them into the token service's router.
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
         .route("/", get(index))
+        .route("/assets/api.js", get(client))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
 }
 
 async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn client() -> Response {
+    asset("text/javascript; charset=utf-8", API_JS)
 }
 
 async fn script() -> Response {
@@ -117,6 +125,7 @@ mod tests {
     async fn every_asset_has_its_type_and_the_security_headers() {
         for (path, content_type) in [
             ("/", "text/html; charset=utf-8"),
+            ("/assets/api.js", "text/javascript; charset=utf-8"),
             ("/assets/app.js", "text/javascript; charset=utf-8"),
             ("/assets/app.css", "text/css; charset=utf-8"),
         ] {
@@ -141,8 +150,10 @@ mod tests {
             assert!(!asset.contains("://"), "no absolute URLs");
             assert!(!asset.contains("@import"));
         }
-        assert!(INDEX_HTML.contains(r#"<script src="/assets/app.js" defer></script>"#));
-        assert_eq!(INDEX_HTML.matches("<script").count(), 1);
+        assert!(INDEX_HTML.contains(
+            "<script src=\"/assets/api.js\" defer></script>\n<script src=\"/assets/app.js\" defer></script>"
+        ));
+        assert_eq!(INDEX_HTML.matches("<script").count(), 2);
         assert!(!INDEX_HTML.contains(" style="));
         let handlers = INDEX_HTML.match_indices(" on").filter(|(at, _)| {
             let rest = &INDEX_HTML[at + 3..];

@@ -414,6 +414,8 @@ async fn the_portal_page_is_served_with_the_page_security_headers() {
             .to_vec(),
     )
     .unwrap();
-    assert_eq!(html.matches("<script").count(), 1);
-    assert!(html.contains(r#"src="/portal/assets/portal.js""#));
+    assert_eq!(html.matches("<script").count(), 2);
+    assert!(html.contains(
+        "<script src=\"/assets/api.js\" defer></script>\n<script src=\"/portal/assets/portal.js\" defer></script>"
+    ));
 }
