@@ -532,26 +532,6 @@ function secretField(label, value, id, after) {
   return wrap;
 }
 
-/** Copies the text of the element with `id`, read at click time so no closure holds it. */
-async function copyFrom(id, button) {
-  const element = document.getElementById(id);
-  if (!element) return;
-  try {
-    await navigator.clipboard.writeText(element.textContent);
-    button.textContent = "Copied";
-  } catch {
-    const range = document.createRange();
-    range.selectNodeContents(element);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    button.textContent = "Press Ctrl+C";
-  }
-  setTimeout(() => {
-    button.textContent = "Copy";
-  }, 2000);
-}
-
 /** Removes whatever the last generation showed, secrets included. */
 function clearResult() {
   const result = $("#generate-result");

@@ -9,7 +9,7 @@
 //! | route | content |
 //! |---|---|
 //! | `GET /` | the page (`text/html`) |
-//! | `GET /assets/api.js` | the REST client it shares with the tenant portal (`text/javascript`) |
+//! | `GET /assets/common.js` | what it shares with the tenant portal: the REST client, copying a secret (`text/javascript`) |
 //! | `GET /assets/app.js` | its script (`text/javascript`) |
 //! | `GET /assets/app.css` | its style sheet (`text/css`) |
 //!
@@ -43,8 +43,8 @@ use http::{HeaderName, HeaderValue};
 
 /// The page's HTML.
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-/// The REST client of the admin page and the tenant portal.
-const API_JS: &str = include_str!("../assets/api.js");
+/// What the admin page and the tenant portal share.
+const COMMON_JS: &str = include_str!("../assets/common.js");
 /// The page's script.
 const APP_JS: &str = include_str!("../assets/app.js");
 /// The page's style sheet.
@@ -56,7 +56,7 @@ pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 
      style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// The page's routes, for any router state: `GET /`, `GET /assets/api.js`,
+/// The page's routes, for any router state: `GET /`, `GET /assets/common.js`,
 /// `GET /assets/app.js` and `GET /assets/app.css`. Merge them into the token service's router.
 pub fn routes<S>() -> Router<S>
 where
@@ -64,7 +64,7 @@ where
 {
     Router::new()
         .route("/", get(index))
-        .route("/assets/api.js", get(client))
+        .route("/assets/common.js", get(common))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
 }
@@ -73,8 +73,8 @@ async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn client() -> Response {
-    asset("text/javascript; charset=utf-8", API_JS)
+async fn common() -> Response {
+    asset("text/javascript; charset=utf-8", COMMON_JS)
 }
 
 async fn script() -> Response {
@@ -125,7 +125,7 @@ mod tests {
     async fn every_asset_has_its_type_and_the_security_headers() {
         for (path, content_type) in [
             ("/", "text/html; charset=utf-8"),
-            ("/assets/api.js", "text/javascript; charset=utf-8"),
+            ("/assets/common.js", "text/javascript; charset=utf-8"),
             ("/assets/app.js", "text/javascript; charset=utf-8"),
             ("/assets/app.css", "text/css; charset=utf-8"),
         ] {
@@ -151,7 +151,7 @@ mod tests {
             assert!(!asset.contains("@import"));
         }
         assert!(INDEX_HTML.contains(
-            "<script src=\"/assets/api.js\" defer></script>\n<script src=\"/assets/app.js\" defer></script>"
+            "<script src=\"/assets/common.js\" defer></script>\n<script src=\"/assets/app.js\" defer></script>"
         ));
         assert_eq!(INDEX_HTML.matches("<script").count(), 2);
         assert!(!INDEX_HTML.contains(" style="));

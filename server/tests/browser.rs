@@ -358,9 +358,15 @@ fn says_seven_days(text: &str) -> bool {
     text == "in 7 days"
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Runs `scenario` against a fresh service and a fresh Chromium, its screenshots in
+/// `target/browser-screenshots/{name}/`. The scenario runs in its own task so that the browser
+/// session is ended even when an assertion fails; the failure is raised again afterwards.
 #[allow(clippy::await_holding_lock)] // see ONE_BROWSER
-async fn admin_page_in_chromium() {
+async fn in_chromium<F, Fut>(name: &'static str, scenario: F)
+where
+    F: FnOnce(Client, Service, reqwest::Client, Screenshots) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let _one = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
     let (chromium, driver) = browser_tools();
     let workdir = TempDir::new().unwrap();
@@ -369,19 +375,25 @@ async fn admin_page_in_chromium() {
     let http = reqwest::Client::new();
     let (_driver, driver_url) = start_chromedriver(&driver, &http).await;
     let browser = start_browser(&chromium, &driver_url, profile.path()).await;
-
-    // The scenario runs in its own task so that the browser session is ended even when an
-    // assertion fails; the failure is raised again afterwards.
-    let session = browser.clone();
-    let outcome = tokio::spawn(async move {
-        let mut shots = Screenshots::new("admin");
-        scenario(&session, &service, &http, &mut shots).await;
-    })
+    let outcome = tokio::spawn(scenario(
+        browser.clone(),
+        service,
+        http,
+        Screenshots::new(name),
+    ))
     .await;
     let _ = browser.close().await;
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_page_in_chromium() {
+    in_chromium("admin", |browser, service, http, mut shots| async move {
+        scenario(&browser, &service, &http, &mut shots).await;
+    })
+    .await;
 }
 
 async fn scenario(
@@ -730,27 +742,11 @@ async fn scenario(
 const PORTAL_COOKIE: &str = "m2m_portal";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::await_holding_lock)] // see ONE_BROWSER
 async fn tenant_portal_in_chromium() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
-    let (chromium, driver) = browser_tools();
-    let workdir = TempDir::new().unwrap();
-    let profile = TempDir::new().unwrap();
-    let service = start_service(workdir.path());
-    let http = reqwest::Client::new();
-    let (_driver, driver_url) = start_chromedriver(&driver, &http).await;
-    let browser = start_browser(&chromium, &driver_url, profile.path()).await;
-
-    let session = browser.clone();
-    let outcome = tokio::spawn(async move {
-        let mut shots = Screenshots::new("portal");
-        portal_scenario(&session, &service, &http, &mut shots).await;
+    in_chromium("portal", |browser, service, http, mut shots| async move {
+        portal_scenario(&browser, &service, &http, &mut shots).await;
     })
     .await;
-    let _ = browser.close().await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
 }
 
 /// `PUT {path}` with the environment admin token: 200.

@@ -416,6 +416,6 @@ async fn the_portal_page_is_served_with_the_page_security_headers() {
     .unwrap();
     assert_eq!(html.matches("<script").count(), 2);
     assert!(html.contains(
-        "<script src=\"/assets/api.js\" defer></script>\n<script src=\"/portal/assets/portal.js\" defer></script>"
+        "<script src=\"/assets/common.js\" defer></script>\n<script src=\"/portal/assets/portal.js\" defer></script>"
     ));
 }

@@ -1,5 +1,6 @@
-// Requests to the token service's REST API, shared by the admin page (app.js) and the tenant
-// portal (portal.js): one request in, the parsed JSON or an ApiError out. Loaded before them.
+// What the admin page (app.js) and the tenant portal (portal.js) share, loaded before them:
+// requests to the token service's REST API (one request in, the parsed JSON or an ApiError
+// out), and copying a secret shown once.
 "use strict";
 
 /** An error answered by the API, with the problem+json detail when there is one. */
@@ -44,4 +45,24 @@ async function requestJson(path, init, body, unreachable) {
     throw new ApiError(response.status, detail);
   }
   return data;
+}
+
+/** Copies the text of the element with `id`, read at click time so no closure holds it. */
+async function copyFrom(id, button) {
+  const element = document.getElementById(id);
+  if (!element) return;
+  try {
+    await navigator.clipboard.writeText(element.textContent);
+    button.textContent = "Copied";
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    button.textContent = "Press Ctrl+C";
+  }
+  setTimeout(() => {
+    button.textContent = "Copy";
+  }, 2000);
 }
