@@ -206,6 +206,16 @@ pub trait TokenStore: TokenLookup {
     /// [`StoreError::Conflict`] for a duplicate, or another [`StoreError`].
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError>;
 
+    /// Stores a bearer token issued from a client credential (`record.credential_id`) only if
+    /// that credential exists and is not revoked, serialised with the credential's revocation:
+    /// whatever the interleaving, no bearer token outlives its credential's revocation.
+    /// Returns whether the record was stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] for a duplicate, or another [`StoreError`].
+    async fn insert_derived(&self, record: TokenRecord) -> Result<bool, StoreError>;
+
     /// The records of one tenant, oldest first.
     ///
     /// # Errors
@@ -429,6 +439,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
         (**self).insert(record).await
+    }
+
+    async fn insert_derived(&self, record: TokenRecord) -> Result<bool, StoreError> {
+        (**self).insert_derived(record).await
     }
 
     async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
@@ -665,6 +679,9 @@ pub struct MemoryStore {
     portal: RwLock<PortalSettings>,
     sessions: RwLock<Vec<StoredSession>>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
+    /// Held for writing by revocations and for reading by [`TokenStore::insert_derived`], so
+    /// that a bearer token is never stored between a credential's revocation and its cascade.
+    revocations: RwLock<()>,
 }
 
 /// A portal session as the memory store keeps it: the digests of its code (until redeemed) and
@@ -689,6 +706,22 @@ impl MemoryStore {
     /// Whether the store holds no record.
     pub fn is_empty(&self) -> bool {
         self.by_digest.is_empty()
+    }
+
+    /// Stores a record whose id and digest are new.
+    fn insert_record(&self, record: TokenRecord) -> Result<(), StoreError> {
+        use dashmap::mapref::entry::Entry;
+        let Entry::Vacant(id_slot) = self.by_id.entry(record.id.clone()) else {
+            return Err(StoreError::Conflict);
+        };
+        match self.by_digest.entry(record.digest) {
+            Entry::Occupied(_) => Err(StoreError::Conflict),
+            Entry::Vacant(slot) => {
+                id_slot.insert(record.digest);
+                slot.insert(record);
+                Ok(())
+            }
+        }
     }
 
     fn revoke_one(&self, digest: &TokenDigest, at: OffsetDateTime) -> Option<RevocationEvent> {
@@ -771,18 +804,25 @@ impl TokenStore for MemoryStore {
     }
 
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        use dashmap::mapref::entry::Entry;
-        let Entry::Vacant(id_slot) = self.by_id.entry(record.id.clone()) else {
-            return Err(StoreError::Conflict);
-        };
-        match self.by_digest.entry(record.digest) {
-            Entry::Occupied(_) => Err(StoreError::Conflict),
-            Entry::Vacant(slot) => {
-                id_slot.insert(record.digest);
-                slot.insert(record);
-                Ok(())
-            }
+        self.insert_record(record)
+    }
+
+    async fn insert_derived(&self, record: TokenRecord) -> Result<bool, StoreError> {
+        let _revocations = self
+            .revocations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let credential_active = record.credential_id.as_ref().is_some_and(|id| {
+            self.by_id
+                .get(id)
+                .map(|digest| *digest)
+                .and_then(|digest| self.by_digest.get(&digest).map(|r| r.revoked_at.is_none()))
+                .unwrap_or(false)
+        });
+        if !credential_active {
+            return Ok(false);
         }
+        self.insert_record(record).map(|()| true)
     }
 
     async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
@@ -806,6 +846,10 @@ impl TokenStore for MemoryStore {
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let revocations = self
+            .revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some(digest) = self.by_id.get(id).map(|d| *d) else {
             return Ok(false);
         };
@@ -824,6 +868,7 @@ impl TokenStore for MemoryStore {
                 .collect();
             events.extend(derived.iter().filter_map(|d| self.revoke_one(d, at)));
         }
+        drop(revocations);
         self.announce(&events);
         Ok(revoked)
     }
@@ -846,6 +891,10 @@ impl TokenStore for MemoryStore {
         user: &str,
         at: OffsetDateTime,
     ) -> Result<usize, StoreError> {
+        let revocations = self
+            .revocations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let own: Vec<(TokenDigest, TokenId)> = self
             .by_digest
             .iter()
@@ -869,6 +918,7 @@ impl TokenStore for MemoryStore {
             .chain(derived)
             .filter_map(|digest| self.revoke_one(&digest, at))
             .collect();
+        drop(revocations);
         self.announce(&events);
         Ok(events.len())
     }

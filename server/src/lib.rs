@@ -5,7 +5,7 @@
 //!   own [`M2mAuthLayer`]; each route checks the caller's [`rights`]), the OAuth 2.0 token
 //!   endpoint `POST /oauth/token` ([`oauth`] has the rules) and `GET /health`. Every error of the admin API is
 //!   `application/problem+json`; the token endpoint answers errors as RFC 6749 §5.2 JSON.
-//! - [`introspect`] answers resource servers: RFC 7662 introspection, throttled per caller, and
+//! - [`introspect`] answers resource servers: RFC 7662 introspection, which forged tokens cannot turn against its caller, and
 //!   [`revocations`] streams every revocation to them as server-sent events.
 //! - [`serve`] runs it on a [`SqlStore`](m2m_sql::SqlStore): bootstrap admin token on a fresh
 //!   database, graceful shutdown. The admin verifier records `last_used_at` by itself, in the
@@ -96,17 +96,21 @@ pub use api::sessions::{DEFAULT_SESSION_MINUTES, MAX_SESSION_MINUTES, PORTAL_LIN
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use caller::{CSRF_HEADER, SESSION_COOKIE};
-pub use introspect::{INTROSPECT_SCOPE, MAX_INACTIVE_PER_MINUTE};
+pub use introspect::INTROSPECT_SCOPE;
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
     MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant, check_user,
     expiry_from,
 };
+pub use oauth::MAX_OAUTH_BODY_BYTES;
 pub use problem::Problem;
 pub use revocations::{BUFFERED_EVENTS, KEEP_ALIVE};
 pub use rights::{ENVIRONMENT_SCOPES, TENANT_ADMIN_SCOPE};
 pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
 pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
+
+/// The largest body of a request to the admin JSON API under `/v1`; a larger one is 413.
+pub const MAX_ADMIN_BODY_BYTES: usize = 128 * 1024;
 
 /// The tenant of the bootstrap admin token.
 pub const ADMIN_TENANT: &str = "m2m";
@@ -150,7 +154,8 @@ pub fn app(state: AppState) -> Router {
         // Every route checks the caller's rights itself (see `rights`). Requests without a
         // credential header pass the layer, so that a portal session's cookie can count;
         // every handler still refuses them unless the cookie names a live session.
-        .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()).optional(true));
+        .route_layer(M2mAuthLayer::new(state.admin_verifier().clone()).optional(true))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES));
     Router::new()
         .merge(admin)
         .merge(introspect::routes(&state))
@@ -158,7 +163,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/usage",
             post(api::usage::record).layer(DefaultBodyLimit::max(api::usage::MAX_USAGE_BODY_BYTES)),
         )
-        .route("/oauth/token", post(oauth::token))
+        .route(
+            "/oauth/token",
+            post(oauth::token).layer(DefaultBodyLimit::max(oauth::MAX_OAUTH_BODY_BYTES)),
+        )
         .route("/health", get(api::health))
         .merge(admin_page::routes())
         .merge(portal_page::routes())

@@ -18,12 +18,16 @@
 //!   answer, so that nobody learns whether a client id exists. The reason is logged at debug
 //!   level with the client id (never the secret), like every other refusal. A store that cannot
 //!   answer is a 503 problem with `Retry-After`.
+//! - The body has at most [`MAX_OAUTH_BODY_BYTES`] (413 problem+json beyond), and is read in
+//!   time linear in its size.
 //! - Errors are JSON `{error, error_description}` (§5.2): `invalid_client` is 401 with
 //!   `WWW-Authenticate: Basic realm="m2m"`, the others 400. Every answer carries
 //!   `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
 //! [`ServiceOptions::bearer_lifetime_minutes`]: crate::ServiceOptions::bearer_lifetime_minutes
 //! [`Verifier::check_client`]: m2m_core::Verifier::check_client
+
+use std::collections::HashSet;
 
 use axum::Form;
 use axum::extract::State;
@@ -39,6 +43,19 @@ use crate::problem::Problem;
 use crate::state::AppState;
 
 const CLIENT_AUTHENTICATION_FAILED: &str = "client authentication failed";
+
+/// The largest body of `POST /oauth/token` and `POST /oauth/introspect`; a larger one is 413
+/// before anything else is read.
+pub const MAX_OAUTH_BODY_BYTES: usize = 8 * 1024;
+
+/// A name from the request, cut for an error message.
+fn truncated(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
 
 /// An RFC 6749 §5.2 error, and what the debug log says about it.
 #[derive(Debug, Serialize)]
@@ -132,10 +149,10 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
-/// Why the exchange failed: an OAuth error, or the store (a 503 problem).
+/// Why the exchange failed: an OAuth error, or a problem (the store's 503, a body too large).
 enum Failure {
     OAuth(OAuthError),
-    Store(Problem),
+    Problem(Problem),
 }
 
 impl From<OAuthError> for Failure {
@@ -146,7 +163,7 @@ impl From<OAuthError> for Failure {
 
 impl From<m2m_core::StoreError> for Failure {
     fn from(error: m2m_core::StoreError) -> Self {
-        Failure::Store(error.into())
+        Failure::Problem(error.into())
     }
 }
 
@@ -170,13 +187,14 @@ fn basic_client(headers: &HeaderMap) -> Result<Option<ClientCredentials>, OAuthE
 struct Parameters(Vec<(String, String)>);
 
 impl Parameters {
+    /// Checks that no name comes twice, in time linear in the form.
     fn new(pairs: Vec<(String, String)>) -> Result<Self, OAuthError> {
-        for (i, (name, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(earlier, _)| earlier == name) {
-                return Err(OAuthError::invalid_request(format!(
-                    "the parameter {name} is repeated"
-                )));
-            }
+        let mut seen = HashSet::with_capacity(pairs.len());
+        if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+            return Err(OAuthError::invalid_request(format!(
+                "the parameter {} is repeated",
+                truncated(name)
+            )));
         }
         Ok(Self(pairs))
     }
@@ -205,7 +223,7 @@ pub(crate) async fn token(
             error.log();
             error.into_response()
         }
-        Err(Failure::Store(problem)) => problem.into_response(),
+        Err(Failure::Problem(problem)) => problem.into_response(),
     }
 }
 
@@ -214,12 +232,22 @@ async fn exchange(
     headers: &HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<TokenResponse, Failure> {
-    let Form(pairs) = form.map_err(|rejection| {
-        OAuthError::invalid_request(format!(
-            "expected an application/x-www-form-urlencoded body: {}",
-            rejection.body_text()
-        ))
-    })?;
+    let Form(pairs) = match form {
+        Ok(form) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Failure::Problem(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a token request has at most {MAX_OAUTH_BODY_BYTES} bytes"),
+            )));
+        }
+        Err(rejection) => {
+            return Err(OAuthError::invalid_request(format!(
+                "expected an application/x-www-form-urlencoded body: {}",
+                rejection.body_text()
+            ))
+            .into());
+        }
+    };
     let parameters = Parameters::new(pairs)?;
 
     let basic = basic_client(headers)?;
@@ -260,7 +288,7 @@ async fn exchange(
         Ok(credential) => credential,
         Err(TokenCheckError::StoreUnavailable { retry_after }) => {
             tracing::warn!(client_id = %client_id, "token request: the token store is unavailable");
-            return Err(Failure::Store(Problem::store_unavailable(retry_after)));
+            return Err(Failure::Problem(Problem::store_unavailable(retry_after)));
         }
         Err(TokenCheckError::Inactive(reason)) => {
             return Err(OAuthError::invalid_client(reason.as_str())
@@ -307,6 +335,7 @@ async fn exchange(
     let scopes = match parameters.get("scope").map(str::split_whitespace) {
         Some(requested) if requested.clone().next().is_some() => {
             let mut granted: Vec<String> = Vec::new();
+            let mut seen = HashSet::new();
             for scope in requested {
                 if !credential.has_scope(scope) {
                     return Err(OAuthError::new(
@@ -316,7 +345,7 @@ async fn exchange(
                     .client(&client_id, Some(credential.token_id()))
                     .into());
                 }
-                if !granted.iter().any(|s| s == scope) {
+                if seen.insert(scope) {
                     granted.push(scope.to_owned());
                 }
             }
@@ -329,8 +358,13 @@ async fn exchange(
         NewToken::new(TokenKind::BearerToken, credential.tenant(), expiry).description(description);
     request.user = credential.user().map(str::to_owned);
     request.scopes = scopes;
-    request.credential = Some((credential.token_id().clone(), client_id));
-    let issued = state.store().issue(state.format(), request, now).await?;
+    request.credential = Some((credential.token_id().clone(), client_id.clone()));
+    // Stored only while the credential is unrevoked, serialised with its revocation: an
+    // exchange racing a revocation either loses or is revoked by it.
+    let issued = request.generate(state.format(), now);
+    if !state.store().insert_derived(issued.record.clone()).await? {
+        return Err(refused("revoked").into());
+    }
     Ok(TokenResponse {
         access_token: issued.token.expose_secret().to_owned(),
         token_type: "Bearer",

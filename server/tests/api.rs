@@ -418,6 +418,10 @@ async fn an_access_token_is_shown_once_and_listed_without_secret() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(
+        reply.headers["cache-control"], "no-store",
+        "no cache keeps the secret"
+    );
     let created = reply.body;
     let token = created["token"].as_str().unwrap();
     assert!(token.starts_with("m2m_at_"));
@@ -1328,4 +1332,82 @@ async fn health_is_503_when_the_store_does_not_answer() {
         )
         .await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+}
+
+#[tokio::test]
+async fn every_body_is_bounded_and_read_in_linear_time() {
+    let service = service().await;
+    let (_, client_id, secret) = service.credential("acme", json!({"expires": "7d"})).await;
+
+    // 300,000 empty fields: refused by size before any field is compared.
+    let huge = "&".repeat(300_000);
+    let reply = service.oauth(Some((&client_id, &secret)), &huge).await;
+    assert!(
+        reply.is_problem(StatusCode::PAYLOAD_TOO_LARGE),
+        "{}",
+        reply.body
+    );
+    // Within the limit, a form of many repeated names is one linear pass: the first repeat is
+    // named (cut short), and nobody is authenticated.
+    let repeated = "x=1&".repeat(m2m_server::MAX_OAUTH_BODY_BYTES / 4 - 1);
+    let reply = service.oauth(Some((&client_id, &secret)), &repeated).await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    let long_name = format!("{}=1&{}=2", "n".repeat(1000), "n".repeat(1000));
+    let reply = service.oauth(Some((&client_id, &secret)), &long_name).await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(reply.body["error_description"].as_str().unwrap().len() < 200);
+    // A long scope list with repeats is granted once per scope.
+    let scopes = vec!["reports:read"; 500].join(" ");
+    let (_, reader_id, reader_secret) = service
+        .credential("acme", json!({"expires": "7d", "scopes": ["reports:read"]}))
+        .await;
+    let reply = service
+        .oauth(
+            Some((&reader_id, &reader_secret)),
+            &format!(
+                "grant_type=client_credentials&scope={}",
+                scopes.replace(' ', "+")
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["scope"], "reports:read");
+
+    // Introspection and the admin JSON API have their own bounds.
+    let resource_server = service
+        .create(
+            "m2m",
+            json!({"expires": "7d", "scopes": [m2m_server::INTROSPECT_SCOPE]}),
+        )
+        .await;
+    let resource_server = resource_server.body["token"].as_str().unwrap().to_owned();
+    let introspect = Request::post("/oauth/introspect")
+        .header("x-api-key", &resource_server)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "token={}",
+            "a".repeat(m2m_server::MAX_OAUTH_BODY_BYTES)
+        )))
+        .unwrap();
+    let reply = service.send(introspect).await;
+    assert!(
+        reply.is_problem(StatusCode::PAYLOAD_TOO_LARGE),
+        "{}",
+        reply.body
+    );
+    let before = service.list("acme").await.len();
+    let description = "d".repeat(m2m_server::MAX_ADMIN_BODY_BYTES);
+    let reply = service
+        .create("acme", json!({"expires": "7d", "description": description}))
+        .await;
+    assert!(
+        reply.is_problem(StatusCode::PAYLOAD_TOO_LARGE),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        service.list("acme").await.len(),
+        before,
+        "nothing more was stored"
+    );
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode, header};
 use m2m_core::{TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
@@ -120,7 +120,9 @@ pub(crate) async fn create(
         };
         fields.insert(name.to_owned(), secret.into());
     }
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    // The secret is in this answer only: no cache may keep it.
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    Ok((StatusCode::CREATED, no_store, Json(body)).into_response())
 }
 
 /// The query of `GET /v1/tenants/{tenant}/tokens`.

@@ -540,6 +540,56 @@ impl TokenStore for SqlStore {
         Ok(())
     }
 
+    /// One statement that inserts only while the credential is unrevoked. On SQLite a writing
+    /// statement holds the database's write lock from its start, so a revocation is wholly
+    /// before or after it; on PostgreSQL the credential's row is share-locked, so the insert
+    /// waits for a revocation in progress and then sees it.
+    async fn insert_derived(&self, record: TokenRecord) -> Result<bool, StoreError> {
+        let Some(credential) = record.credential_id.clone() else {
+            return Ok(false);
+        };
+        let lock = match self.backend {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR SHARE",
+        };
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+             WHERE EXISTS (SELECT 1 FROM tokens AS credential \
+                           WHERE credential.id = $14 AND credential.kind = 'cs' \
+                           AND credential.revoked_at IS NULL{lock})"
+        );
+        let scopes = serde_json::to_string(&record.scopes)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let created_at = to_nanos(record.created_at)?;
+        let expires_at = option_to_nanos(record.expires_at)?;
+        let revoked_at = option_to_nanos(record.revoked_at)?;
+        let last_used_at = option_to_nanos(record.last_used_at)?;
+        let inserted = with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(record.id.as_str())
+                .bind(record.digest.as_bytes().as_slice())
+                .bind(&record.stub)
+                .bind(record.kind.code())
+                .bind(&record.tenant)
+                .bind(record.user.as_deref())
+                .bind(&record.description)
+                .bind(&scopes)
+                .bind(created_at)
+                .bind(expires_at)
+                .bind(revoked_at)
+                .bind(last_used_at)
+                .bind(record.client_id.as_deref())
+                .bind(credential.as_str())
+                .bind(record.created_by.as_deref())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(store_error)
+        })?;
+        Ok(inserted > 0)
+    }
+
     async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
         let sql =
             format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 ORDER BY created_at, id");

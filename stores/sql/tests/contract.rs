@@ -952,6 +952,78 @@ async fn portal_sessions(store: Arc<dyn TokenStore>) {
     assert!(!ended.is_active(later));
 }
 
+/// An exchange (a bearer token stored from a credential) racing the credential's revocation,
+/// a thousand times: whatever the order, no bearer token survives the revocation.
+async fn exchanges_never_outlive_a_racing_revocation(store: Arc<dyn TokenStore>) {
+    let format = TokenFormat::default();
+    let mut stored = 0;
+    for round in 0..1000 {
+        let credential = store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::ClientSecret, "acme", Expiry::OneDay),
+                T0,
+            )
+            .await
+            .unwrap()
+            .record;
+        let mut bearer = NewToken::new(TokenKind::BearerToken, "acme", Expiry::OneDay);
+        bearer.credential = Some((credential.id.clone(), credential.client_id.clone().unwrap()));
+        let bearer = bearer.generate(&format, T0).record;
+        let exchange = {
+            let store = Arc::clone(&store);
+            let bearer = bearer.clone();
+            tokio::spawn(async move { store.insert_derived(bearer).await.unwrap() })
+        };
+        let revocation = {
+            let store = Arc::clone(&store);
+            let id = credential.id.clone();
+            tokio::spawn(async move { store.revoke(&id, T0).await.unwrap() })
+        };
+        let (inserted, revoked) = (exchange.await.unwrap(), revocation.await.unwrap());
+        assert!(revoked, "round {round}");
+        if inserted {
+            stored += 1;
+        }
+        let found = store.get(&bearer.id).await.unwrap();
+        assert_eq!(found.is_some(), inserted, "round {round}");
+        if let Some(found) = found {
+            assert!(
+                found.revoked_at.is_some(),
+                "round {round}: a bearer token survived"
+            );
+        }
+    }
+    // After the revocation, an exchange stores nothing.
+    let credential = store
+        .issue(
+            &format,
+            NewToken::new(TokenKind::ClientSecret, "acme", Expiry::OneDay),
+            T0,
+        )
+        .await
+        .unwrap()
+        .record;
+    assert!(store.revoke(&credential.id, T0).await.unwrap());
+    let mut late = NewToken::new(TokenKind::BearerToken, "acme", Expiry::OneDay);
+    late.credential = Some((credential.id.clone(), credential.client_id.clone().unwrap()));
+    assert!(
+        !store
+            .insert_derived(late.generate(&format, T0).record)
+            .await
+            .unwrap()
+    );
+    let mut orphan = NewToken::new(TokenKind::BearerToken, "acme", Expiry::OneDay);
+    orphan.credential = Some((TokenId::new("tok_unknown"), "m2m_ci_unknown".to_owned()));
+    assert!(
+        !store
+            .insert_derived(orphan.generate(&format, T0).record)
+            .await
+            .unwrap()
+    );
+    println!("{stored} of 1000 exchanges were stored before their revocation");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -997,6 +1069,7 @@ contract!(
     portal_settings,
     api_pages_and_creators,
     portal_sessions,
+    exchanges_never_outlive_a_racing_revocation,
     concurrent_writes,
 );
 
