@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use m2m_core::wire::UsageReport;
@@ -62,6 +62,8 @@ struct Inner {
     retries: u32,
     subscribers: Arc<Subscribers>,
     follower: Mutex<Option<JoinHandle<()>>>,
+    /// Until when the token service asked not to be asked (429 with `Retry-After`).
+    back_off_until: Mutex<Option<Instant>>,
 }
 
 impl Drop for Inner {
@@ -101,6 +103,7 @@ pub struct RemoteStoreBuilder {
     request_timeout: Duration,
     idle_timeout: Duration,
     retries: u32,
+    allow_plain_http: bool,
 }
 
 impl fmt::Debug for RemoteStoreBuilder {
@@ -112,11 +115,21 @@ impl fmt::Debug for RemoteStoreBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("event_stream_idle_timeout", &self.idle_timeout)
             .field("retries", &self.retries)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
 
 impl RemoteStoreBuilder {
+    /// Lets the store talk plain `http://` to a host other than this machine (default: no).
+    /// Tokens and the resource server's credential then cross the network in clear: only for
+    /// a network that is private by other means. `http://` to a loopback address
+    /// (`127.0.0.0/8`, `::1`, `localhost`) is always allowed.
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
     /// How long connecting may take (default [`DEFAULT_CONNECT_TIMEOUT`], 2 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -150,7 +163,8 @@ impl RemoteStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`RemoteError::InvalidBaseUrl`] for a URL that does not parse or is not `http`/`https`,
+    /// [`RemoteError::InvalidBaseUrl`] for a URL that does not parse, is not `http`/`https`,
+    /// or is plain `http` to another machine without [`allow_plain_http`](Self::allow_plain_http),
     /// [`RemoteError::InvalidCredential`] for a credential that cannot be sent in a header,
     /// [`RemoteError::Client`] when the HTTP client cannot be set up.
     pub fn build(self) -> Result<RemoteStore, RemoteError> {
@@ -159,6 +173,13 @@ impl RemoteStoreBuilder {
         if !matches!(base_url.scheme(), "http" | "https") || base_url.cannot_be_a_base() {
             return Err(RemoteError::InvalidBaseUrl(
                 "the scheme must be http or https".into(),
+            ));
+        }
+        if base_url.scheme() == "http" && !self.allow_plain_http && !is_loopback(&base_url) {
+            return Err(RemoteError::InvalidBaseUrl(
+                "plain http sends tokens in clear: use https, or allow_plain_http(true) for a \
+                 network that is private by other means (loopback needs neither)"
+                    .into(),
             ));
         }
         if !base_url.username().is_empty() || base_url.password().is_some() {
@@ -206,9 +227,22 @@ impl RemoteStoreBuilder {
                 retries: self.retries,
                 subscribers: Arc::default(),
                 follower: Mutex::new(None),
+                back_off_until: Mutex::new(None),
             }),
         })
     }
+}
+
+/// Whether `url` names this machine: `localhost`, or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// Why one introspection attempt failed.
@@ -217,6 +251,23 @@ enum Failure {
     Transient(String),
     /// Another attempt would get the same answer.
     Final(String),
+    /// The service asked for a pause (429, with `Retry-After`): no attempt until then.
+    BackOff(Duration),
+}
+
+/// The longest pause a `Retry-After` may impose: past it the store asks again anyway.
+pub const MAX_BACK_OFF: Duration = Duration::from_secs(60);
+
+/// The pause a `Retry-After` header (seconds) asks for, bounded by [`MAX_BACK_OFF`].
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_BACK_OFF))
 }
 
 impl RemoteStore {
@@ -234,6 +285,7 @@ impl RemoteStore {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             idle_timeout: DEFAULT_EVENT_STREAM_IDLE_TIMEOUT,
             retries: DEFAULT_RETRIES,
+            allow_plain_http: false,
         }
     }
 
@@ -272,12 +324,25 @@ impl RemoteStore {
         digest: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StoreError> {
         let inner = &*self.inner;
+        if let Some(left) = self.backing_off() {
+            return Err(StoreError::Unavailable(format!(
+                "the token service asked for a pause; {} ms left",
+                left.as_millis()
+            )));
+        }
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 0;
         loop {
             let message = match self.introspect_once(token, digest).await {
                 Ok(found) => return Ok(found),
                 Err(Failure::Final(message)) => return Err(StoreError::Unavailable(message)),
+                Err(Failure::BackOff(pause)) => {
+                    self.back_off(pause);
+                    return Err(StoreError::Unavailable(format!(
+                        "the token service asked for a pause of {} s",
+                        pause.as_secs()
+                    )));
+                }
                 Err(Failure::Transient(message)) => message,
             };
             if attempt >= inner.retries {
@@ -289,6 +354,35 @@ impl RemoteStore {
             attempt += 1;
             tokio::time::sleep(delay).await;
             delay *= 2;
+        }
+    }
+
+    /// How long the pause the service asked for still lasts, if it does.
+    fn backing_off(&self) -> Option<Duration> {
+        let until = *self
+            .inner
+            .back_off_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        until.and_then(|until| until.checked_duration_since(Instant::now()))
+    }
+
+    /// Starts a pause: until it ends, introspections fail at once (cached tokens are still
+    /// served by the verifier) and the service is not asked.
+    fn back_off(&self, pause: Duration) {
+        let mut until = self
+            .inner
+            .back_off_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let new_until = Instant::now() + pause;
+        if until.is_none_or(|current| current < new_until) {
+            tracing::warn!(
+                pause_seconds = pause.as_secs(),
+                "the token service asked for a pause: introspections fail at once until it \
+                 ends, cached tokens are still served"
+            );
+            *until = Some(new_until);
         }
     }
 
@@ -311,8 +405,12 @@ impl RemoteStore {
             .await
             .map_err(|e| transport_failure(&e))?;
         let status = response.status();
+        let pause = retry_after(response.headers());
         match status {
             StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                return Err(Failure::BackOff(pause.unwrap_or(Duration::from_secs(1))));
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 return Err(Failure::Final(format!(
                     "the token service refused this resource server's introspection credential \
@@ -365,6 +463,12 @@ impl RemoteStore {
             inner.authorization.apply(request).send().await.map_err(
                 |error| match transport_failure(&error) {
                     Failure::Transient(message) | Failure::Final(message) => message,
+                    Failure::BackOff(pause) => {
+                        format!(
+                            "the token service asked for a pause of {} s",
+                            pause.as_secs()
+                        )
+                    }
                 },
             )?;
         let status = response.status();

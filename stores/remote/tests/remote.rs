@@ -487,7 +487,10 @@ async fn invalid_base_urls_and_credentials_are_refused() {
         "not a url",
         "ftp://tokens.example.com",
         "http://user:pass@tokens.example.com",
-        "http://tokens.example.com/?a=b",
+        "https://tokens.example.com/?a=b",
+        // Tokens would cross the network in clear.
+        "http://tokens.example.com",
+        "http://10.0.0.7:8080",
     ];
     for url in url_errors {
         assert!(
@@ -497,6 +500,23 @@ async fn invalid_base_urls_and_credentials_are_refused() {
             "{url}"
         );
     }
+    // Explicitly allowed, or on this machine, plain http is fine.
+    for url in [
+        "http://localhost:8080",
+        "http://127.0.0.2:8080",
+        "http://[::1]:8080",
+    ] {
+        assert!(
+            RemoteStore::builder(url, service.api_key()).build().is_ok(),
+            "{url}"
+        );
+    }
+    assert!(
+        RemoteStore::builder("http://tokens.internal:8080", service.api_key())
+            .allow_plain_http(true)
+            .build()
+            .is_ok()
+    );
     let empty = RemoteStore::builder(
         service.base_url(),
         IntrospectionCredential::ApiKey(String::new()),
@@ -678,4 +698,39 @@ async fn a_silent_event_stream_is_reopened_after_the_idle_timeout() {
     verify(&verifier, &issued).await.unwrap();
     service.revoke(&issued.record).await;
     time_until_refused(&verifier, &issued).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_back_pressure_cached_tokens_still_pass() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, Duration::from_secs(60));
+    let cached = access_token(&service, &[]).await;
+    verify(&verifier, &cached)
+        .await
+        .expect("cached while the service answers");
+
+    service.set_mode(Mode::TooManyRequests);
+    let first = access_token(&service, &[]).await;
+    let before = service.introspections();
+    assert_unavailable(verify(&verifier, &first).await, "429");
+    assert_eq!(service.introspections(), before + 1, "a 429 is not retried");
+    // During the pause the service is not asked at all; the cached token still passes.
+    let second = access_token(&service, &[]).await;
+    assert_unavailable(verify(&verifier, &second).await, "during the pause");
+    assert_eq!(
+        service.introspections(),
+        before + 1,
+        "the pause is honoured"
+    );
+    let principal = verify(&verifier, &cached)
+        .await
+        .expect("the cache still serves");
+    assert_eq!(principal.token_id(), &cached.record.id);
+
+    // After the pause the service is asked again.
+    service.set_mode(Mode::Normal);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let principal = verify(&verifier, &second).await.expect("after the pause");
+    assert_eq!(principal.token_id(), &second.record.id);
 }

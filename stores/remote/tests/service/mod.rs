@@ -44,6 +44,8 @@ pub(crate) enum Mode {
     MissingFields = 5,
     /// 307 to another URL, which would resend the token there.
     Redirect = 6,
+    /// 429 with `Retry-After: 1`.
+    TooManyRequests = 7,
 }
 
 pub(crate) struct ServiceState {
@@ -363,6 +365,9 @@ async fn introspect(
         }
         m if m == Mode::MissingFields as u8 => {
             return json(r#"{"active": true, "jti": "tok_x"}"#.to_owned());
+        }
+        m if m == Mode::TooManyRequests as u8 => {
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")]).into_response();
         }
         _ => {}
     }
