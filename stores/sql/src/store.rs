@@ -148,7 +148,10 @@ impl SqlStore {
     /// - `sqlite://path/to/tokens.db` (or `sqlite:path`): a file, created if absent, in WAL mode
     ///   with foreign keys on;
     /// - `sqlite::memory:`: a private database in memory, gone when the last clone is dropped;
-    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database (no TLS).
+    /// - `postgres://…` or `postgresql://…`: a PostgreSQL database, over TLS (rustls) as its
+    ///   `sslmode` says: `prefer` by default, `require` to refuse a plain connection,
+    ///   `verify-full` to check the server's certificate against the web's root authorities or
+    ///   `sslrootcert=FILE`, and its host name.
     ///
     /// # Errors
     ///

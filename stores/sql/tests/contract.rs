@@ -1384,3 +1384,52 @@ async fn unknown_schemes_are_refused_clearly() {
     store.close().await;
     assert!(file.0.exists());
 }
+
+/// The URL with `parameters` added to its query.
+fn with_parameters(url: &str, parameters: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameters}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    use sqlx::Connection as _;
+    let (url, name) = create_database().await;
+    let outcome = async move {
+        // `sslmode=require`: encrypted, whatever certificate the server shows.
+        let required = with_parameters(&url, "sslmode=require");
+        let store = SqlStore::connect(&required)
+            .await
+            .unwrap_or_else(|error| panic!("sslmode=require: {error}"));
+        let issued = store
+            .issue(
+                &TokenFormat::default(),
+                NewToken::new(TokenKind::AccessToken, "acme", Expiry::OneDay),
+                T0,
+            )
+            .await
+            .unwrap();
+        assert!(store.find(&issued.token.digest()).await.unwrap().is_some());
+        store.close().await;
+        let mut connection = sqlx::PgConnection::connect(&required).await.unwrap();
+        let (encrypted,): (bool,) =
+            sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+        assert!(encrypted, "the connection is encrypted");
+        connection.close().await.ok();
+
+        // `sslmode=verify-full` checks the certificate: a server whose certificate no trusted
+        // authority signed (a local cluster's self-signed one) is refused.
+        let verified = with_parameters(&url, "sslmode=verify-full");
+        let refused = SqlStore::connect(&verified).await;
+        assert!(
+            matches!(refused, Err(SqlError::Connect(_))),
+            "an untrusted certificate is refused: {refused:?}"
+        );
+    };
+    let outcome = tokio::spawn(outcome).await;
+    drop_database(&name).await;
+    resume(outcome);
+}
