@@ -3,9 +3,10 @@
 //! Reads are lock-free in the common case (dashmap shards). The rules:
 //! - an entry is fresh for the configured TTL, never past the token's expiry, and expiry is
 //!   re-checked on every hit by the verifier;
-//! - unknown tokens are cached as negative entries for a shorter TTL;
-//! - the number of entries is bounded: past the bound, expired entries are swept and then
-//!   arbitrary ones dropped until a tenth of the room is free again;
+//! - unknown tokens are cached as negative entries for a shorter TTL, in a room of their own:
+//!   made-up tokens, however many, never push out the entries of tokens that exist;
+//! - both rooms are bounded: past a bound, expired entries are swept and then arbitrary ones
+//!   of that room dropped until a tenth of it is free again;
 //! - a revocation event evicts at once, by digest or by token id;
 //! - with a grace period, a stale entry may still be served while the store is failing.
 
@@ -33,8 +34,10 @@ use crate::token::{DigestHasher, TokenDigest, TokenId};
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// Most entries kept at once (default 100,000).
+    /// Most entries of tokens the store knows kept at once (default 100,000).
     pub capacity: usize,
+    /// Most entries of unknown tokens kept at once (default 10,000), apart from `capacity`.
+    pub negative_capacity: usize,
     /// How long a found token is trusted without asking the store again (default 10 s). With a
     /// store that cannot announce revocations, this bounds how long a revoked token still passes.
     pub ttl: Duration,
@@ -49,6 +52,7 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             capacity: 100_000,
+            negative_capacity: 10_000,
             ttl: Duration::from_secs(10),
             negative_ttl: Duration::from_secs(5),
             grace: Duration::ZERO,
@@ -89,7 +93,10 @@ fn nanos(d: Duration) -> i64 {
 
 #[derive(Debug)]
 pub(crate) struct Cache {
+    /// Tokens the store knows: active, expired or revoked.
     entries: DashMap<TokenDigest, Entry, DigestHasher>,
+    /// Tokens the store does not know.
+    unknown: DashMap<TokenDigest, Entry, DigestHasher>,
     settings: CacheSettings,
     sweeping: Mutex<()>,
     /// Bumped by every revocation so that a lookup started before it does not cache its answer.
@@ -102,6 +109,7 @@ impl Cache {
             // More shards than dashmap's default (4 × cores) so that threads verifying different
             // tokens rarely share a shard's lock word.
             entries: DashMap::with_hasher_and_shard_amount(DigestHasher, SHARDS),
+            unknown: DashMap::with_hasher_and_shard_amount(DigestHasher, SHARDS),
             settings,
             sweeping: Mutex::new(()),
             revocations: AtomicU64::new(0),
@@ -109,7 +117,10 @@ impl Cache {
     }
 
     pub(crate) fn get(&self, digest: &TokenDigest, now: i64) -> Option<Hit> {
-        let entry = self.entries.get(digest)?;
+        let entry = match self.entries.get(digest) {
+            Some(entry) => entry,
+            None => self.unknown.get(digest)?,
+        };
         Some(if now < entry.fresh_until {
             Hit::Fresh(entry.lookup.clone())
         } else {
@@ -126,7 +137,11 @@ impl Cache {
 
     /// Caches `lookup`, unless a revocation happened since `epoch` was read.
     pub(crate) fn insert(&self, digest: TokenDigest, lookup: &Lookup, now: i64, epoch: u64) {
-        if self.settings.capacity == 0 || self.revocation_epoch() != epoch {
+        let (room, capacity) = match lookup {
+            Lookup::Unknown => (&self.unknown, self.settings.negative_capacity),
+            _ => (&self.entries, self.settings.capacity),
+        };
+        if capacity == 0 || self.revocation_epoch() != epoch {
             return;
         }
         let ttl = match lookup {
@@ -142,7 +157,7 @@ impl Cache {
             fresh_until = fresh_until.min(principal.expires_at_nanos());
             keep_until = keep_until.min(principal.expires_at_nanos());
         }
-        self.entries.insert(
+        room.insert(
             digest,
             Entry {
                 lookup: lookup.clone(),
@@ -150,24 +165,23 @@ impl Cache {
                 keep_until,
             },
         );
-        if self.entries.len() > self.settings.capacity {
-            self.evict(now);
+        if room.len() > capacity {
+            self.evict(room, capacity, now);
         }
     }
 
-    fn evict(&self, now: i64) {
+    /// Brings `room` back under its `capacity`: the expired entries, then arbitrary ones.
+    fn evict(&self, room: &DashMap<TokenDigest, Entry, DigestHasher>, capacity: usize, now: i64) {
         let Ok(_guard) = self.sweeping.try_lock() else {
             return;
         };
-        self.entries.retain(|_, e| now < e.keep_until);
-        let capacity = self.settings.capacity;
+        room.retain(|_, e| now < e.keep_until);
         let target = capacity - (capacity / 10).max(1);
-        let excess = self.entries.len().saturating_sub(target);
+        let excess = room.len().saturating_sub(target);
         if excess > 0 {
-            let victims: Vec<TokenDigest> =
-                self.entries.iter().take(excess).map(|e| *e.key()).collect();
+            let victims: Vec<TokenDigest> = room.iter().take(excess).map(|e| *e.key()).collect();
             for digest in victims {
-                self.entries.remove(&digest);
+                room.remove(&digest);
             }
         }
     }
@@ -175,6 +189,7 @@ impl Cache {
     pub(crate) fn remove(&self, digest: &TokenDigest) {
         self.revocations.fetch_add(1, Ordering::AcqRel);
         self.entries.remove(digest);
+        self.unknown.remove(digest);
     }
 
     pub(crate) fn invalidate(&self, id: &TokenId) {
@@ -196,8 +211,9 @@ impl Cache {
             .collect()
     }
 
+    /// Entries in both rooms.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.unknown.len()
     }
 }
 

@@ -75,6 +75,30 @@ struct StoreDown;
 
 type InFlight = Arc<OnceCell<Result<Lookup, StoreDown>>>;
 
+/// One request waiting on a shared lookup. When the last waiter goes, whether the lookup
+/// finished or its request was dropped half-way, the lookup's entry goes too: an abandoned
+/// lookup never stays in the table.
+struct Waiting<'a> {
+    in_flight: &'a DashMap<TokenDigest, InFlight, DigestHasher>,
+    digest: TokenDigest,
+    cell: Option<InFlight>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let Some(cell) = self.cell.take() else {
+            return;
+        };
+        let shared = Arc::as_ptr(&cell);
+        drop(cell);
+        // Only the table's own reference left: nobody waits any more. Whoever drops last sees
+        // it, whatever the order.
+        self.in_flight.remove_if(&self.digest, |_, current| {
+            Arc::as_ptr(current) == shared && Arc::strong_count(current) == 1
+        });
+    }
+}
+
 struct Inner {
     store: Arc<dyn TokenLookup>,
     policy: Policy,
@@ -289,6 +313,18 @@ impl Verifier {
         self.inner.cache.len()
     }
 
+    /// Store lookups running right now (each shared by every request that missed the same
+    /// token meanwhile); zero when the verifier is idle, even after requests were dropped
+    /// half-way.
+    ///
+    /// ```
+    /// let verifier = m2m_core::Verifier::builder(std::sync::Arc::new(m2m_core::MemoryStore::new())).build();
+    /// assert_eq!(verifier.lookups_in_flight(), 0);
+    /// ```
+    pub fn lookups_in_flight(&self) -> usize {
+        self.inner.in_flight.len()
+    }
+
     /// Checks that `principal` carries every scope in `required_scopes`: the 403
     /// `insufficient_scope` naming them all otherwise.
     ///
@@ -485,11 +521,15 @@ impl Verifier {
             Some(Hit::Stale { lookup, keep_until }) => Some((lookup, keep_until)),
             None => None,
         };
-        let cell = inner.in_flight.entry(digest).or_default().clone();
+        let waiting = Waiting {
+            in_flight: &inner.in_flight,
+            digest,
+            cell: Some(inner.in_flight.entry(digest).or_default().clone()),
+        };
+        let cell = waiting.cell.as_ref().map(Arc::clone).unwrap_or_default();
         let outcome = cell.get_or_init(|| self.load(token, digest)).await.clone();
-        inner
-            .in_flight
-            .remove_if(&digest, |_, current| Arc::ptr_eq(current, &cell));
+        drop(cell);
+        drop(waiting);
         match (outcome, stale) {
             (Ok(lookup), _) => Ok(lookup),
             (

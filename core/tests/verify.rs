@@ -627,8 +627,10 @@ async fn policy_changes_apply_to_cached_tokens() {
 #[tokio::test]
 async fn cache_size_bound_holds_while_tokens_churn() {
     let capacity = 1_000;
+    let negative_capacity = 500;
     let f = Fixture::new(CacheSettings {
         capacity,
+        negative_capacity,
         ..CacheSettings::default()
     });
     let format = TokenFormat::default();
@@ -645,7 +647,10 @@ async fn cache_size_bound_holds_while_tokens_churn() {
         };
         let _ = f.verify(&api_key(&token), &[]).await;
         most = most.max(f.verifier.cached_entries());
-        assert!(most <= capacity, "{most} entries after {i} tokens");
+        assert!(
+            most <= capacity + negative_capacity,
+            "{most} entries after {i} tokens"
+        );
     }
     assert!(
         most > capacity / 2,
@@ -946,4 +951,74 @@ fn outside_a_runtime_nothing_is_spawned_and_uses_are_drained_by_hand() {
     });
     drop(verifier);
     assert_eq!(Arc::strong_count(&store), 1);
+}
+
+#[tokio::test]
+async fn unknown_tokens_never_push_known_ones_out_of_the_cache() {
+    let f = Fixture::new(CacheSettings {
+        capacity: 100,
+        negative_capacity: 20,
+        ttl: StdDuration::from_secs(3600),
+        negative_ttl: StdDuration::from_secs(3600),
+        ..CacheSettings::default()
+    });
+    let mut known = Vec::new();
+    for _ in 0..50 {
+        let token = f.issue(access("acme", Expiry::Never)).await;
+        assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+        known.push(token);
+    }
+    let before = f.store.finds();
+    // Ten thousand made-up tokens, each well formed.
+    for _ in 0..10_000 {
+        let forged = TokenFormat::default().generate(TokenKind::AccessToken);
+        assert!(
+            f.verify(&api_key(forged.expose_secret()), &[])
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(
+        f.store.finds() - before,
+        10_000,
+        "each forged token asked once"
+    );
+    assert!(
+        f.verifier.cached_entries() <= 50 + 20,
+        "both rooms bounded: {}",
+        f.verifier.cached_entries()
+    );
+    let before = f.store.finds();
+    for token in &known {
+        assert!(f.verify(&api_key(token), &[]).await.is_ok());
+    }
+    assert_eq!(f.store.finds(), before, "every known token still cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_lookup_leaves_nothing_behind() {
+    let f = Fixture::with_store(
+        CountingStore::slow(StdDuration::from_secs(3600)),
+        CacheSettings::default(),
+    );
+    for _ in 0..100 {
+        let forged = TokenFormat::default().generate(TokenKind::AccessToken);
+        let headers = api_key(forged.expose_secret());
+        // Two requests share the lookup; both are dropped before the store answers.
+        let first = f.verifier.verify(&headers, &[]);
+        let second = f.verifier.verify(&headers, &[]);
+        let both = async { tokio::join!(first, second) };
+        assert!(
+            tokio::time::timeout(StdDuration::from_millis(5), both)
+                .await
+                .is_err(),
+            "the store never answers"
+        );
+    }
+    assert_eq!(f.verifier.lookups_in_flight(), 0);
+    // A lookup that completes leaves nothing either.
+    let quick = Fixture::new(CacheSettings::default());
+    let token = quick.issue(access("acme", Expiry::Never)).await;
+    assert!(quick.verify(&api_key(&token), &[]).await.is_ok());
+    assert_eq!(quick.verifier.lookups_in_flight(), 0);
 }
