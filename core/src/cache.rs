@@ -224,4 +224,14 @@ impl RevocationListener for Cache {
             None => self.invalidate(&event.token_id),
         }
     }
+
+    fn lost_track(&self) {
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+        self.unknown.clear();
+        tracing::warn!(
+            target: "m2m::verifier",
+            "revocations may have been missed: the whole cache was dropped"
+        );
+    }
 }

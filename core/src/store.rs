@@ -64,6 +64,11 @@ pub struct RevocationEvent {
 pub trait RevocationListener: Send + Sync + 'static {
     /// Called once per revoked token, as soon as the store learns of it.
     fn revoked(&self, event: &RevocationEvent);
+
+    /// Called when the store may have missed revocations (its event stream had a gap it
+    /// cannot replay, its `LISTEN` connection was lost): a cache drops everything it holds
+    /// rather than serve a token that might be revoked. Does nothing by default.
+    fn lost_track(&self) {}
 }
 
 /// What every verifier needs from a store: look a presented token up, hear of revocations, and

@@ -3,7 +3,7 @@
 //!
 //! - [`IntrospectionAnswer`]: the JSON body of `POST /oauth/introspect` (RFC 7662 §2.2).
 //! - [`RevokedEventData`]: the `data` of a [`REVOKED_EVENT`] in the server-sent event stream
-//!   `GET /v1/revocations`.
+//!   `GET /v1/revocations`; a [`RESET_EVENT`] there says that revocations may have been missed.
 //! - [`UsageReport`]: the JSON body of `POST /v1/usage`, the uses a resource server saw.
 //!
 //! # Names
@@ -89,6 +89,11 @@ impl UsageReport {
 
 /// The server-sent event type of a revocation.
 pub const REVOKED_EVENT: &str = "revoked";
+
+/// The server-sent event type that tells a follower it may have missed revocations (it
+/// connected without a `Last-Event-ID`, or with one the service can no longer replay from, or
+/// it fell behind): it drops everything cached. Its `id` is where the follower resumes from.
+pub const RESET_EVENT: &str = "reset";
 
 /// An RFC 7662 introspection answer.
 ///

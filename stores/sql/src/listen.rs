@@ -5,7 +5,9 @@
 //! notification to the store's subscribers, so a token revoked through any instance is evicted
 //! from every instance's cache within moments. The listener reconnects by itself after the
 //! database restarts or its connection is killed; notifications sent while it was away are lost,
-//! and then the cache TTL bounds how long a revoked token may still pass.
+//! so once it is back it tells every subscriber it lost track
+//! ([`RevocationListener::lost_track`](m2m_core::RevocationListener::lost_track)), and caches
+//! drop what they hold rather than serve a token that might have been revoked meanwhile.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,7 +16,7 @@ use m2m_core::{RevocationEvent, TokenDigest, TokenId};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use crate::store::{Listeners, REVOCATION_CHANNEL, announce_to};
+use crate::store::{Listeners, REVOCATION_CHANNEL, announce_to, lost_track_to};
 
 /// The longest pause between two attempts to reach the database.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -51,12 +53,19 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut listener: Option<PgListener> = None;
+        // Whether notifications may have been missed since the last connection.
+        let mut gap = false;
         while listeners.strong_count() > 0 && !pool.is_closed() {
             let current = match listener.as_mut() {
                 Some(current) => current,
                 None => match subscribe(&pool).await {
                     Ok(fresh) => {
                         tracing::debug!(channel = REVOCATION_CHANNEL, "listening for revocations");
+                        if std::mem::take(&mut gap)
+                            && let Some(listeners) = listeners.upgrade()
+                        {
+                            lost_track_to(&listeners);
+                        }
                         listener.insert(fresh)
                     }
                     Err(error) => {
@@ -95,17 +104,25 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
                 // The connection was lost; the next call reconnects and listens again.
                 Ok(Ok(None)) => {
                     tracing::warn!(
-                        "the LISTEN connection for revocations was lost; reconnecting \
-                         (revocations made meanwhile are missed)"
+                        "the LISTEN connection for revocations was lost; reconnecting, and \
+                         caches drop what they hold"
                     );
+                    // Dropped at once, and again once listening anew: what was sent in
+                    // between is lost, and so is anything cached meanwhile.
+                    if let Some(listeners) = listeners.upgrade() {
+                        lost_track_to(&listeners);
+                    }
+                    listener = None;
+                    gap = true;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(
                         %error,
-                        "following revocations failed; reconnecting (revocations made \
-                         meanwhile are missed)"
+                        "following revocations failed; reconnecting, and caches drop what \
+                         they hold once back"
                     );
                     listener = None;
+                    gap = true;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

@@ -88,6 +88,14 @@ enum Owner<'a> {
     User(&'a str),
 }
 
+/// Tells every live listener that revocations may have been missed.
+pub(crate) fn lost_track_to(listeners: &Listeners) {
+    let listeners = listeners.read().unwrap_or_else(PoisonError::into_inner);
+    for listener in listeners.iter().filter_map(Weak::upgrade) {
+        listener.lost_track();
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     Sqlite(SqlitePool),

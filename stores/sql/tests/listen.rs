@@ -1,5 +1,6 @@
 //! Revocations reach every process on one PostgreSQL database through `LISTEN`/`NOTIFY`,
-//! also after the listening connection was killed.
+//! also after the listening connection was killed, and a cache that may have missed some while
+//! it was away is dropped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +113,21 @@ async fn revocations_reach_another_instance_and_survive_a_killed_listener() {
             let delay = revocation_delay(&admin, &verifier).await;
             eprintln!("revocation seen by the other instance after {delay:?}");
 
+            // A token cached before the listener dies: a revocation sent while it is away
+            // would be missed, so the cache must not keep it.
+            let now = time::OffsetDateTime::now_utc();
+            let kept = admin
+                .issue(
+                    &TokenFormat::default(),
+                    NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+                    now,
+                )
+                .await
+                .unwrap();
+            let kept = api_key(kept.token.expose_secret());
+            assert!(verifier.verify(&kept, &[]).await.is_ok());
+            assert!(verifier.cached_entries() >= 1);
+
             let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
                 .bind(first)
                 .fetch_one(&mut connection)
@@ -119,6 +135,14 @@ async fn revocations_reach_another_instance_and_survive_a_killed_listener() {
                 .unwrap();
             assert!(killed, "the listening connection was killed");
             listening(&mut connection, Some(first)).await;
+            let dropped = async {
+                while verifier.cached_entries() > 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            tokio::time::timeout(HANG_GUARD, dropped)
+                .await
+                .expect("the cache was dropped after the gap");
             connection.close().await.ok();
 
             let delay = revocation_delay(&admin, &verifier).await;
