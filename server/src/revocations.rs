@@ -4,43 +4,57 @@
 //! The feed subscribes a [`RevocationListener`] to the store, so it carries every revocation
 //! the store announces: `DELETE /v1/tenants/{tenant}/tokens/{id}` and the bearer tokens revoked
 //! with their credential, revocations by the CLI or other service instances that the store
-//! hears of (on PostgreSQL, through `LISTEN`), whatever made them. Events are fanned out to
-//! every open stream through a broadcast channel; a stream that falls behind by more than
-//! [`BUFFERED_EVENTS`] skips the events it missed (its cache TTL then bounds how long those
-//! tokens may still pass), and nothing is replayed to a stream opened later.
+//! hears of (on PostgreSQL, through `LISTEN`), whatever made them.
 //!
-//! The caller authenticates as for introspection (scope `m2m:introspect`). Each revocation is
-//! one event, and a comment is sent every [`KEEP_ALIVE`] so that idle connections stay open and
-//! a dead one is noticed:
+//! Nothing is lost silently:
+//!
+//! - every event has an id, `<instance>-<number>`; the last [`BUFFERED_EVENTS`] are kept, and a
+//!   follower that reconnects with `Last-Event-ID` gets what it missed replayed first;
+//! - when that cannot be done — no `Last-Event-ID` (a first connection), an id of another
+//!   instance or of before a restart, an id older than what is kept, or a stream that fell
+//!   behind the live events — the stream sends a [`RESET_EVENT`] instead, and the follower
+//!   drops its whole cache rather than serve a token that might be revoked;
+//! - the stream belongs to the resource server's credential: it closes as soon as that
+//!   credential is revoked, or, checked every [`KEEP_ALIVE`], has expired.
+//!
+//! The caller authenticates as for introspection (scope `m2m:introspect`). A comment is sent
+//! every [`KEEP_ALIVE`] so that idle connections stay open and a dead one is noticed:
 //!
 //! ```text
+//! event: reset
+//! id: 3q9ZfQ-41
+//! data: {}
+//!
 //! event: revoked
+//! id: 3q9ZfQ-42
 //! data: {"token_id":"tok_…","digest":"<64 hex characters of SHA-256>"}
 //!
 //! : keepalive
 //!
 //! ```
 //!
-//! The data is an [`m2m_core::wire::RevokedEventData`], the shape `m2m-remote` reads.
+//! The data of a revocation is an [`m2m_core::wire::RevokedEventData`], the shape `m2m-remote`
+//! reads.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
-use m2m_core::wire::{REVOKED_EVENT, RevokedEventData};
-use m2m_core::{RevocationEvent, RevocationListener, TokenStore};
+use m2m_core::wire::{RESET_EVENT, REVOKED_EVENT, RevokedEventData};
+use m2m_core::{RevocationEvent, RevocationListener, TokenId, TokenStore};
 use tokio::sync::broadcast;
 
 use crate::client_auth::authenticate_resource_server;
 use crate::introspect::Introspection;
 
-/// Events kept for streams that are slow to read.
-pub const BUFFERED_EVENTS: usize = 1024;
+/// Events kept for replay to followers that reconnect, and for streams that are slow to read.
+pub const BUFFERED_EVENTS: usize = 4096;
 
 /// How often an idle stream receives a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -62,18 +76,79 @@ impl std::fmt::Debug for RevocationFeed {
 
 #[derive(Debug)]
 struct Shared {
-    sender: broadcast::Sender<RevocationEvent>,
+    /// Names this feed in event ids: an id of another instance, or of before a restart, is not
+    /// this feed's to replay from.
+    instance: String,
+    log: Mutex<Log>,
+    sender: broadcast::Sender<Numbered>,
     open_streams: AtomicUsize,
     events_sent: AtomicU64,
 }
 
-/// Hands the store's revocation events to the broadcast channel.
+/// A revocation with its number in this feed.
+type Numbered = (u64, RevocationEvent);
+
+/// The last events, for replay.
+#[derive(Debug, Default)]
+struct Log {
+    /// The number of the latest event; 0 before the first.
+    last: u64,
+    kept: VecDeque<Numbered>,
+}
+
+/// Hands the store's revocation events to the log and the broadcast channel.
 struct Forward(Arc<Shared>);
 
 impl RevocationListener for Forward {
     fn revoked(&self, event: &RevocationEvent) {
-        // No open stream is not an error: nobody needs the event.
-        let _ = self.0.sender.send(event.clone());
+        let mut log = self.0.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.last += 1;
+        let numbered = (log.last, event.clone());
+        if log.kept.len() == BUFFERED_EVENTS {
+            log.kept.pop_front();
+        }
+        log.kept.push_back(numbered.clone());
+        // Sent under the lock, so that a stream opening now sees each event once: in its replay
+        // or live. No open stream is not an error: nobody needs the event.
+        let _ = self.0.sender.send(numbered);
+    }
+}
+
+/// Where a follower resumes: the events to replay, or a reset.
+enum Resume {
+    Replay(Vec<Numbered>),
+    Reset { at: u64 },
+}
+
+impl Shared {
+    /// The id of event `number`.
+    fn id(&self, number: u64) -> String {
+        format!("{}-{number}", self.instance)
+    }
+
+    /// Opens a stream for a follower that last saw `last_event_id`: what to send first, and
+    /// the live events after it.
+    fn open(&self, last_event_id: Option<&str>) -> (Resume, broadcast::Receiver<Numbered>) {
+        let log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let receiver = self.sender.subscribe();
+        let seen = last_event_id
+            .and_then(|id| id.rsplit_once('-'))
+            .filter(|(instance, _)| *instance == self.instance)
+            .and_then(|(_, number)| number.parse::<u64>().ok())
+            .filter(|seen| *seen <= log.last);
+        let oldest_kept = log.kept.front().map_or(log.last + 1, |(number, _)| *number);
+        let resume = match seen {
+            // Everything after `seen` is still kept.
+            Some(seen) if seen + 1 >= oldest_kept => Resume::Replay(
+                log.kept
+                    .iter()
+                    .filter(|(number, _)| *number > seen)
+                    .cloned()
+                    .collect(),
+            ),
+            _ => Resume::Reset { at: log.last },
+        };
+        (resume, receiver)
     }
 }
 
@@ -81,7 +156,13 @@ impl RevocationFeed {
     /// A feed subscribed to `store`'s revocation events.
     pub(crate) fn new(store: &dyn TokenStore) -> Self {
         let (sender, _) = broadcast::channel(BUFFERED_EVENTS);
+        let instance = TokenId::generate()
+            .as_str()
+            .trim_start_matches("tok_")
+            .to_owned();
         let shared = Arc::new(Shared {
+            instance,
+            log: Mutex::default(),
             sender,
             open_streams: AtomicUsize::new(0),
             events_sent: AtomicU64::new(0),
@@ -131,38 +212,116 @@ fn data(event: &RevocationEvent) -> String {
     serde_json::to_string(&RevokedEventData::from(event)).unwrap_or_default()
 }
 
+/// A `revoked` event.
+fn revoked_event(shared: &Shared, (number, event): &Numbered) -> Event {
+    shared.events_sent.fetch_add(1, Ordering::Relaxed);
+    Event::default()
+        .event(REVOKED_EVENT)
+        .id(shared.id(*number))
+        .data(data(event))
+}
+
+/// A `reset` event: whatever the follower cached may be stale; resume after `at`.
+fn reset_event(shared: &Shared, at: u64) -> Event {
+    Event::default()
+        .event(RESET_EVENT)
+        .id(shared.id(at))
+        .data("{}")
+}
+
+/// What the stream task carries from one event to the next.
+struct Streaming {
+    state: Introspection,
+    caller: TokenId,
+    pending: VecDeque<Event>,
+    receiver: broadcast::Receiver<Numbered>,
+    check: tokio::time::Interval,
+    _open: OpenStream,
+}
+
 /// `GET /v1/revocations`.
 pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMap) -> Response {
     let caller = match authenticate_resource_server(state.app().admin_verifier(), &headers).await {
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    tracing::debug!(caller = %caller, "revocation stream opened");
-    let shared = &state.feed().shared;
-    let receiver = shared.sender.subscribe();
-    let open = OpenStream::new(shared);
-    let events =
-        futures_util::stream::unfold((receiver, open), |(mut receiver, open)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => {
-                        open.0.events_sent.fetch_add(1, Ordering::Relaxed);
-                        let event = Event::default().event(REVOKED_EVENT).data(data(&event));
-                        return Some((Ok::<_, Infallible>(event), (receiver, open)));
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok());
+    let shared = Arc::clone(&state.feed().shared);
+    let (resume, receiver) = shared.open(last_event_id);
+    let pending: VecDeque<Event> = match resume {
+        Resume::Replay(events) => {
+            tracing::debug!(caller = %caller, replayed = events.len(), "revocation stream resumed");
+            events.iter().map(|e| revoked_event(&shared, e)).collect()
+        }
+        Resume::Reset { at } => {
+            tracing::debug!(caller = %caller, "revocation stream opened from a reset");
+            VecDeque::from([reset_event(&shared, at)])
+        }
+    };
+    let mut check = tokio::time::interval(KEEP_ALIVE);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
+    let streaming = Streaming {
+        state,
+        caller,
+        pending,
+        receiver,
+        check,
+        _open: OpenStream::new(&shared),
+    };
+    let events = futures_util::stream::unfold(streaming, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(event), s));
+            }
+            let shared = Arc::clone(&s.state.feed().shared);
+            tokio::select! {
+                received = s.receiver.recv() => match received {
+                    Ok(numbered) => {
+                        if numbered.1.token_id == s.caller {
+                            tracing::info!(caller = %s.caller, "revocation stream closed: its credential was revoked");
+                            return None;
+                        }
+                        s.pending.push_back(revoked_event(&shared, &numbered));
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::warn!(
+                            caller = %s.caller,
                             missed,
-                            "a revocation stream fell behind and skipped events"
+                            "a revocation stream fell behind; it is told to drop its cache"
                         );
+                        let at = shared.log.lock().unwrap_or_else(PoisonError::into_inner).last;
+                        s.pending.push_back(reset_event(&shared, at));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = s.check.tick() => {
+                    if !credential_is_active(&s.state, &s.caller).await {
+                        tracing::info!(caller = %s.caller, "revocation stream closed: its credential is no longer active");
+                        return None;
+                    }
                 }
             }
-        });
+        }
+    });
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keepalive"))
         .into_response()
+}
+
+/// Whether the stream's credential may still follow it; a store that cannot answer keeps the
+/// stream (the next check asks again).
+async fn credential_is_active(state: &Introspection, caller: &TokenId) -> bool {
+    match state.app().store().get(caller).await {
+        Ok(Some(record)) => record.is_active(state.app().now()),
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(%error, "cannot re-check a revocation stream's credential");
+            true
+        }
+    }
 }
 
 #[cfg(test)]

@@ -442,10 +442,18 @@ async fn the_remote_store_follows_revocations_of_the_service() {
         store.event_stream_connected() && service.stats().await["event_streams"] == 1
     })
     .await;
+    // The stream opened with a reset (what was cached before it cannot be trusted), so the
+    // token may be introspected once more; after that, it is served from the cache.
+    verifier.verify(&headers, &[]).await.unwrap();
+    let introspections = service.stats().await["introspections"].clone();
+    assert!(
+        introspections == 1 || introspections == 2,
+        "{introspections}"
+    );
     for _ in 0..10 {
         verifier.verify(&headers, &[]).await.unwrap();
     }
-    assert_eq!(service.stats().await["introspections"], 1);
+    assert_eq!(service.stats().await["introspections"], introspections);
 
     service.revoke("acme", &id).await;
     let delay = wait_for("the revocation reaches the cache", async || {

@@ -2,13 +2,15 @@
 //! every subscribed cache.
 //!
 //! The event data is [`RevokedEventData`], the shape the service writes. A connection that
-//! fails, is refused or breaks is logged at warn level with its cause before the next attempt.
+//! fails, is refused or breaks is logged at warn level with its cause before the next attempt,
+//! which sends the last event id seen (`Last-Event-ID`) so that the service replays what was
+//! missed; when it cannot, it sends a reset event and every subscribed cache is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use m2m_core::wire::{REVOKED_EVENT, RevokedEventData};
+use m2m_core::wire::{RESET_EVENT, REVOKED_EVENT, RevokedEventData};
 use m2m_core::{RevocationEvent, RevocationListener};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
@@ -46,6 +48,17 @@ impl Subscribers {
 
     pub(crate) fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Tells every live listener that revocations may have been missed.
+    fn lost_track(&self) {
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter().filter_map(Weak::upgrade) {
+            listener.lost_track();
+        }
     }
 
     /// Hands `event` to every live listener and forgets the dropped ones.
@@ -147,6 +160,14 @@ impl Follower {
                     if let Some(revocation) = revocation(&event.data) {
                         self.subscribers.announce(&revocation);
                     }
+                } else if event.kind == RESET_EVENT {
+                    // The service cannot replay what this follower may have missed.
+                    tracing::warn!(
+                        url = %self.url,
+                        "the revocation stream could not resume where it left off; caches \
+                         drop what they hold"
+                    );
+                    self.subscribers.lost_track();
                 }
             }
         };

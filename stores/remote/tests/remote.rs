@@ -734,3 +734,19 @@ async fn a_429_is_back_pressure_cached_tokens_still_pass() {
     let principal = verify(&verifier, &second).await.expect("after the pause");
     assert_eq!(principal.token_id(), &second.record.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_event_drops_every_cached_token() {
+    let service = TokenService::start().await;
+    let store = remote_store(&service, service.api_key());
+    let verifier = verifier(&store, ONLY_EVENTS_EVICT);
+    wait_for("the event stream", || store.event_stream_connected()).await;
+    for _ in 0..3 {
+        let issued = access_token(&service, &[]).await;
+        verify(&verifier, &issued).await.unwrap();
+    }
+    assert_eq!(verifier.cached_entries(), 3);
+    // The service could not replay what this follower missed: nothing cached is trusted.
+    service.send_reset();
+    wait_for("the cache to be dropped", || verifier.cached_entries() == 0).await;
+}

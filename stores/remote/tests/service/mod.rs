@@ -55,6 +55,7 @@ pub(crate) struct ServiceState {
     introspections: AtomicUsize,
     events: broadcast::Sender<RevocationEvent>,
     cut: watch::Sender<u64>,
+    resets: watch::Sender<u64>,
     events_down: AtomicBool,
     omit_digests: AtomicBool,
     silent_streams: AtomicBool,
@@ -109,6 +110,7 @@ impl TokenService {
             introspections: AtomicUsize::new(0),
             events,
             cut: watch::Sender::new(0),
+            resets: watch::Sender::new(0),
             events_down: AtomicBool::new(false),
             omit_digests: AtomicBool::new(false),
             silent_streams: AtomicBool::new(false),
@@ -242,6 +244,11 @@ impl TokenService {
     /// Event-stream responses still open.
     pub(crate) fn open_streams(&self) -> usize {
         self.state.open_streams.load(Ordering::SeqCst)
+    }
+
+    /// Sends a reset event on every open stream: followers may have missed revocations.
+    pub(crate) fn send_reset(&self) {
+        self.state.resets.send_modify(|generation| *generation += 1);
     }
 
     /// Ends every open event stream from the server side.
@@ -428,13 +435,18 @@ async fn revocations(State(state): State<Arc<ServiceState>>, headers: HeaderMap)
     let open = OpenStream(Arc::clone(&state));
     let events = state.events.subscribe();
     let cut = state.cut.subscribe();
+    let resets = state.resets.subscribe();
     let stream = futures_util::stream::unfold(
-        (events, cut, open),
-        |(mut events, mut cut, open)| async move {
+        (events, cut, resets, open),
+        |(mut events, mut cut, mut resets, open)| async move {
             let omit_digests = open.0.omit_digests.load(Ordering::SeqCst);
             loop {
                 tokio::select! {
                     _ = cut.changed() => return None,
+                    _ = resets.changed() => {
+                        let event = Event::default().event("reset").id("reset-1").data("{}");
+                        return Some((Ok::<_, Infallible>(event), (events, cut, resets, open)));
+                    }
                     received = events.recv() => match received {
                         Ok(event) => {
                             let data = serde_json::json!({
@@ -442,7 +454,7 @@ async fn revocations(State(state): State<Arc<ServiceState>>, headers: HeaderMap)
                                 "digest": event.digest.filter(|_| !omit_digests).map(|d| d.to_hex()),
                             });
                             let event = Event::default().event("revoked").data(data.to_string());
-                            return Some((Ok::<_, Infallible>(event), (events, cut, open)));
+                            return Some((Ok::<_, Infallible>(event), (events, cut, resets, open)));
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return None,
