@@ -49,6 +49,7 @@
 //! ```
 
 mod admission;
+mod audit;
 mod cache;
 mod expiry;
 mod macros;
@@ -65,6 +66,7 @@ mod verifier;
 pub mod wire;
 
 pub use admission::{Admission, Admitted, Decision, RequestHead, log_refusal};
+pub use audit::AuditEntry;
 pub use cache::CacheSettings;
 pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,

@@ -34,6 +34,7 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use time::OffsetDateTime;
 
+use crate::audit::AuditEntry;
 use crate::policy::{Policy, TokenType, TokenTypes};
 use crate::portal::PortalSession;
 use crate::record::{IssuedToken, NewToken, TokenRecord};
@@ -391,6 +392,25 @@ pub trait TokenStore: TokenLookup {
         at: OffsetDateTime,
     ) -> Result<usize, StoreError>;
 
+    /// Appends an entry to the audit log.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// One page of the audit log, newest first; with `tenant`, only that tenant's entries.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
     /// Generates a token with [`NewToken::generate`], stores its record and returns the secret
     /// once.
     ///
@@ -563,6 +583,19 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).revoke_user_portal_sessions(tenant, user, at).await
     }
 
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        (**self).record_audit(entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        (**self).list_audit(tenant, offset, limit).await
+    }
+
     async fn issue(
         &self,
         format: &TokenFormat,
@@ -683,6 +716,7 @@ pub struct MemoryStore {
     settings: RwLock<TypeSettings>,
     portal: RwLock<PortalSettings>,
     sessions: RwLock<Vec<StoredSession>>,
+    audit: RwLock<Vec<AuditEntry>>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
     /// Held for writing by revocations and for reading by [`TokenStore::insert_derived`], so
     /// that a bearer token is never stored between a credential's revocation and its cascade.
@@ -1103,6 +1137,33 @@ impl TokenStore for MemoryStore {
             })
             .map(|stored| stored.session.revoked_at = Some(at))
             .count())
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.audit
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry.clone());
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let audit = self.audit.read().unwrap_or_else(PoisonError::into_inner);
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(audit
+            .iter()
+            .rev()
+            .filter(|entry| tenant.is_none_or(|t| entry.tenant.as_deref() == Some(t)))
+            .skip(skip)
+            .take(take)
+            .cloned()
+            .collect())
     }
 }
 

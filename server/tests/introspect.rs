@@ -677,6 +677,19 @@ impl TokenStore for CountingStore {
             .revoke_user_portal_sessions(tenant, user, at)
             .await
     }
+    async fn record_audit(&self, entry: &m2m_core::AuditEntry) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.record_audit(entry).await
+    }
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<m2m_core::AuditEntry>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.list_audit(tenant, offset, limit).await
+    }
 }
 
 /// The service's router over a counting store; its admin token.

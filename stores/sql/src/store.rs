@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    PortalRole, PortalSession, PortalSettings, RevocationEvent, RevocationListener, StoreError,
-    TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
+    AuditEntry, PortalRole, PortalSession, PortalSettings, RevocationEvent, RevocationListener,
+    StoreError, TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType,
+    TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -958,6 +959,71 @@ impl TokenStore for SqlStore {
             .map_err(store_error)
         })?;
         Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let at = to_nanos(entry.at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, tenant, target, source) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(at)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(entry.tenant.as_deref())
+            .bind(entry.target.as_deref())
+            .bind(entry.source.as_deref())
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        const COLUMNS: &str = "at, actor, action, tenant, target, source";
+        let sql = match tenant {
+            None => format!("SELECT {COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2"),
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE tenant = $3 \
+                 ORDER BY id DESC LIMIT $1 OFFSET $2"
+            ),
+        };
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        type Row = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(&sql).bind(limit).bind(offset);
+            if let Some(tenant) = tenant {
+                query = query.bind(tenant);
+            }
+            query.fetch_all(pool).await.map_err(store_error)?
+        });
+        rows.into_iter()
+            .map(|(at, actor, action, tenant, target, source)| {
+                Ok(AuditEntry {
+                    at: from_nanos(at)?,
+                    actor,
+                    action,
+                    tenant,
+                    target,
+                    source,
+                })
+            })
+            .collect()
     }
 
     async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError> {

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use m2m_core::{
-    Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RevocationEvent, RevocationListener,
-    StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore,
-    TokenType, TypeSettings,
+    AuditEntry, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RevocationEvent,
+    RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup,
+    TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -1024,6 +1024,44 @@ async fn exchanges_never_outlive_a_racing_revocation(store: Arc<dyn TokenStore>)
     println!("{stored} of 1000 exchanges were stored before their revocation");
 }
 
+/// The audit log: newest first, per tenant, paged, every field as written.
+async fn audit_log(store: Arc<dyn TokenStore>) {
+    let at = |minutes: i64| T0 + Duration::minutes(minutes);
+    let entries = [
+        AuditEntry::new(at(1), "token tok_admin", "settings.update").source("203.0.113.7"),
+        AuditEntry::new(at(2), "session ps_1 (Alice — ü)", "token.create")
+            .tenant("acme")
+            .target("tok_a")
+            .source("2001:db8::1"),
+        AuditEntry::new(at(3), "cli", "token.revoke")
+            .tenant("globex")
+            .target("tok_g"),
+        AuditEntry::new(at(4), "token tok_admin", "user.remove")
+            .tenant("acme")
+            .target("alice"),
+    ];
+    for entry in &entries {
+        store.record_audit(entry).await.unwrap();
+    }
+    let all = store.list_audit(None, 0, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0], entries[3], "newest first, every field");
+    assert_eq!(all[3], entries[0]);
+    let acme = store.list_audit(Some("acme"), 0, 10).await.unwrap();
+    assert_eq!(acme, [entries[3].clone(), entries[1].clone()]);
+    assert_eq!(
+        store.list_audit(Some("acme"), 1, 1).await.unwrap(),
+        [entries[1].clone()]
+    );
+    assert!(
+        store
+            .list_audit(Some("nobody"), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -1070,6 +1108,7 @@ contract!(
     api_pages_and_creators,
     portal_sessions,
     exchanges_never_outlive_a_racing_revocation,
+    audit_log,
     concurrent_writes,
 );
 
