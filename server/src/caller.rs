@@ -92,6 +92,16 @@ impl Caller {
         }
     }
 
+    /// Who acted, for the audit log: `token tok_…` or `session ps_… (display name)`.
+    pub(crate) fn actor(&self) -> String {
+        match self {
+            Caller::Token(principal) => format!("token {}", principal.token_id()),
+            Caller::Session(session) => {
+                format!("session {} ({})", session.id, session.display_name)
+            }
+        }
+    }
+
     /// Who created a token, as listings show it: the session's display name, or the token.
     pub(crate) fn creator_name(&self) -> String {
         match self {

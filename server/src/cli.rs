@@ -422,6 +422,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 return Ok(());
             }
             store.revoke(&id, OffsetDateTime::now_utc()).await?;
+            let target = Some(id.as_str());
+            audit(store.as_ref(), "token.revoke", Some(&record.tenant), target).await;
             if record.kind == TokenKind::ClientSecret {
                 eprintln!("revoked {id} and the bearer tokens issued from it");
             } else {
@@ -439,6 +441,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let store = open(&database).await?;
             store.save_token_type(tenant.as_deref(), token_type).await?;
+            let action = match tenant {
+                Some(_) => "tenant_settings.update",
+                None => "settings.update",
+            };
+            audit(
+                store.as_ref(),
+                action,
+                tenant.as_deref(),
+                Some(token_type.name()),
+            )
+            .await;
             match tenant {
                 Some(tenant) => eprintln!("tenant {tenant} may generate {token_type} tokens"),
                 None => eprintln!("the environment may generate {token_type} tokens"),
@@ -449,6 +462,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             check_tenant(&tenant).map_err(Failure::usage)?;
             let store = open(&database).await?;
             if store.clear_token_type(&tenant).await? {
+                audit(store.as_ref(), "tenant_settings.clear", Some(&tenant), None).await;
                 eprintln!("tenant {tenant} follows the environment again");
             } else {
                 eprintln!("tenant {tenant} had no token type of its own");
@@ -468,6 +482,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .revoke_user_portal_sessions(&tenant, &user, now)
                 .await?;
             let revoked = store.revoke_user(&tenant, &user, now).await?;
+            audit(store.as_ref(), "user.remove", Some(&tenant), Some(&user)).await;
             eprintln!(
                 "user {user} left tenant {tenant}: {revoked} tokens revoked, {sessions} portal \
                  sessions ended"
@@ -498,6 +513,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     Failure::runtime(problem.detail())
                 }
             })?;
+            let (tenant, id) = (&created.session.tenant, &created.session.id);
+            audit(
+                store.as_ref(),
+                "portal_session.create",
+                Some(tenant),
+                Some(id),
+            )
+            .await;
             println!("{}", created.url);
             eprintln!(
                 "portal session {} for tenant {} ({}); the link opens once, until {}",
@@ -514,6 +537,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .revoke_portal_session(&id, OffsetDateTime::now_utc())
                 .await?
             {
+                audit(store.as_ref(), "portal_session.revoke", None, Some(&id)).await;
                 eprintln!("portal session {id} ended");
                 Ok(())
             } else {
@@ -555,6 +579,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             crate::api::portal::check(&portal).map_err(Failure::usage)?;
             store.save_portal_settings(&portal).await?;
+            audit(store.as_ref(), "portal_settings.update", None, Some(&name)).await;
             eprintln!("tenant users may grant {name}");
             Ok(())
         }
@@ -568,6 +593,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 return Ok(());
             }
             store.save_portal_settings(&portal).await?;
+            audit(store.as_ref(), "portal_settings.update", None, Some(&name)).await;
             eprintln!("tenant users may no longer grant {name}");
             Ok(())
         }
@@ -585,6 +611,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 portal.personal_tokens_visible = visible;
             }
             store.save_portal_settings(&portal).await?;
+            audit(store.as_ref(), "portal_settings.update", None, None).await;
             let shown = |visible: bool| if visible { "shown" } else { "hidden" };
             eprintln!(
                 "api tokens {}, personal tokens {}",
@@ -594,6 +621,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Records a change made from the command line in the audit log (actor `cli`).
+async fn audit(
+    store: &dyn TokenStore,
+    action: &'static str,
+    tenant: Option<&str>,
+    target: Option<&str>,
+) {
+    let now = OffsetDateTime::now_utc();
+    crate::audit::record(store, now, "cli".to_owned(), None, action, tenant, target).await;
 }
 
 async fn create(args: CreateArgs) -> Result<(), Failure> {
@@ -613,6 +651,8 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         .issue(expiry, store.as_ref(), &TokenFormat::default(), now)
         .await?;
     let record = &issued.record;
+    let target = Some(record.id.as_str());
+    audit(store.as_ref(), "token.create", Some(&record.tenant), target).await;
     if record.kind == TokenKind::ClientSecret {
         println!("{}", record.client_id.as_deref().unwrap_or_default());
     }

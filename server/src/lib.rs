@@ -33,6 +33,7 @@
 //! | `POST /oauth/introspect` | RFC 7662 introspection for resource servers (scope `m2m:introspect`) |
 //! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
 //! | `POST /v1/usage` | resource servers report token uses for `last_used_at` (scope `m2m:introspect`) |
+//! | `GET /v1/audit?tenant=&limit=&offset=` | the audit log, newest first (environment admin; a tenant admin, its own tenant's) |
 //! | `GET /v1/stats` | introspection and event-stream counters (admin) |
 //! | `GET /health` | 200, or 503 when the store does not answer (public) |
 //!
@@ -71,6 +72,7 @@
 
 pub mod admin_page;
 mod api;
+mod audit;
 mod caller;
 pub mod cli;
 mod client_auth;
@@ -150,6 +152,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/portal/sessions", post(api::sessions::create))
         .route("/v1/portal/sessions/{id}", delete(api::sessions::revoke))
         .route("/v1/portal/me", get(api::sessions::me))
+        .route("/v1/audit", get(audit::list))
         .route("/portal/logout", post(api::sessions::logout))
         // Every route checks the caller's rights itself (see `rights`). Requests without a
         // credential header pass the layer, so that a portal session's cookie can count;

@@ -99,9 +99,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(address = %address, "listening");
     let _ = std::io::stdout().flush();
 
-    let served = axum::serve(listener, crate::app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     // The admin verifier records uses in the background; record the last ones before the
     // runtime stops (a failure is logged by the verifier).
     let _ = state.admin_verifier().record_usage().await;

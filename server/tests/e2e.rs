@@ -843,5 +843,39 @@ async fn the_cli_signs_a_user_in_to_the_portal_of_the_running_service() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("environment's own"));
+
+    // The command line's changes are in the audit log, by `cli`, from no address.
+    let admin = server
+        .bootstrap_token()
+        .expect("a fresh database's admin token");
+    let created = http
+        .post(server.url("/v1/tenants/acme/tokens"))
+        .header("x-api-key", &admin)
+        .json(&json!({"expires": "1d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let audit: Value = http
+        .get(server.url("/v1/audit"))
+        .header("x-api-key", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = audit["items"].as_array().unwrap();
+    // Over the network: the caller's address.
+    assert_eq!(items[0]["action"], "token.create");
+    assert_eq!(items[0]["source"], "127.0.0.1");
+    assert_eq!(items[1]["action"], "portal_session.revoke");
+    assert_eq!(items[1]["target"], id.as_str());
+    assert_eq!(items[2]["action"], "portal_session.create");
+    assert_eq!(items[2]["tenant"], "acme");
+    for item in &items[1..3] {
+        assert_eq!(item["actor"], "cli");
+        assert_eq!(item["source"], Value::Null);
+    }
     server.stop();
 }

@@ -353,6 +353,13 @@ async fn every_route_checks_the_callers_rights() {
             StatusCode::OK,
         ),
         (
+            Method::GET,
+            "/v1/audit?tenant=acme",
+            None,
+            &acme_admins,
+            StatusCode::OK,
+        ),
+        (
             Method::POST,
             "/v1/portal/sessions",
             Some(
@@ -954,4 +961,103 @@ async fn a_member_manages_only_its_own_personal_tokens() {
         revoke(Who::GlobexAdminSession, alices_id).await.status,
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+async fn the_audit_log_says_who_changed_what_and_each_tenant_sees_its_own() {
+    let service = service().await;
+    let created = create_as(
+        &service,
+        Who::AcmeAdminSession,
+        json!({"expires": "7d", "description": "audited"}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let revoked = service
+        .call(
+            Who::EnvironmentAdmin,
+            Method::DELETE,
+            &format!("/v1/tenants/acme/tokens/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let settings = service
+        .call(
+            Who::EnvironmentAdmin,
+            Method::PUT,
+            "/v1/settings",
+            Some(json!({"token_type": "access"})),
+        )
+        .await;
+    assert_eq!(settings.status, StatusCode::OK);
+    let globex = service
+        .call(
+            Who::GlobexAdmin,
+            Method::POST,
+            "/v1/tenants/globex/tokens",
+            Some(json!({"expires": "1d"})),
+        )
+        .await;
+    assert_eq!(globex.status, StatusCode::CREATED);
+
+    let actions = |reply: &Reply| -> Vec<(String, String, String)> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                (
+                    item["action"].as_str().unwrap().to_owned(),
+                    item["tenant"].as_str().unwrap_or("").to_owned(),
+                    item["actor"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let all = service
+        .call(Who::EnvironmentAdmin, Method::GET, "/v1/audit", None)
+        .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    let all = actions(&all);
+    // Newest first; the sessions the fixture opened came first of all.
+    assert_eq!(all[0].0, "token.create");
+    assert_eq!(all[0].1, "globex");
+    assert_eq!(
+        all[1],
+        (
+            "settings.update".into(),
+            "".into(),
+            format!("token {}", m2m_server::BOOTSTRAP_TOKEN_ID)
+        )
+    );
+    assert_eq!(all[2].0, "token.revoke");
+    assert_eq!(all[3].0, "token.create");
+    assert!(
+        all[3].2.starts_with("session ps_") && all[3].2.ends_with("(alice)"),
+        "{:?}",
+        all[3]
+    );
+    assert!(
+        all.iter()
+            .any(|(action, ..)| action == "portal_session.create")
+    );
+
+    // A tenant admin reads its own tenant's entries, and only those.
+    let own = service
+        .call(Who::AcmeAdmin, Method::GET, "/v1/audit", None)
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let own = actions(&own);
+    assert!(!own.is_empty());
+    assert!(own.iter().all(|(_, tenant, _)| tenant == "acme"), "{own:?}");
+    for (who, path) in [
+        (Who::GlobexAdmin, "/v1/audit?tenant=acme"),
+        (Who::AcmeMemberSession, "/v1/audit"),
+        (Who::AcmeMember, "/v1/audit"),
+    ] {
+        let refused = service.call(who, Method::GET, path, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{who:?} {path}");
+    }
 }

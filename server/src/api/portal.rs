@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use m2m_core::PortalSettings;
 
+use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::issue::{MAX_DESCRIPTION_CHARS, check_scopes};
 use crate::problem::Problem;
@@ -33,12 +34,22 @@ pub(crate) async fn get(
 pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     body: Result<Json<PortalSettings>, JsonRejection>,
 ) -> Result<Json<PortalSettings>, Problem> {
     require_environment_admin(&caller)?;
     let Json(settings) = body?;
     check(&settings).map_err(Problem::invalid)?;
     state.store().save_portal_settings(&settings).await?;
+    record_call(
+        &state,
+        &caller,
+        source,
+        "portal_settings.update",
+        None,
+        None,
+    )
+    .await;
     Ok(Json(settings))
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::rfc3339;
+use crate::audit::{Source, record_call};
 use crate::caller::{Caller, cleared_cookie_header, csrf_token};
 use crate::issue::{
     MAX_USER_CHARS, check_environment_scopes, check_scopes, check_tenant, check_user,
@@ -89,6 +90,7 @@ pub(crate) struct CreatedSession {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     headers: HeaderMap,
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Result<Response, Problem> {
@@ -96,6 +98,9 @@ pub(crate) async fn create(
     let Json(body) = body?;
     let base = public_base(&state, &headers)?;
     let created = start(state.store().as_ref(), state.now(), body, &base).await?;
+    let (tenant, id) = (&created.session.tenant, &created.session.id);
+    let action = "portal_session.create";
+    record_call(&state, &caller, source, action, Some(tenant), Some(id)).await;
     tracing::info!(
         session_id = %created.session.id,
         tenant = %created.session.tenant,
@@ -200,6 +205,7 @@ fn public_base(state: &AppState, headers: &HeaderMap) -> Result<String, Problem>
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     require_environment_admin(&caller)?;
@@ -213,6 +219,15 @@ pub(crate) async fn revoke(
             "no live portal session has the id {id}"
         )));
     }
+    record_call(
+        &state,
+        &caller,
+        source,
+        "portal_session.revoke",
+        None,
+        Some(&id),
+    )
+    .await;
     tracing::info!(session_id = %id, by = caller.id(), "portal session revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -286,6 +301,7 @@ pub(crate) async fn me(
 pub(crate) async fn logout(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
 ) -> Result<Response, Problem> {
     let Some(session) = caller.session() else {
         return Err(refuse(
@@ -298,6 +314,9 @@ pub(crate) async fn logout(
         .store()
         .revoke_portal_session(&session.id, state.now())
         .await?;
+    let (tenant, id) = (&session.tenant, &session.id);
+    let action = "portal_session.revoke";
+    record_call(&state, &caller, source, action, Some(tenant), Some(id)).await;
     tracing::info!(session_id = %session.id, tenant = %session.tenant, "portal session ended by its user");
     let cookie = cleared_cookie_header(state.is_https());
     let mut response = StatusCode::NO_CONTENT.into_response();

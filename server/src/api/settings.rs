@@ -8,6 +8,7 @@ use m2m_core::{TokenType, TypeSettings};
 use serde::{Deserialize, Serialize};
 
 use super::tenant_from;
+use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::problem::Problem;
 use crate::rights::{require_environment_admin, require_tenant_admin};
@@ -77,11 +78,22 @@ pub(crate) async fn get_environment(
 pub(crate) async fn put_environment(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
     require_environment_admin(&caller)?;
     let Json(body) = body?;
     state.store().save_token_type(None, body.token_type).await?;
+    let target = body.token_type.name();
+    record_call(
+        &state,
+        &caller,
+        source,
+        "settings.update",
+        None,
+        Some(target),
+    )
+    .await;
     let settings = state.reload_settings().await?;
     Ok(Json(environment(&settings)))
 }
@@ -102,6 +114,7 @@ pub(crate) async fn get_tenant(
 pub(crate) async fn put_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<TokenTypeSetting>, JsonRejection>,
 ) -> Result<Json<TenantSettings>, Problem> {
@@ -112,6 +125,9 @@ pub(crate) async fn put_tenant(
         .store()
         .save_token_type(Some(&tenant), body.token_type)
         .await?;
+    let target = body.token_type.name();
+    let action = "tenant_settings.update";
+    record_call(&state, &caller, source, action, Some(&tenant), Some(target)).await;
     let settings = state.reload_settings().await?;
     Ok(Json(tenant_view(&settings, tenant)))
 }
@@ -121,6 +137,7 @@ pub(crate) async fn put_tenant(
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<axum::http::StatusCode, Problem> {
     require_environment_admin(&caller)?;
@@ -128,6 +145,8 @@ pub(crate) async fn delete_tenant(
     let removed = state.store().clear_token_type(&tenant).await?;
     state.reload_settings().await?;
     if removed {
+        let action = "tenant_settings.clear";
+        record_call(&state, &caller, source, action, Some(&tenant), None).await;
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
         Err(Problem::not_found(format!(

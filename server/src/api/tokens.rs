@@ -10,6 +10,7 @@ use m2m_core::{TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
 use super::{TokenView, tenant_from};
+use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::issue::{IssueError, TokenRequest, check_tenant, check_user, expiry_from};
 use crate::problem::Problem;
@@ -57,6 +58,7 @@ impl From<IssueError> for Problem {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<String>, PathRejection>,
     body: Result<Json<CreateToken>, JsonRejection>,
 ) -> Result<Response, Problem> {
@@ -107,6 +109,16 @@ pub(crate) async fn create(
     let (_, request) = request.check(expiry, &settings)?;
     let now = state.now();
     let issued = state.store().issue(state.format(), request, now).await?;
+    let (tenant, id) = (&issued.record.tenant, issued.record.id.as_str());
+    record_call(
+        &state,
+        &caller,
+        source,
+        "token.create",
+        Some(tenant),
+        Some(id),
+    )
+    .await;
 
     let secret = issued.token.expose_secret().to_owned();
     let kind = issued.record.kind;
@@ -228,6 +240,7 @@ pub(crate) async fn list(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, Problem> {
     let Path((tenant, id)) = path?;
@@ -255,6 +268,16 @@ pub(crate) async fn revoke(
     // The store announces the revocation, and its cascade, to every verifier it serves (the
     // service's own included) before it returns.
     state.store().revoke(&record.id, state.now()).await?;
+    let target = record.id.as_str();
+    record_call(
+        &state,
+        &caller,
+        source,
+        "token.revoke",
+        Some(&tenant),
+        Some(target),
+    )
+    .await;
     tracing::info!(
         tenant = %tenant,
         token_id = %record.id,

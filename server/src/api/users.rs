@@ -8,6 +8,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
 
+use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::issue::{check_tenant, check_user};
 use crate::problem::Problem;
@@ -29,6 +30,7 @@ pub(crate) struct UserRemoved {
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    source: Source,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<UserRemoved>, Problem> {
     let Path((tenant, user)) = path?;
@@ -44,6 +46,15 @@ pub(crate) async fn remove(
         .store()
         .revoke_user(&tenant, &user, state.now())
         .await?;
+    record_call(
+        &state,
+        &caller,
+        source,
+        "user.remove",
+        Some(&tenant),
+        Some(&user),
+    )
+    .await;
     tracing::info!(
         tenant = %tenant,
         by = caller.id(),
