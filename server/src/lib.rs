@@ -78,6 +78,7 @@ pub mod cli;
 mod client_auth;
 pub mod introspect;
 mod issue;
+mod limits;
 pub mod oauth;
 pub mod portal_page;
 mod problem;
@@ -103,6 +104,9 @@ pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,
     MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant, check_user,
     expiry_from,
+};
+pub use limits::{
+    CLIENT_FAILURE_BURST, CLIENT_FAILURE_PERIOD, SOURCE_FAILURE_BURST, SOURCE_FAILURE_PERIOD,
 };
 pub use oauth::MAX_OAUTH_BODY_BYTES;
 pub use problem::Problem;

@@ -18,6 +18,10 @@
 //!   answer, so that nobody learns whether a client id exists. The reason is logged at debug
 //!   level with the client id (never the secret), like every other refusal. A store that cannot
 //!   answer is a 503 problem with `Retry-After`.
+//! - Failed client authentications are limited per client id and per source address
+//!   ([`crate::CLIENT_FAILURE_BURST`], [`crate::SOURCE_FAILURE_BURST`]): past the quota, 429
+//!   problem+json with `Retry-After`, before any secret is checked, for as long as the quota
+//!   says and no longer.
 //! - The body has at most [`MAX_OAUTH_BODY_BYTES`] (413 problem+json beyond), and is read in
 //!   time linear in its size.
 //! - Errors are JSON `{error, error_description}` (§5.2): `invalid_client` is 401 with
@@ -28,6 +32,7 @@
 //! [`Verifier::check_client`]: m2m_core::Verifier::check_client
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 use axum::Form;
 use axum::extract::State;
@@ -38,6 +43,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use m2m_core::{Expiry, NewToken, TokenCheckError, TokenId, TokenKind, TokenType};
 use serde::Serialize;
 
+use crate::audit::Source;
 use crate::client_auth::{BasicError, ClientCredentials, basic_credentials};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -210,10 +216,12 @@ impl Parameters {
 /// `POST /oauth/token`.
 pub(crate) async fn token(
     State(state): State<AppState>,
+    Source(source): Source,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    match exchange(&state, &headers, form).await {
+    let source = source.map(|address| address.ip());
+    match exchange(&state, source, &headers, form).await {
         Ok(body) => {
             let mut response = axum::Json(body).into_response();
             no_store(&mut response);
@@ -221,6 +229,11 @@ pub(crate) async fn token(
         }
         Err(Failure::OAuth(error)) => {
             error.log();
+            if error.error == "invalid_client" {
+                state
+                    .failure_limits()
+                    .note_failure(error.client_id.as_deref(), source);
+            }
             error.into_response()
         }
         Err(Failure::Problem(problem)) => problem.into_response(),
@@ -229,6 +242,7 @@ pub(crate) async fn token(
 
 async fn exchange(
     state: &AppState,
+    source: Option<IpAddr>,
     headers: &HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<TokenResponse, Failure> {
@@ -265,6 +279,13 @@ async fn exchange(
         }
         (None, _, _) => return Err(OAuthError::invalid_client("no_client_authentication").into()),
     };
+
+    // Past its quota of failures, a client id (or an address) is refused before its secret
+    // is looked at.
+    if let Some(wait) = state.failure_limits().wait(Some(&client_id), source) {
+        tracing::debug!(client_id = %client_id, reason = "too_many_failures", "token request refused");
+        return Err(Failure::Problem(Problem::too_many_requests(wait)));
+    }
 
     match parameters.get("grant_type") {
         None => {

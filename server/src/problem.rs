@@ -55,6 +55,18 @@ impl Problem {
         }
     }
 
+    /// 429: too many attempts; `Retry-After` says when to come back (whole seconds, at least
+    /// one).
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts: try again after the time Retry-After gives",
+        );
+        problem.retry_after = seconds.max(1);
+        problem
+    }
+
     /// 400: the request is malformed.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
@@ -145,7 +157,10 @@ impl IntoResponse for Problem {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
         }
         response

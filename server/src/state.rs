@@ -54,6 +54,7 @@ struct Inner {
     settings: RwLock<TypeSettings>,
     clock: Arc<dyn Clock>,
     options: ServiceOptions,
+    failures: crate::limits::FailureLimits,
 }
 
 impl AppState {
@@ -95,6 +96,7 @@ impl AppState {
                 settings: RwLock::new(settings),
                 clock: Arc::new(clock),
                 options,
+                failures: crate::limits::FailureLimits::default(),
             }),
         })
     }
@@ -133,6 +135,11 @@ impl AppState {
             .public_url
             .as_deref()
             .is_some_and(|url| url.starts_with("https://"))
+    }
+
+    /// The limits on failed client authentications at the token endpoint.
+    pub(crate) fn failure_limits(&self) -> &crate::limits::FailureLimits {
+        &self.inner.failures
     }
 
     /// The current time by the service's clock.

@@ -1411,3 +1411,41 @@ async fn every_body_is_bounded_and_read_in_linear_time() {
         "nothing more was stored"
     );
 }
+
+#[tokio::test]
+async fn guessing_a_secret_is_refused_after_a_burst_and_never_for_long() {
+    let service = service().await;
+    let (_, client_id, secret) = service.credential("acme", json!({"expires": "7d"})).await;
+    let (_, other_id, other_secret) = service.credential("acme", json!({"expires": "7d"})).await;
+    let form = "grant_type=client_credentials";
+    // The burst of failures is answered as failures.
+    for _ in 0..=m2m_server::CLIENT_FAILURE_BURST {
+        let reply = service
+            .oauth(Some((&client_id, "m2m_cs_wrong")), form)
+            .await;
+        assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    // Past it, even the right secret waits, and is told how long.
+    let refused = service.oauth(Some((&client_id, &secret)), form).await;
+    assert!(
+        refused.is_problem(StatusCode::TOO_MANY_REQUESTS),
+        "{}",
+        refused.body
+    );
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=m2m_server::CLIENT_FAILURE_PERIOD.as_secs()).contains(&wait),
+        "{wait}"
+    );
+    // Another client is not affected.
+    let reply = service.oauth(Some((&other_id, &other_secret)), form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // After the wait, the right secret works again.
+    tokio::time::sleep(std::time::Duration::from_millis(wait * 1000 + 100)).await;
+    let reply = service.oauth(Some((&client_id, &secret)), form).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
