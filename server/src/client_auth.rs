@@ -249,4 +249,20 @@ mod tests {
         let shown = format!("{credentials:?}");
         assert!(shown.contains("m2m_ci_public") && !shown.contains("private"));
     }
+
+    proptest::proptest! {
+        /// Any bytes in any number of Authorization headers: an answer, never a panic.
+        #[test]
+        fn any_authorization_headers_are_answered(
+            values in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), 0..4)
+        ) {
+            let mut headers = HeaderMap::new();
+            for value in &values {
+                if let Ok(value) = HeaderValue::from_bytes(value) {
+                    headers.append(AUTHORIZATION, value);
+                }
+            }
+            let _ = basic_credentials(&headers);
+        }
+    }
 }

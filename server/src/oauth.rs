@@ -393,3 +393,33 @@ async fn exchange(
         scope: (!issued.record.scopes.is_empty()).then(|| issued.record.scopes.join(" ")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any form: accepted exactly when no name comes twice, never a panic.
+        #[test]
+        fn any_form_is_accepted_exactly_when_its_names_are_unique(
+            pairs in proptest::collection::vec(("[a-c]{0,2}", ".{0,8}"), 0..64)
+        ) {
+            let unique = pairs.iter().map(|(name, _)| name).collect::<HashSet<_>>().len() == pairs.len();
+            proptest::prop_assert_eq!(Parameters::new(pairs).is_ok(), unique);
+        }
+    }
+
+    #[test]
+    fn a_repeated_name_is_named_cut_short() {
+        let long = "n".repeat(1000);
+        let Err(error) = Parameters::new(vec![(long.clone(), "1".into()), (long, "2".into())])
+        else {
+            panic!("a repeat is refused");
+        };
+        assert!(
+            error.error_description.len() < 120,
+            "{}",
+            error.error_description
+        );
+    }
+}

@@ -385,4 +385,22 @@ mod tests {
         assert_eq!(revocation("garbage"), None);
         assert_eq!(revocation(r#"{"token_id": ""}"#), None);
     }
+
+    proptest::proptest! {
+        /// Any bytes, in any chunks: the same events as in one piece, never a panic.
+        #[test]
+        fn any_bytes_in_any_chunks_give_the_same_events(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let whole = EventStreamParser::default().feed(&bytes);
+            let cut = if bytes.is_empty() { 0 } else { cut % bytes.len() };
+            let mut parser = EventStreamParser::default();
+            let split = parser.feed(&bytes[..cut]).and_then(|mut first| {
+                first.extend(parser.feed(&bytes[cut..])?);
+                Ok(first)
+            });
+            proptest::prop_assert_eq!(whole.ok(), split.ok());
+        }
+    }
 }

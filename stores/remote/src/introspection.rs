@@ -204,4 +204,29 @@ mod tests {
         assert_eq!(stub("m2m_at_short"), "");
         assert_eq!(stub(""), "");
     }
+
+    proptest::proptest! {
+        /// Any answer body: a record, `None` or a described refusal, never a panic.
+        #[test]
+        fn any_answer_body_is_read_without_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let issued = issued(TokenKind::AccessToken);
+            let _ = parse(&body, issued.token.expose_secret(), &issued.token.digest());
+        }
+
+        /// Any JSON object with the answer's field names: never a panic.
+        #[test]
+        fn any_answer_shaped_json_is_read_without_panic(
+            active in proptest::prelude::any::<bool>(),
+            exp in proptest::prelude::any::<i64>(),
+            iat in proptest::prelude::any::<i64>(),
+            text in ".{0,40}",
+        ) {
+            let issued = issued(TokenKind::AccessToken);
+            let body = serde_json::json!({
+                "active": active, "jti": text, "kind": text, "tenant_id": text,
+                "sub": text, "client_id": text, "scope": text, "exp": exp, "iat": iat,
+            });
+            let _ = parse(body.to_string().as_bytes(), issued.token.expose_secret(), &issued.token.digest());
+        }
+    }
 }
