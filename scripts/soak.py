@@ -54,7 +54,10 @@ def http(method, url, headers=None, body=None, timeout=10):
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             text = response.read()
-            return response.status, (json.loads(text) if text else None)
+            try:
+                return response.status, (json.loads(text) if text else None)
+            except ValueError:
+                return response.status, None
     except urllib.error.HTTPError as error:
         return error.code, None
     except (urllib.error.URLError, OSError, TimeoutError):
@@ -151,10 +154,13 @@ class Soak:
         self.ports = {name: free_port() for name in ("a", "b", "axum", "actix")}
         serve = lambda port: [os.path.join(release, "m2m"), "serve", "--database-url",
                               self.database_url, "--listen", f"127.0.0.1:{port}"]
+        self.processes = []
         self.a = Process("m2m A", serve(self.ports["a"]))
+        self.processes.append(self.a)
         self.admin = self.a.wait_for("m2m_at_")
         self.a.wait_for("m2m listening on")
         self.b = Process("m2m B", serve(self.ports["b"]))
+        self.processes.append(self.b)
         self.b.wait_for("m2m listening on")
         self.base = {n: f"http://127.0.0.1:{self.ports[n]}" for n in self.ports}
         status, body = http("POST", f"{self.base['a']}/v1/tenants/m2m/tokens",
@@ -169,9 +175,9 @@ class Soak:
         self.actix = Process("actix example", [os.path.join(release, "examples", "actix")], dict(
             example_env, M2M_STORE=self.database_url,
             M2M_LISTEN=f"127.0.0.1:{self.ports['actix']}"))
+        self.processes += [self.axum, self.actix]
         for name in ("axum", "actix"):
             wait_healthy(f"{self.base[name]}/health")
-        self.processes = [self.a, self.b, self.axum, self.actix]
         self.usage_at_start = {p.name: p.usage() for p in self.processes}
 
     def stop_all(self):
@@ -303,8 +309,9 @@ class Soak:
     # -- the run -----------------------------------------------------------------------------
 
     def run(self):
-        self.start()
+        self.processes = []
         try:
+            self.start()
             threads = [threading.Thread(target=self.worker) for _ in range(WORKERS)]
             threads += [threading.Thread(target=self.churn), threading.Thread(target=self.prober),
                         threading.Thread(target=self.faults)]

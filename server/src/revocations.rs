@@ -236,6 +236,7 @@ struct Streaming {
     pending: VecDeque<Event>,
     receiver: broadcast::Receiver<Numbered>,
     check: tokio::time::Interval,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
     _open: OpenStream,
 }
 
@@ -263,7 +264,9 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
     let mut check = tokio::time::interval(KEEP_ALIVE);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     check.reset();
+    let shutting_down = state.app().shutting_down();
     let streaming = Streaming {
+        shutting_down,
         state,
         caller,
         pending,
@@ -277,7 +280,11 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
                 return Some((Ok::<_, Infallible>(event), s));
             }
             let shared = Arc::clone(&s.state.feed().shared);
+            if *s.shutting_down.borrow_and_update() {
+                return None;
+            }
             tokio::select! {
+                _ = s.shutting_down.changed() => return None,
                 received = s.receiver.recv() => match received {
                     Ok(numbered) => {
                         if numbered.1.token_id == s.caller {

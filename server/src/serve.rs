@@ -103,7 +103,14 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         listener,
         crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let state = state.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: open revocation streams end, requests finish");
+            state.begin_shutdown();
+        }
+    })
     .await;
     // The admin verifier records uses in the background; record the last ones before the
     // runtime stops (a failure is logged by the verifier).

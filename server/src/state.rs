@@ -55,6 +55,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     options: ServiceOptions,
     failures: crate::limits::FailureLimits,
+    /// Flips to `true` when the service begins to shut down.
+    shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
                 clock: Arc::new(clock),
                 options,
                 failures: crate::limits::FailureLimits::default(),
+                shutting_down: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
@@ -135,6 +138,17 @@ impl AppState {
             .public_url
             .as_deref()
             .is_some_and(|url| url.starts_with("https://"))
+    }
+
+    /// Tells the long-lived responses (the revocation event streams) to end, so that a
+    /// graceful shutdown does not wait for them for ever.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.send_replace(true);
+    }
+
+    /// Resolves once [`begin_shutdown`](Self::begin_shutdown) was called.
+    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutting_down.subscribe()
     }
 
     /// The limits on failed client authentications at the token endpoint.

@@ -879,3 +879,45 @@ async fn the_cli_signs_a_user_in_to_the_portal_of_the_running_service() {
     }
     server.stop();
 }
+
+#[tokio::test]
+async fn the_service_stops_on_sigterm_while_a_revocation_stream_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url) = database(&dir);
+    let server = Server::start(dir.path(), &url);
+    let admin = server
+        .bootstrap_token()
+        .expect("a fresh database's admin token");
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(server.url("/v1/tenants/m2m/tokens"))
+        .header("x-api-key", &admin)
+        .json(&json!({"expires": "1d", "scopes": [m2m_server::INTROSPECT_SCOPE]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut stream = http
+        .get(server.url("/v1/revocations"))
+        .header("x-api-key", created["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream
+        .chunk()
+        .await
+        .unwrap()
+        .expect("the stream's first event");
+    assert!(String::from_utf8_lossy(&first).contains("event: reset"));
+    // A graceful shutdown ends the stream instead of waiting for it for ever.
+    let stopping = std::thread::spawn(move || server.stop());
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended with the service");
+    stopping.join().expect("m2m stopped cleanly on SIGTERM");
+}
