@@ -19,9 +19,6 @@ const KIND_LABELS = {
   bearer_token: "Bearer token",
 };
 
-const $ = (selector, root = document) => root.querySelector(selector);
-const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
-
 const state = {
   tenant: "",
   tenantSettings: null,
@@ -55,21 +52,6 @@ function describe(error) {
     default:
       return `${error.message} (HTTP ${error.status})`;
   }
-}
-
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = !text;
-}
-
-function showError(error) {
-  show($("#notice"), "");
-  show($("#error"), typeof error === "string" ? error : describe(error));
-}
-
-function notify(text) {
-  show($("#error"), "");
-  show($("#notice"), text);
 }
 
 function clearMessages() {

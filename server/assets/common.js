@@ -1,7 +1,28 @@
 // What the admin page (app.js) and the tenant portal (portal.js) share, loaded before them:
-// requests to the token service's REST API (one request in, the parsed JSON or an ApiError
-// out), and copying a secret shown once.
+// element lookup, the #notice and #error messages, requests to the token service's REST API
+// (one request in, the parsed JSON or an ApiError out), and copying a secret shown once.
 "use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+/** Shows `text` in `element`, or hides it when the text is empty. */
+function show(element, text) {
+  element.textContent = text;
+  element.hidden = !text;
+}
+
+/** Shows an error (a text, or an ApiError as the page's own `describe` words it). */
+function showError(error) {
+  show($("#notice"), "");
+  show($("#error"), typeof error === "string" ? error : describe(error));
+}
+
+/** Shows a notice in place of any error. */
+function notify(text) {
+  show($("#error"), "");
+  show($("#notice"), text);
+}
 
 /** An error answered by the API, with the problem+json detail when there is one. */
 class ApiError extends Error {

@@ -53,9 +53,6 @@ const SECTIONS = {
   },
 };
 
-const $ = (selector, root = document) => root.querySelector(selector);
-const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
-
 const state = {
   me: null,
   /** Per section, the number of the latest load: an older answer arriving late is dropped. */
@@ -89,21 +86,6 @@ function describe(error) {
     default:
       return `${error.message} (HTTP ${error.status})`;
   }
-}
-
-function show(element, text) {
-  element.textContent = text;
-  element.hidden = !text;
-}
-
-function showError(error) {
-  show($("#notice"), "");
-  show($("#error"), typeof error === "string" ? error : describe(error));
-}
-
-function notify(text) {
-  show($("#error"), "");
-  show($("#notice"), text);
 }
 
 /** Whether an error means the session is gone. */

@@ -152,6 +152,43 @@ impl SqlStore {
         })
     }
 
+    /// Writes `record` as a row, `condition` (a `WHERE` on the parameters, or nothing) allowing;
+    /// returns the rows written. Parameter `$14` is the credential id.
+    async fn insert_row(&self, record: &TokenRecord, condition: &str) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 {condition}"
+        );
+        let scopes = serde_json::to_string(&record.scopes)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let created_at = to_nanos(record.created_at)?;
+        let expires_at = option_to_nanos(record.expires_at)?;
+        let revoked_at = option_to_nanos(record.revoked_at)?;
+        let last_used_at = option_to_nanos(record.last_used_at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(record.id.as_str())
+                .bind(record.digest.as_bytes().as_slice())
+                .bind(&record.stub)
+                .bind(record.kind.code())
+                .bind(&record.tenant)
+                .bind(record.user.as_deref())
+                .bind(&record.description)
+                .bind(&scopes)
+                .bind(created_at)
+                .bind(expires_at)
+                .bind(revoked_at)
+                .bind(last_used_at)
+                .bind(record.client_id.as_deref())
+                .bind(record.credential_id.as_ref().map(TokenId::as_str))
+                .bind(record.created_by.as_deref())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(store_error)
+        })
+    }
+
     /// Opens the token database at `url` and brings its schema up to date.
     ///
     /// - `sqlite://path/to/tokens.db` (or `sqlite:path`): a file, created if absent, in WAL mode
@@ -517,89 +554,28 @@ impl TokenStore for SqlStore {
     }
 
     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-        );
-        let scopes = serde_json::to_string(&record.scopes)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let created_at = to_nanos(record.created_at)?;
-        let expires_at = option_to_nanos(record.expires_at)?;
-        let revoked_at = option_to_nanos(record.revoked_at)?;
-        let last_used_at = option_to_nanos(record.last_used_at)?;
-        with_pool!(self, |pool| {
-            sqlx::query(&sql)
-                .bind(record.id.as_str())
-                .bind(record.digest.as_bytes().as_slice())
-                .bind(&record.stub)
-                .bind(record.kind.code())
-                .bind(&record.tenant)
-                .bind(record.user.as_deref())
-                .bind(&record.description)
-                .bind(&scopes)
-                .bind(created_at)
-                .bind(expires_at)
-                .bind(revoked_at)
-                .bind(last_used_at)
-                .bind(record.client_id.as_deref())
-                .bind(record.credential_id.as_ref().map(TokenId::as_str))
-                .bind(record.created_by.as_deref())
-                .execute(pool)
-                .await
-                .map(drop)
-                .map_err(store_error)
-        })?;
-        Ok(())
+        self.insert_row(&record, "").await.map(drop)
     }
 
-    /// One statement that inserts only while the credential is unrevoked. On SQLite a writing
-    /// statement holds the database's write lock from its start, so a revocation is wholly
-    /// before or after it; on PostgreSQL the credential's row is share-locked, so the insert
-    /// waits for a revocation in progress and then sees it.
+    /// The insert of [`insert`](TokenStore::insert) under one condition: only while the
+    /// credential is unrevoked. On SQLite a writing statement holds the database's write lock
+    /// from its start, so a revocation is wholly before or after it; on PostgreSQL the
+    /// credential's row is share-locked, so the insert waits for a revocation in progress and
+    /// then sees it.
     async fn insert_derived(&self, record: TokenRecord) -> Result<bool, StoreError> {
-        let Some(credential) = record.credential_id.clone() else {
+        if record.credential_id.is_none() {
             return Ok(false);
-        };
+        }
         let lock = match self.backend {
             Backend::Sqlite(_) => "",
             Backend::Postgres(_) => " FOR SHARE",
         };
-        let sql = format!(
-            "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-             WHERE EXISTS (SELECT 1 FROM tokens AS credential \
-                           WHERE credential.id = $14 AND credential.kind = 'cs' \
-                           AND credential.revoked_at IS NULL{lock})"
+        let condition = format!(
+            "WHERE EXISTS (SELECT 1 FROM tokens AS credential \
+             WHERE credential.id = $14 AND credential.kind = 'cs' \
+             AND credential.revoked_at IS NULL{lock})"
         );
-        let scopes = serde_json::to_string(&record.scopes)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let created_at = to_nanos(record.created_at)?;
-        let expires_at = option_to_nanos(record.expires_at)?;
-        let revoked_at = option_to_nanos(record.revoked_at)?;
-        let last_used_at = option_to_nanos(record.last_used_at)?;
-        let inserted = with_pool!(self, |pool| {
-            sqlx::query(&sql)
-                .bind(record.id.as_str())
-                .bind(record.digest.as_bytes().as_slice())
-                .bind(&record.stub)
-                .bind(record.kind.code())
-                .bind(&record.tenant)
-                .bind(record.user.as_deref())
-                .bind(&record.description)
-                .bind(&scopes)
-                .bind(created_at)
-                .bind(expires_at)
-                .bind(revoked_at)
-                .bind(last_used_at)
-                .bind(record.client_id.as_deref())
-                .bind(credential.as_str())
-                .bind(record.created_by.as_deref())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-                .map_err(store_error)
-        })?;
-        Ok(inserted > 0)
+        Ok(self.insert_row(&record, &condition).await? > 0)
     }
 
     async fn list(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
