@@ -47,6 +47,7 @@ impl TokenLookup for GeneratedStore {
             client_id: None,
             credential_id: None,
             created_by: None,
+            rate_limit: None,
         }))
     }
 

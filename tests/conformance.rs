@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use m2m_core::{
-    Clock, Expiry, ManualClock, MemoryStore, NewToken, RevocationListener, StoreError, TokenDigest,
-    TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TokenTypes,
-    Verifier,
+    Clock, Expiry, ManualClock, MemoryStore, NewToken, RateLimit, RevocationListener, StoreError,
+    TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType,
+    TokenTypes, Verifier,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -64,6 +64,8 @@ struct Tokens {
     unknown: String,
     /// The access token with its last checksum character changed.
     bad_checksum: String,
+    /// Access token limited to two requests per minute.
+    limited: String,
 }
 
 struct Fixture {
@@ -127,6 +129,12 @@ async fn fixture() -> Fixture {
         clock.now(),
     )
     .await;
+    let limited = issue(
+        NewToken::new(TokenKind::AccessToken, "acme", Expiry::OneDay)
+            .rate_limit(RateLimit::new(2, 60).unwrap()),
+        clock.now(),
+    )
+    .await;
     clock.set(T0);
 
     let mut bad = secret(&access).into_bytes();
@@ -145,6 +153,7 @@ async fn fixture() -> Fixture {
             .expose_secret()
             .to_owned(),
         bad_checksum: String::from_utf8(bad).unwrap(),
+        limited: secret(&limited),
     };
     Fixture {
         store,
@@ -162,6 +171,8 @@ enum Before {
     RevokeAfterCaching,
     /// Take the store down.
     StoreDown,
+    /// Send the request this many times first, each admitted.
+    Repeat(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -640,6 +651,25 @@ fn cases() -> Vec<Case> {
             before: Before::StoreDown,
             ..refused("", |_| vec![], 503, None, &[])
         },
+        ok(
+            "rate-limited token within its limit",
+            "/v1/whoami",
+            |t| vec![h("X-API-KEY", &t.limited)],
+            "acme",
+        ),
+        Case {
+            name: "rate-limited token past its limit",
+            headers: |t| vec![h("X-API-KEY", &t.limited)],
+            before: Before::Repeat(2),
+            ..refused("", |_| vec![], 429, None, &[])
+        },
+        Case {
+            name: "rate-limited token past its limit on an optional route",
+            path: "/v1/optional",
+            headers: |t| vec![h("X-API-KEY", &t.limited)],
+            before: Before::Repeat(2),
+            ..refused("", |_| vec![], 429, None, &[])
+        },
         Case {
             name: "optional route with a bad token",
             path: "/v1/optional",
@@ -657,6 +687,8 @@ struct Seen {
     retry_after: Option<String>,
     cache_control: Option<String>,
     content_type: Option<String>,
+    ratelimit_policy: Option<String>,
+    ratelimit: Option<String>,
     /// The body `error` field of a problem+json body, else the raw body.
     body: String,
 }
@@ -679,6 +711,8 @@ fn seen(status: u16, header: impl Fn(&str) -> Option<String>, body: &[u8]) -> Se
         retry_after: header("retry-after"),
         cache_control: header("cache-control"),
         content_type: content_type.filter(|t| t.contains("problem")),
+        ratelimit_policy: header("ratelimit-policy"),
+        ratelimit: header("ratelimit"),
         body,
     }
 }
@@ -948,11 +982,13 @@ mod rocket_app {
         let response = request.dispatch().await;
         let status = response.status().code;
         let header = |name: &str| response.headers().get_one(name).map(str::to_owned);
-        let (www, retry, cache, content) = (
+        let (www, retry, cache, content, policy, limit) = (
             header("www-authenticate"),
             header("retry-after"),
             header("cache-control"),
             header("content-type"),
+            header("ratelimit-policy"),
+            header("ratelimit"),
         );
         let body = response.into_bytes().await.unwrap_or_default();
         seen(
@@ -962,6 +998,8 @@ mod rocket_app {
                 "retry-after" => retry.clone(),
                 "cache-control" => cache.clone(),
                 "content-type" => content.clone(),
+                "ratelimit-policy" => policy.clone(),
+                "ratelimit" => limit.clone(),
                 _ => None,
             },
             &body,
@@ -1008,6 +1046,12 @@ async fn run(adapter: Adapter, case: &Case) -> Seen {
                 .unwrap();
         }
         Before::StoreDown => f.store.down.store(true, Ordering::SeqCst),
+        Before::Repeat(times) => {
+            for n in 0..times {
+                let first = send(f.verifier.clone(), headers.clone()).await;
+                assert_eq!(first.status, 200, "{adapter:?} {}: request {n}", case.name);
+            }
+        }
     }
     send(f.verifier.clone(), headers).await
 }
@@ -1030,6 +1074,20 @@ fn check(adapter: Adapter, case: &Case, seen: &Seen) {
     );
     if case.status == 503 {
         assert_eq!(seen.retry_after.as_deref(), Some("5"), "{name}");
+        assert_eq!(seen.www_authenticate, None, "{name}");
+    } else if case.status == 429 {
+        // Two per minute: the next request may pass 30 seconds after the second.
+        assert_eq!(seen.retry_after.as_deref(), Some("30"), "{name}");
+        assert_eq!(
+            seen.ratelimit_policy.as_deref(),
+            Some("\"token\";q=2;w=60"),
+            "{name}"
+        );
+        assert_eq!(
+            seen.ratelimit.as_deref(),
+            Some("\"token\";r=0;t=30"),
+            "{name}"
+        );
         assert_eq!(seen.www_authenticate, None, "{name}");
     } else if case.status == 500 {
         assert_eq!(seen.www_authenticate, None, "{name}");

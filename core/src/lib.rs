@@ -56,6 +56,7 @@ mod macros;
 mod placement;
 mod policy;
 mod portal;
+mod rate_limit;
 mod record;
 mod rejection;
 mod store;
@@ -77,8 +78,13 @@ pub use placement::{
 };
 pub use policy::{InvalidTokenType, Policy, RequiredScopes, TokenType, TokenTypes};
 pub use portal::{PortalRole, PortalSecret, PortalSession};
+pub use rate_limit::{
+    InvalidRateLimit, MAX_RATE_LIMIT, MAX_RATE_WINDOW_SECONDS, RateLimit, RateLimitState,
+};
 pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
-pub use rejection::{InvalidRequest, PROBLEM_JSON, Rejection, RejectionKind};
+pub use rejection::{
+    InvalidRequest, PROBLEM_JSON, RATELIMIT, RATELIMIT_POLICY, Rejection, RejectionKind,
+};
 pub use store::{
     GrantableScope, MemoryStore, PortalSettings, RevocationEvent, RevocationListener, StoreError,
     TokenLookup, TokenStore, TypeSettings,

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::expiry::{ExpiresIn, Expiry};
 use crate::policy::TokenType;
+use crate::rate_limit::RateLimit;
 use crate::token::{Token, TokenDigest, TokenFormat, TokenId, TokenKind};
 
 /// Everything a store keeps about one token: never the token itself, only its digest.
@@ -45,6 +46,9 @@ pub struct TokenRecord {
     pub credential_id: Option<TokenId>,
     /// Who created it, as listings show it (a portal user's display name), if known.
     pub created_by: Option<String>,
+    /// Requests allowed per window, if limited. A bearer token carries its credential's limit
+    /// and counts against the credential's budget.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl TokenRecord {
@@ -73,6 +77,8 @@ impl TokenRecord {
             tenant: self.tenant.as_str().into(),
             user: self.user.as_deref().map(Into::into),
             client_id: self.client_id.as_deref().map(Into::into),
+            credential_id: self.credential_id.clone(),
+            rate_limit: self.rate_limit,
             scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
             expires_at: self.expires_at,
             expires_at_nanos: self.expires_at.map_or(i64::MAX, crate::expiry::to_nanos),
@@ -109,6 +115,8 @@ pub struct NewToken {
     pub credential: Option<(TokenId, String)>,
     /// Who creates it, as listings show it.
     pub created_by: Option<String>,
+    /// Requests allowed per window, if limited (none by default).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl NewToken {
@@ -123,6 +131,7 @@ impl NewToken {
             expiry,
             credential: None,
             created_by: None,
+            rate_limit: None,
         }
     }
 
@@ -144,6 +153,22 @@ impl NewToken {
     #[must_use]
     pub fn created_by(mut self, created_by: impl Into<String>) -> Self {
         self.created_by = Some(created_by.into());
+        self
+    }
+
+    /// Limits the requests the token may authenticate.
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, NewToken, RateLimit, TokenFormat, TokenKind};
+    /// let limit = RateLimit::new(100, 60).unwrap();
+    /// let issued = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+    ///     .rate_limit(limit)
+    ///     .generate(&TokenFormat::default(), time::OffsetDateTime::now_utc());
+    /// assert_eq!(issued.record.principal().rate_limit(), Some(limit));
+    /// ```
+    #[must_use]
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
         self
     }
 
@@ -186,6 +211,7 @@ impl NewToken {
             client_id,
             credential_id,
             created_by: self.created_by,
+            rate_limit: self.rate_limit,
         };
         IssuedToken { token, record }
     }
@@ -210,6 +236,8 @@ struct PrincipalData {
     tenant: Box<str>,
     user: Option<Box<str>>,
     client_id: Option<Box<str>>,
+    credential_id: Option<TokenId>,
+    rate_limit: Option<RateLimit>,
     scopes: Box<[Box<str>]>,
     expires_at: Option<OffsetDateTime>,
     /// `expires_at` in Unix nanoseconds, `i64::MAX` for never: compared on every request.
@@ -229,6 +257,8 @@ impl PartialEq for PrincipalData {
             && self.tenant == other.tenant
             && self.user == other.user
             && self.client_id == other.client_id
+            && self.credential_id == other.credential_id
+            && self.rate_limit == other.rate_limit
             && self.scopes == other.scopes
             && self.expires_at == other.expires_at
     }
@@ -305,6 +335,22 @@ impl Principal {
     /// For a bearer token, the client id of the credential it came from.
     pub fn client_id(&self) -> Option<&str> {
         self.0.client_id.as_deref()
+    }
+
+    /// For a bearer token, the id of the client credential it was issued from.
+    pub fn credential_id(&self) -> Option<&TokenId> {
+        self.0.credential_id.as_ref()
+    }
+
+    /// The token's rate limit, if it has one.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.0.rate_limit
+    }
+
+    /// The token whose budget the token's requests count against: the credential of a bearer
+    /// token, the token itself otherwise.
+    pub(crate) fn budget_key(&self) -> &TokenId {
+        self.0.credential_id.as_ref().unwrap_or(&self.0.token_id)
     }
 
     /// The scopes granted to the token.

@@ -32,8 +32,14 @@ use http::header::{
 
 use crate::placement::{CredentialError, Placement};
 use crate::policy::TokenTypes;
+use crate::rate_limit::RateLimitState;
 use crate::record::Principal;
 use crate::token::TokenId;
+
+/// The field naming a rate limit's quota and window (IETF HTTP rate-limit draft).
+pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+/// The field telling what is left of a rate limit and when it resets.
+pub const RATELIMIT: &str = "ratelimit";
 
 /// The media type of every rejection body (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -116,6 +122,9 @@ pub enum RejectionKind {
     InsufficientScope,
     /// The store cannot answer and nothing usable is cached: 503 with `Retry-After`.
     StoreUnavailable,
+    /// The token's rate limit is used up: 429 with `Retry-After`, `RateLimit-Policy` and
+    /// `RateLimit`.
+    RateLimited,
     /// A handler or guard asked for the caller, but no m2m middleware ran for the request: a
     /// mistake in the application's wiring, 500 with no challenge.
     MiddlewareMissing,
@@ -132,6 +141,7 @@ impl RejectionKind {
             RejectionKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             RejectionKind::InsufficientScope => StatusCode::FORBIDDEN,
             RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RejectionKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             RejectionKind::MiddlewareMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,6 +151,7 @@ impl RejectionKind {
         match self {
             RejectionKind::MissingCredentials
             | RejectionKind::StoreUnavailable
+            | RejectionKind::RateLimited
             | RejectionKind::MiddlewareMissing => None,
             RejectionKind::InvalidRequest(_) => Some("invalid_request"),
             RejectionKind::InvalidToken
@@ -162,6 +173,9 @@ impl RejectionKind {
             RejectionKind::StoreUnavailable => {
                 "the token store cannot be reached; retry after the time given"
             }
+            RejectionKind::RateLimited => {
+                "the token's rate limit is used up; retry after the time given"
+            }
             RejectionKind::MiddlewareMissing => {
                 "the handler reads the authenticated caller, but no m2m authentication \
                  middleware ran for this request"
@@ -171,7 +185,7 @@ impl RejectionKind {
 
     /// A short name for logs and metrics: `missing_credentials`, `invalid_request`,
     /// `invalid_token`, `expired_token`, `token_type_disabled`, `insufficient_scope`,
-    /// `store_unavailable` or `middleware_missing`.
+    /// `store_unavailable`, `rate_limited` or `middleware_missing`.
     ///
     /// ```
     /// use m2m_core::RejectionKind;
@@ -186,6 +200,7 @@ impl RejectionKind {
             RejectionKind::TokenTypeDisabled => "token_type_disabled",
             RejectionKind::InsufficientScope => "insufficient_scope",
             RejectionKind::StoreUnavailable => "store_unavailable",
+            RejectionKind::RateLimited => "rate_limited",
             RejectionKind::MiddlewareMissing => "middleware_missing",
         }
     }
@@ -225,6 +240,8 @@ pub struct Rejection {
     enabled: TokenTypes,
     required_scopes: Option<Box<str>>,
     retry_after: u32,
+    /// Where the token stands against its rate limit, on a 429.
+    rate_limit: Option<RateLimitState>,
     /// The token's owner, when the token was found (expired, disabled, under-scoped): for logs.
     principal: Option<Principal>,
 }
@@ -238,6 +255,7 @@ impl Rejection {
             enabled: TokenTypes::all(),
             required_scopes: None,
             retry_after: 0,
+            rate_limit: None,
             principal: None,
         }
     }
@@ -321,6 +339,18 @@ impl Rejection {
         self
     }
 
+    pub(crate) fn with_rate_limit(mut self, state: RateLimitState) -> Self {
+        self.retry_after = state.reset_seconds;
+        self.rate_limit = Some(state);
+        self
+    }
+
+    /// Where the token stands against its rate limit, on a 429
+    /// ([`RejectionKind::RateLimited`]).
+    pub fn rate_limit(&self) -> Option<&RateLimitState> {
+        self.rate_limit.as_ref()
+    }
+
     /// Which contract row this is.
     pub fn kind(&self) -> RejectionKind {
         self.kind
@@ -341,9 +371,13 @@ impl Rejection {
         self.kind.detail()
     }
 
-    /// Seconds for `Retry-After`, on a 503.
+    /// Seconds for `Retry-After`, on a 503 or a 429.
     pub fn retry_after(&self) -> Option<u32> {
-        (self.kind == RejectionKind::StoreUnavailable).then_some(self.retry_after)
+        matches!(
+            self.kind,
+            RejectionKind::StoreUnavailable | RejectionKind::RateLimited
+        )
+        .then_some(self.retry_after)
     }
 
     /// The `WWW-Authenticate` value (RFC 6750 §3), on a 401, 400 or 403.
@@ -354,7 +388,9 @@ impl Rejection {
             Placement::ApiKey => format!("ApiKey realm={realm}, header=\"X-API-KEY\""),
         };
         match self.kind {
-            RejectionKind::StoreUnavailable | RejectionKind::MiddlewareMissing => None,
+            RejectionKind::StoreUnavailable
+            | RejectionKind::RateLimited
+            | RejectionKind::MiddlewareMissing => None,
             RejectionKind::MissingCredentials => {
                 let mut enabled: Vec<Placement> =
                     self.enabled.iter().map(|t| t.placement()).collect();
@@ -403,7 +439,8 @@ impl Rejection {
     }
 
     /// Every response header: `Content-Type`, `Cache-Control: no-store`, and
-    /// `WWW-Authenticate` or `Retry-After` as the row demands.
+    /// `WWW-Authenticate`, `Retry-After`, `RateLimit-Policy` and `RateLimit` as the row
+    /// demands.
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)),
@@ -417,6 +454,16 @@ impl Rejection {
         }
         if let Some(seconds) = self.retry_after() {
             headers.push((RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        if let Some(state) = &self.rate_limit {
+            for (name, value) in [
+                (RATELIMIT_POLICY, state.policy_field()),
+                (RATELIMIT, state.field()),
+            ] {
+                if let Ok(value) = HeaderValue::try_from(value) {
+                    headers.push((HeaderName::from_static(name), value));
+                }
+            }
         }
         headers
     }

@@ -3,8 +3,8 @@
 //! Order of work, cheapest first: the placement rules, the token's format and checksum (a
 //! malformed token never reaches the cache or the store), the type-versus-header check, then the
 //! cache, and the store only on a miss, with one store call per digest however many requests
-//! miss at once. Expiry, the type policy and the required scopes are checked on every request,
-//! cached or not.
+//! miss at once. Expiry, the type policy, the token's rate limit and the required scopes are
+//! checked on every request, cached or not.
 //!
 //! # Example
 //!
@@ -49,6 +49,7 @@ use crate::cache::{Cache, CacheSettings, Hit, Lookup};
 use crate::expiry::{Clock, SystemClock};
 use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract};
 use crate::policy::Policy;
+use crate::rate_limit::Budgets;
 use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
 use crate::store::{RevocationListener, StoreError, TokenLookup};
@@ -109,6 +110,8 @@ struct Inner {
     realm: Realm,
     max_header_len: usize,
     retry_after: u32,
+    /// The budgets of rate-limited tokens.
+    budgets: Budgets,
     /// Records the noted uses in the background; `None` outside a Tokio runtime.
     _usage: Option<UsageTask>,
 }
@@ -230,6 +233,7 @@ impl VerifierBuilder {
             self.realm.chars().filter(char::is_ascii).collect()
         };
         let usage = UsageTask::spawn(&cache, &self.store, self.usage_interval);
+        let budgets = Budgets::new(Arc::clone(&self.clock));
         Verifier {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -241,6 +245,7 @@ impl VerifierBuilder {
                 realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
                 retry_after: u32::try_from(self.retry_after.as_secs().max(1)).unwrap_or(u32::MAX),
+                budgets,
                 _usage: usage,
             }),
         }
@@ -482,7 +487,8 @@ impl Verifier {
         Ok(principal)
     }
 
-    /// What a lookup means for a request: [`judge`](Self::judge), then the required scopes.
+    /// What a lookup means for a request: [`judge`](Self::judge), the token's rate limit, then
+    /// the required scopes.
     fn decide(
         &self,
         lookup: Lookup,
@@ -504,6 +510,16 @@ impl Verifier {
                         None => rejection,
                     }
                 })?;
+        if let Some(limit) = principal.rate_limit() {
+            self.inner
+                .budgets
+                .check(principal.budget_key(), limit, now)
+                .map_err(|state| {
+                    self.reject(RejectionKind::RateLimited, presented.placement)
+                        .with_rate_limit(state)
+                        .with_principal(&principal)
+                })?;
+        }
         self.check_scopes(&principal, required_scopes)?;
         principal.note_use(now);
         Ok(principal)

@@ -39,6 +39,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::rate_limit::RateLimit;
 use crate::record::Principal;
 use crate::store::RevocationEvent;
 use crate::token::{TokenDigest, TokenId, TokenKind};
@@ -98,8 +99,8 @@ pub const RESET_EVENT: &str = "reset";
 /// An RFC 7662 introspection answer.
 ///
 /// Only `active` is required on the wire; an inactive answer carries nothing else. An active
-/// one carries `jti`, `kind`, `tenant_id`, `scope` and `iat`, and `sub`, `client_id` and `exp`
-/// when the token has them. Unknown fields are ignored when reading. It holds no secret.
+/// one carries `jti`, `kind`, `tenant_id`, `scope` and `iat`, and `sub`, `client_id`,
+/// `credential_id`, `exp` and `rate_limit` when the token has them. Unknown fields are ignored when reading. It holds no secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntrospectionAnswer {
     /// Whether the token may be used now.
@@ -128,6 +129,13 @@ pub struct IntrospectionAnswer {
     /// When the token was issued, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// For a bearer token, the id of the client credential it was issued from: its requests
+    /// count against that credential's rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<TokenId>,
+    /// The token's rate limit, `{"limit": N, "window_seconds": S}`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl IntrospectionAnswer {
@@ -151,6 +159,8 @@ impl IntrospectionAnswer {
                 .expires_at()
                 .map(time::OffsetDateTime::unix_timestamp),
             iat: Some(principal.issued_at().unix_timestamp()),
+            credential_id: principal.credential_id().cloned(),
+            rate_limit: principal.rate_limit(),
         }
     }
 }
@@ -214,7 +224,8 @@ mod tests {
         let mut request = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60))
             .scope("a")
             .scope("b")
-            .user("alice");
+            .user("alice")
+            .rate_limit(crate::RateLimit::new(10, 60).unwrap());
         request.credential = Some((TokenId::new("tok_cred"), "m2m_ci_x".to_owned()));
         let issued = request.generate(&TokenFormat::default(), now);
         let answer = IntrospectionAnswer::active(&issued.record.principal());
@@ -225,6 +236,7 @@ mod tests {
                 "active": true, "jti": issued.record.id.as_str(), "kind": "bearer_token",
                 "tenant_id": "acme", "sub": "alice", "client_id": "m2m_ci_x", "scope": "a b",
                 "exp": now.unix_timestamp() + 3600, "iat": now.unix_timestamp(),
+                "credential_id": "tok_cred", "rate_limit": {"limit": 10, "window_seconds": 60},
             })
         );
         let read: IntrospectionAnswer = serde_json::from_value(json).unwrap();

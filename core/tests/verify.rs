@@ -7,9 +7,9 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use m2m_core::{
-    CacheSettings, Expiry, ManualClock, MemoryStore, NewToken, Policy, Principal, Rejection,
-    RejectionKind, RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind,
-    TokenLookup, TokenRecord, TokenStore, TokenType, TokenTypes, Verifier,
+    CacheSettings, Expiry, ManualClock, MemoryStore, NewToken, Policy, Principal, RateLimit,
+    Rejection, RejectionKind, RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId,
+    TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TokenTypes, Verifier,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -1021,4 +1021,102 @@ async fn an_abandoned_lookup_leaves_nothing_behind() {
     let token = quick.issue(access("acme", Expiry::Never)).await;
     assert!(quick.verify(&api_key(&token), &[]).await.is_ok());
     assert_eq!(quick.verifier.lookups_in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_rate_limit_counts_every_request_and_survives_cache_reloads() {
+    let f = Fixture::new(CacheSettings::default());
+    let limit = RateLimit::new(3, 30).unwrap();
+    let token = f
+        .issue(access("acme", Expiry::Never).rate_limit(limit))
+        .await;
+    let headers = api_key(&token);
+    for _ in 0..3 {
+        f.verify(&headers, &[]).await.unwrap();
+    }
+    let refused = f
+        .verifier
+        .verify_cached(&headers, &[])
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.retry_after(), Some(10));
+    // Past the cache's lifetime the record is loaded again; the budget is the same one.
+    f.clock.advance(Duration::seconds(11));
+    assert!(f.verifier.verify_cached(&headers, &[]).is_none());
+    f.verify(&headers, &[]).await.unwrap();
+    assert_eq!(f.store.finds(), 2);
+
+    let refused = f.verify(&headers, &[]).await.unwrap_err();
+    assert_eq!(refused.kind(), RejectionKind::RateLimited);
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // One request per ten seconds comes back; the first came back a second ago.
+    assert_eq!(refused.retry_after(), Some(9));
+    let state = refused.rate_limit().unwrap();
+    assert_eq!((state.remaining, state.reset_seconds), (0, 9));
+    let headers_sent: Vec<(String, String)> = refused
+        .headers()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    for expected in [
+        ("retry-after", "9"),
+        ("ratelimit-policy", "\"token\";q=3;w=30"),
+        ("ratelimit", "\"token\";r=0;t=9"),
+    ] {
+        assert!(
+            headers_sent
+                .iter()
+                .any(|(n, v)| (n.as_str(), v.as_str()) == expected),
+            "{expected:?} in {headers_sent:?}"
+        );
+    }
+    assert_eq!(refused.www_authenticate(), None);
+    assert_eq!(
+        refused.token_id(),
+        Some(&f.store.inner.list("acme").await.unwrap()[0].id)
+    );
+    assert!(!format!("{refused:?}").contains(&token));
+
+    // A refused request is not admitted, and the scopes are not even looked at.
+    let under_scoped = f.verify(&headers, &["reports:write"]).await.unwrap_err();
+    assert_eq!(under_scoped.kind(), RejectionKind::RateLimited);
+
+    f.clock.advance(Duration::seconds(9));
+    f.verify(&headers, &[]).await.unwrap();
+    assert_eq!(
+        f.verify(&headers, &[]).await.unwrap_err().kind(),
+        RejectionKind::RateLimited
+    );
+}
+
+#[tokio::test]
+async fn bearer_tokens_of_one_credential_share_its_budget() {
+    let f = Fixture::new(CacheSettings::default());
+    let limit = RateLimit::new(2, 60).unwrap();
+    let (_, credential) = f
+        .issue_record(
+            NewToken::new(TokenKind::ClientSecret, "acme", Expiry::Never).rate_limit(limit),
+        )
+        .await;
+    let minted = |n: u32| {
+        let mut request = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60))
+            .description(format!("bearer {n}"))
+            .rate_limit(limit);
+        request.credential = Some((credential.id.clone(), "m2m_ci_x".to_owned()));
+        request
+    };
+    let first = f.issue(minted(1)).await;
+    let second = f.issue(minted(2)).await;
+    f.verify(&bearer(&first), &[]).await.unwrap();
+    f.verify(&bearer(&second), &[]).await.unwrap();
+    for token in [&first, &second] {
+        let refused = f.verify(&bearer(token), &[]).await.unwrap_err();
+        assert_eq!(refused.kind(), RejectionKind::RateLimited);
+    }
+
+    // Another token without a limit is not counted at all.
+    let free = f.issue(access("acme", Expiry::Never)).await;
+    for _ in 0..100 {
+        f.verify(&api_key(&free), &[]).await.unwrap();
+    }
 }

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use m2m_core::{
-    ExpiresIn, PortalRole, TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore, TokenType,
+    ExpiresIn, PortalRole, RateLimit, TokenFormat, TokenId, TokenKind, TokenRecord, TokenStore,
+    TokenType,
 };
 use m2m_sql::SqlStore;
 use time::OffsetDateTime;
@@ -249,6 +250,9 @@ struct CreateArgs {
     /// Free text shown in listings.
     #[arg(long, default_value = "")]
     description: String,
+    /// At most N requests per S seconds, written N/S (default: no limit).
+    #[arg(long, value_name = "N/S")]
+    rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -644,6 +648,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         scopes: args.scopes,
         user: args.user,
         created_by: Some("m2m token create".to_owned()),
+        rate_limit: args.rate_limit,
     };
     let store = open(&args.database).await?;
     let now = OffsetDateTime::now_utc();

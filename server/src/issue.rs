@@ -2,8 +2,8 @@
 //! token-type setting that decides what may be generated.
 
 use m2m_core::{
-    Expiry, IssuedToken, NewToken, StoreError, TokenFormat, TokenKind, TokenStore, TokenType,
-    TypeSettings,
+    Expiry, IssuedToken, NewToken, RateLimit, StoreError, TokenFormat, TokenKind, TokenStore,
+    TokenType, TypeSettings,
 };
 use time::OffsetDateTime;
 
@@ -124,6 +124,8 @@ pub struct TokenRequest {
     pub user: Option<String>,
     /// Who creates it, as listings show it.
     pub created_by: Option<String>,
+    /// Requests it may authenticate per window; none by default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl TokenRequest {
@@ -176,6 +178,7 @@ impl TokenRequest {
         request.scopes = scopes;
         request.user = self.user;
         request.created_by = self.created_by;
+        request.rate_limit = self.rate_limit;
         Ok((token_type, request))
     }
 

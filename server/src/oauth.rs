@@ -380,6 +380,8 @@ async fn exchange(
     request.user = credential.user().map(str::to_owned);
     request.scopes = scopes;
     request.credential = Some((credential.token_id().clone(), client_id.clone()));
+    // Its requests count against the credential's budget.
+    request.rate_limit = credential.rate_limit();
     // Stored only while the credential is unrevoked, serialised with its revocation: an
     // exchange racing a revocation either loses or is revoked by it.
     let issued = request.generate(state.format(), now);

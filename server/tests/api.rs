@@ -551,6 +551,21 @@ async fn creating_rejects_bad_input_and_stores_nothing() {
             "expiry is missing",
         ),
         (
+            json!({"expires": "1d", "rate_limit": {"limit": 0, "window_seconds": 60}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a rate limit is 1 to 1000000 requests",
+        ),
+        (
+            json!({"expires": "1d", "rate_limit": {"limit": 5, "window_seconds": 86_401}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a rate limit is 1 to 1000000 requests",
+        ),
+        (
+            json!({"expires": "1d", "rate_limit": {"limit": 5}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "window_seconds",
+        ),
+        (
             json!({"expires": "1d", "lifetime": 3}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown field",

@@ -237,6 +237,8 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
             "m2m:tenant-admin",
             "--description",
             "cli access",
+            "--rate-limit",
+            "100/60",
         ],
     );
     assert!(
@@ -297,6 +299,11 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
         .unwrap()
         .to_owned();
     assert_days_left(find(&items, &cli_access_id), 7);
+    assert_eq!(
+        find(&items, &cli_access_id)["rate_limit"],
+        json!({"limit": 100, "window_seconds": 60})
+    );
+    assert!(find(&items, rest_access_id).get("rate_limit").is_none());
     let cli_credential = items
         .iter()
         .find(|item| item["description"] == "cli credential")
@@ -391,7 +398,33 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
 async fn the_cli_refuses_bad_input_with_an_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let (_, url) = database(&dir);
-    let cases: [(&[&str], i32); 8] = [
+    let cases: [(&[&str], i32); 10] = [
+        (
+            &[
+                "token",
+                "create",
+                "--tenant",
+                "acme",
+                "--expires",
+                "1d",
+                "--rate-limit",
+                "0/60",
+            ],
+            2,
+        ),
+        (
+            &[
+                "token",
+                "create",
+                "--tenant",
+                "acme",
+                "--expires",
+                "1d",
+                "--rate-limit",
+                "100",
+            ],
+            2,
+        ),
         (
             &["token", "create", "--tenant", "acme", "--expires", "14d"],
             2,

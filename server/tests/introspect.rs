@@ -466,6 +466,74 @@ async fn the_remote_store_follows_revocations_of_the_service() {
     assert!(service.stats().await["revocation_events"].as_u64().unwrap() >= 1);
 }
 
+#[tokio::test]
+async fn rate_limits_set_at_creation_reach_remote_verifiers() {
+    let service = Service::start().await;
+    let (introspector, _) = service.access_token("m2m", &[INTROSPECT_SCOPE]).await;
+    let limit = json!({"limit": 2, "window_seconds": 60});
+    let created = service
+        .create("acme", json!({"expires": "30d", "rate_limit": limit}))
+        .await;
+    assert_eq!(created["rate_limit"], limit);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let answer = service
+        .introspect(&Caller::ApiKey(&introspector), &token)
+        .await;
+    assert_eq!(answer.body["rate_limit"], limit);
+
+    // A bearer token carries its credential's limit and id.
+    let credential = service
+        .create(
+            "acme",
+            json!({"type": "client_credentials", "expires": "never", "rate_limit": limit}),
+        )
+        .await;
+    let exchanged: Value = service
+        .http
+        .post(format!("{}/oauth/token", service.base))
+        .basic_auth(
+            credential["client_id"].as_str().unwrap(),
+            credential["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = exchanged["access_token"].as_str().unwrap().to_owned();
+    let answer = service
+        .introspect(&Caller::ApiKey(&introspector), &bearer)
+        .await;
+    assert_eq!(answer.body["rate_limit"], limit);
+    assert_eq!(answer.body["credential_id"], credential["id"]);
+
+    // A resource server on the remote store enforces the limit it learnt.
+    let store = RemoteStore::builder(
+        service.base.as_str(),
+        IntrospectionCredential::ApiKey(introspector.clone()),
+    )
+    .build()
+    .unwrap();
+    let verifier = Verifier::builder(store).build();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-api-key", HeaderValue::from_str(&token).unwrap());
+    for _ in 0..2 {
+        verifier.verify(&headers, &[]).await.unwrap();
+    }
+    let refused = verifier.verify(&headers, &[]).await.unwrap_err();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.retry_after(), Some(30));
+
+    // A token without a limit has none on the wire, and is never refused for it.
+    let (free, _) = service.access_token("acme", &[]).await;
+    let answer = service
+        .introspect(&Caller::ApiKey(&introspector), &free)
+        .await;
+    assert!(answer.body.get("rate_limit").is_none());
+}
+
 /// A memory store that counts the lookups of one digest, can be slowed down so that lookups
 /// overlap, and can be switched off.
 #[derive(Debug, Default)]

@@ -17,7 +17,7 @@ use rocket::{Catcher, Request, catcher};
 use crate::fairing::SharedSettings;
 
 /// The statuses the catchers answer.
-const STATUSES: [u16; 5] = [400, 401, 403, 500, 503];
+const STATUSES: [u16; 6] = [400, 401, 403, 429, 500, 503];
 
 /// The last refusal of a request, for the catcher, and whether it is logged already.
 #[derive(Default)]
@@ -44,7 +44,7 @@ fn status_of(rejection: &Rejection) -> Status {
     Status::new(rejection.status().as_u16())
 }
 
-/// The catchers for 400, 401, 403, 500 and 503 that render recorded rejections.
+/// The catchers for 400, 401, 403, 429, 500 and 503 that render recorded rejections.
 ///
 /// [`M2mAuth`](crate::M2mAuth) registers them at `/`. Without the fairing, guards fail with
 /// 500 (no middleware decided about the request); register them yourself to answer that with

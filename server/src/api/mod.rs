@@ -13,7 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use m2m_core::{TokenKind, TokenRecord, TokenType};
+use m2m_core::{RateLimit, TokenKind, TokenRecord, TokenType};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -81,6 +81,8 @@ pub(crate) struct TokenView {
     revoked_at: Option<String>,
     last_used_at: Option<String>,
     created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimit>,
 }
 
 impl TokenView {
@@ -103,6 +105,7 @@ impl TokenView {
             revoked_at: record.revoked_at.map(rfc3339),
             last_used_at: record.last_used_at.map(rfc3339),
             created_by: record.created_by,
+            rate_limit: record.rate_limit,
         }
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use m2m_core::{TokenId, TokenKind, TokenType};
+use m2m_core::{RateLimit, TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
 use super::{TokenView, tenant_from};
@@ -35,6 +35,7 @@ pub(crate) struct CreateToken {
     #[serde(default)]
     scopes: Vec<String>,
     user_id: Option<String>,
+    rate_limit: Option<RateLimit>,
     #[serde(rename = "type")]
     token_type: Option<String>,
 }
@@ -104,6 +105,7 @@ pub(crate) async fn create(
         scopes: body.scopes,
         user: body.user_id,
         created_by: Some(caller.creator_name()),
+        rate_limit: body.rate_limit,
     };
     let settings = state.reload_settings().await?;
     let (_, request) = request.check(expiry, &settings)?;

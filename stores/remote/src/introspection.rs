@@ -80,8 +80,9 @@ pub(crate) fn parse(
         revoked_at: None,
         last_used_at: None,
         client_id: response.client_id,
-        credential_id: None,
+        credential_id: response.credential_id,
         created_by: None,
+        rate_limit: response.rate_limit,
     }))
 }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    AuditEntry, PortalRole, PortalSession, PortalSettings, RevocationEvent, RevocationListener,
-    StoreError, TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType,
-    TypeSettings,
+    AuditEntry, PortalRole, PortalSession, PortalSettings, RateLimit, RevocationEvent,
+    RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord,
+    TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -30,7 +30,8 @@ pub const REVOCATION_CHANNEL: &str = "m2m_revocations";
 
 /// The columns of a token row, in the order [`record_from_row`] reads them.
 const TOKEN_COLUMNS: &str = "id, digest, stub, kind, tenant, user_id, description, scopes, \
-     created_at, expires_at, revoked_at, last_used_at, client_id, credential_id, created_by";
+     created_at, expires_at, revoked_at, last_used_at, client_id, credential_id, created_by, \
+     rate_limit, rate_window";
 
 /// The columns of a portal session row, in the order [`session_from_row`] reads them.
 const SESSION_COLUMNS: &str = "id, tenant, user_id, display_name, role, permissions, created_at, \
@@ -157,7 +158,7 @@ impl SqlStore {
     async fn insert_row(&self, record: &TokenRecord, condition: &str) -> Result<u64, StoreError> {
         let sql = format!(
             "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 {condition}"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 {condition}"
         );
         let scopes = serde_json::to_string(&record.scopes)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -182,6 +183,8 @@ impl SqlStore {
                 .bind(record.client_id.as_deref())
                 .bind(record.credential_id.as_ref().map(TokenId::as_str))
                 .bind(record.created_by.as_deref())
+                .bind(record.rate_limit.map(|r| i64::from(r.limit())))
+                .bind(record.rate_limit.map(|r| i64::from(r.window_seconds())))
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
@@ -388,7 +391,28 @@ where
             .map_err(store_error)?
             .map(TokenId::new),
         created_by: row.try_get("created_by").map_err(store_error)?,
+        rate_limit: rate_limit_from(
+            row.try_get("rate_limit").map_err(store_error)?,
+            row.try_get("rate_window").map_err(store_error)?,
+        )?,
     })
+}
+
+/// The rate limit of a row: both columns or neither.
+fn rate_limit_from(
+    limit: Option<i64>,
+    window: Option<i64>,
+) -> Result<Option<RateLimit>, StoreError> {
+    match (limit, window) {
+        (None, None) => Ok(None),
+        (Some(limit), Some(window)) => {
+            let part = |n: i64| u32::try_from(n).map_err(|_| corrupt("rate limit"));
+            RateLimit::new(part(limit)?, part(window)?)
+                .map(Some)
+                .map_err(|_| corrupt("rate limit"))
+        }
+        _ => Err(corrupt("rate limit")),
+    }
 }
 
 /// Reads a row selected with [`SESSION_COLUMNS`], on either backend.

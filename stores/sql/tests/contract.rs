@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use m2m_core::{
-    AuditEntry, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RevocationEvent,
-    RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup,
-    TokenRecord, TokenStore, TokenType, TypeSettings,
+    AuditEntry, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RateLimit,
+    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind,
+    TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -47,6 +47,7 @@ fn record(id: &str, kind: TokenKind, tenant: &str, created_at: OffsetDateTime) -
         client_id: None,
         credential_id: None,
         created_by: None,
+        rate_limit: None,
     }
 }
 
@@ -135,9 +136,14 @@ async fn every_field_round_trips(store: Arc<dyn TokenStore>) {
         revoked_at: Some(T0 + Duration::nanoseconds(1)),
         last_used_at: Some(T0 + Duration::seconds(59) + Duration::nanoseconds(999_999_999)),
         client_id: Some("m2m_ci_roundtrip".to_owned()),
+        created_by: Some("Grace Hopper".to_owned()),
+        rate_limit: Some(RateLimit::new(1_000_000, 86_400).unwrap()),
         ..record("tok_roundtripcs", TokenKind::ClientSecret, "initech", T0)
     };
-    let bearer = bearer_from("tok_roundtripcc", &credential, T0 + Duration::minutes(1));
+    let bearer = TokenRecord {
+        rate_limit: credential.rate_limit,
+        ..bearer_from("tok_roundtripcc", &credential, T0 + Duration::minutes(1))
+    };
     store.insert(credential.clone()).await.unwrap();
     store.insert(bearer.clone()).await.unwrap();
     assert_eq!(
