@@ -10,12 +10,13 @@
 //! - a revocation event evicts at once, by digest or by token id;
 //! - with a grace period, a stale entry may still be served while the store is failing.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
 
+use crate::expiry::Clock;
 use crate::record::Principal;
 use crate::store::{RevocationEvent, RevocationListener};
 use crate::token::{DigestHasher, TokenDigest, TokenId};
@@ -101,6 +102,41 @@ pub(crate) struct Cache {
     sweeping: Mutex<()>,
     /// Bumped by every revocation so that a lookup started before it does not cache its answer.
     revocations: AtomicU64,
+    /// The ids revocation events named, when self-contained tokens must be checked against them.
+    revoked_ids: Option<RevokedIds>,
+}
+
+/// Ids named by revocation events, each remembered for a while: a self-contained token (a JWT)
+/// naming one, as its own id or its credential's, is refused without asking anyone.
+#[derive(Debug)]
+struct RevokedIds {
+    /// Id → Unix nanoseconds until which it is remembered.
+    ids: DashMap<TokenId, i64>,
+    memory: i64,
+    clock: Arc<dyn Clock>,
+    /// Size above which the next insertion first forgets the ids past their time.
+    prune_above: AtomicUsize,
+}
+
+/// Revoked ids kept before those past their time are forgotten.
+const PRUNE_REVOKED_ABOVE: usize = 10_000;
+
+impl RevokedIds {
+    fn insert(&self, id: &TokenId) {
+        let now = self.clock.unix_nanos();
+        if self.ids.len() > self.prune_above.load(Ordering::Relaxed) {
+            self.ids.retain(|_, until| now < *until);
+            self.prune_above.store(
+                (2 * self.ids.len()).max(PRUNE_REVOKED_ABOVE),
+                Ordering::Relaxed,
+            );
+        }
+        self.ids.insert(id.clone(), now.saturating_add(self.memory));
+    }
+
+    fn contains(&self, id: &TokenId, now: i64) -> bool {
+        self.ids.get(id).is_some_and(|until| now < *until)
+    }
 }
 
 impl Cache {
@@ -113,7 +149,26 @@ impl Cache {
             settings,
             sweeping: Mutex::new(()),
             revocations: AtomicU64::new(0),
+            revoked_ids: None,
         }
+    }
+
+    #[cfg(feature = "jwt")]
+    /// Remembers the ids of revocation events for `memory`, for [`is_revoked_id`](Self::is_revoked_id).
+    pub(crate) fn remember_revoked_ids(&mut self, clock: Arc<dyn Clock>, memory: Duration) {
+        self.revoked_ids = Some(RevokedIds {
+            ids: DashMap::new(),
+            memory: nanos(memory),
+            clock,
+            prune_above: AtomicUsize::new(PRUNE_REVOKED_ABOVE),
+        });
+    }
+
+    /// Whether a revocation event named `id` within the memory.
+    pub(crate) fn is_revoked_id(&self, id: &TokenId, now: i64) -> bool {
+        self.revoked_ids
+            .as_ref()
+            .is_some_and(|revoked| revoked.contains(id, now))
     }
 
     pub(crate) fn get(&self, digest: &TokenDigest, now: i64) -> Option<Hit> {
@@ -137,6 +192,30 @@ impl Cache {
 
     /// Caches `lookup`, unless a revocation happened since `epoch` was read.
     pub(crate) fn insert(&self, digest: TokenDigest, lookup: &Lookup, now: i64, epoch: u64) {
+        self.insert_for(digest, lookup, now, epoch, None);
+    }
+
+    /// As [`insert`](Self::insert); an active self-contained token (a verified JWT) stays fresh
+    /// until it expires instead of for the TTL: nothing but a revocation event changes it.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn insert_verified(
+        &self,
+        digest: TokenDigest,
+        lookup: &Lookup,
+        now: i64,
+        epoch: u64,
+    ) {
+        self.insert_for(digest, lookup, now, epoch, Some(i64::MAX));
+    }
+
+    fn insert_for(
+        &self,
+        digest: TokenDigest,
+        lookup: &Lookup,
+        now: i64,
+        epoch: u64,
+        fresh_for: Option<i64>,
+    ) {
         let (room, capacity) = match lookup {
             Lookup::Unknown => (&self.unknown, self.settings.negative_capacity),
             _ => (&self.entries, self.settings.capacity),
@@ -144,11 +223,12 @@ impl Cache {
         if capacity == 0 || self.revocation_epoch() != epoch {
             return;
         }
-        let ttl = match lookup {
-            Lookup::Unknown => self.settings.negative_ttl,
-            _ => self.settings.ttl,
+        let ttl = match (lookup, fresh_for) {
+            (Lookup::Unknown, _) => nanos(self.settings.negative_ttl),
+            (_, Some(fresh_for)) => fresh_for,
+            (_, None) => nanos(self.settings.ttl),
         };
-        let mut fresh_until = now.saturating_add(nanos(ttl));
+        let mut fresh_until = now.saturating_add(ttl);
         let mut keep_until = match lookup {
             Lookup::Unknown => fresh_until,
             _ => fresh_until.saturating_add(nanos(self.settings.grace)),
@@ -203,6 +283,8 @@ impl Cache {
         self.entries
             .iter()
             .filter_map(|entry| match &entry.lookup {
+                // A JWT has no row whose last use a store could record.
+                Lookup::Active(principal) if principal.issuer().is_some() => None,
                 Lookup::Active(principal) => principal
                     .take_unreported_use()
                     .map(|at| (principal.token_id().clone(), at)),
@@ -219,6 +301,9 @@ impl Cache {
 
 impl RevocationListener for Cache {
     fn revoked(&self, event: &RevocationEvent) {
+        if let Some(revoked) = &self.revoked_ids {
+            revoked.insert(&event.token_id);
+        }
         match &event.digest {
             Some(digest) => self.remove(digest),
             None => self.invalidate(&event.token_id),

@@ -52,6 +52,8 @@ mod admission;
 mod audit;
 mod cache;
 mod expiry;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 mod macros;
 mod placement;
 mod policy;
@@ -94,5 +96,7 @@ pub use token::{
     MalformedToken, ParsedToken, SECRET_LEN, Token, TokenDigest, TokenFormat, TokenId, TokenKind,
 };
 pub use usage::DEFAULT_USAGE_INTERVAL;
+#[cfg(feature = "jwt")]
+pub use verifier::DEFAULT_JWT_REVOCATION_MEMORY;
 pub use verifier::{DEFAULT_REALM, DEFAULT_RETRY_AFTER, Verifier, VerifierBuilder};
 pub use verifier::{InactiveReason, TokenCheckError};

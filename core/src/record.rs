@@ -69,7 +69,13 @@ impl TokenRecord {
 
     /// The principal this record authenticates.
     pub fn principal(&self) -> Principal {
+        self.principal_of(None)
+    }
+
+    /// The principal of a self-contained token `issuer` signed (a JWT), which no store holds.
+    pub(crate) fn principal_of(&self, issuer: Option<Arc<str>>) -> Principal {
         Principal(Arc::new(PrincipalData {
+            issuer,
             token_id: self.id.clone(),
             token_type: self.token_type(),
             kind: self.kind,
@@ -228,6 +234,8 @@ pub struct IssuedToken {
 
 #[derive(Debug)]
 struct PrincipalData {
+    /// For a JWT, its `iss`; `None` for a token a store holds.
+    issuer: Option<Arc<str>>,
     token_id: TokenId,
     token_type: TokenType,
     kind: TokenKind,
@@ -257,6 +265,7 @@ impl PartialEq for PrincipalData {
             && self.tenant == other.tenant
             && self.user == other.user
             && self.client_id == other.client_id
+            && self.issuer == other.issuer
             && self.credential_id == other.credential_id
             && self.rate_limit == other.rate_limit
             && self.scopes == other.scopes
@@ -340,6 +349,12 @@ impl Principal {
     /// For a bearer token, the id of the client credential it was issued from.
     pub fn credential_id(&self) -> Option<&TokenId> {
         self.0.credential_id.as_ref()
+    }
+
+    /// For a signed JWT verified offline, the issuer (`iss`) that signed it; `None` for a
+    /// token a store holds.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
     }
 
     /// The token's rate limit, if it has one.

@@ -376,7 +376,7 @@ pub struct ParsedToken<'a> {
     text: &'a str,
 }
 
-impl ParsedToken<'_> {
+impl<'a> ParsedToken<'a> {
     /// What the token is for, as its type code says.
     pub fn kind(&self) -> TokenKind {
         self.kind
@@ -393,7 +393,7 @@ impl ParsedToken<'_> {
     }
 
     /// The full token text.
-    pub fn expose_secret(&self) -> &str {
+    pub fn expose_secret(&self) -> &'a str {
         self.text
     }
 }

@@ -65,9 +65,26 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A well-formed token in the header its type demands.
 struct Presented<'h> {
-    token: ParsedToken<'h>,
+    /// The token as sent.
+    secret: &'h str,
+    kind: TokenKind,
     digest: TokenDigest,
     placement: Placement,
+    /// A signed JWT, verified offline instead of looked up.
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    jwt: bool,
+}
+
+impl<'h> Presented<'h> {
+    fn opaque(token: &ParsedToken<'h>, placement: Placement) -> Self {
+        Self {
+            secret: token.expose_secret(),
+            kind: token.kind(),
+            digest: token.digest(),
+            placement,
+            jwt: false,
+        }
+    }
 }
 
 /// The store could not answer.
@@ -110,6 +127,9 @@ struct Inner {
     realm: Realm,
     max_header_len: usize,
     retry_after: u32,
+    /// The issuers whose JWTs are verified offline.
+    #[cfg(feature = "jwt")]
+    issuers: crate::jwt::Issuers,
     /// The budgets of rate-limited tokens.
     budgets: Budgets,
     /// Records the noted uses in the background; `None` outside a Tokio runtime.
@@ -145,7 +165,15 @@ pub struct VerifierBuilder {
     max_header_len: usize,
     retry_after: Duration,
     usage_interval: Duration,
+    #[cfg(feature = "jwt")]
+    issuers: crate::jwt::Issuers,
+    #[cfg(feature = "jwt")]
+    jwt_revocation_memory: Duration,
 }
+
+/// How long the ids of revocation events are remembered for JWTs, unless configured.
+#[cfg(feature = "jwt")]
+pub const DEFAULT_JWT_REVOCATION_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 impl fmt::Debug for VerifierBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,10 +249,33 @@ impl VerifierBuilder {
         self
     }
 
+    /// Trusts the signed JWTs of `issuer`, verified offline (feature `jwt`); any number of
+    /// issuers, told apart by `iss`. See [`jwt`](crate::jwt).
+    #[cfg(feature = "jwt")]
+    pub fn jwt_issuer(mut self, issuer: crate::jwt::JwtIssuer) -> Self {
+        self.issuers.add(issuer);
+        self
+    }
+
+    /// How long the id named by a revocation event is remembered, so that a JWT naming it (as
+    /// its `jti` or its credential id) is refused (default one day): at least the longest
+    /// lifetime of the JWTs trusted.
+    #[cfg(feature = "jwt")]
+    pub fn jwt_revocation_memory(mut self, memory: Duration) -> Self {
+        self.jwt_revocation_memory = memory;
+        self
+    }
+
     /// The verifier; subscribes its cache to the store's revocation events and, inside a Tokio
     /// runtime, starts recording uses in the background.
     pub fn build(self) -> Verifier {
-        let cache = Arc::new(Cache::new(self.cache));
+        #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+        let mut cache = Cache::new(self.cache);
+        #[cfg(feature = "jwt")]
+        if !self.issuers.is_empty() {
+            cache.remember_revoked_ids(Arc::clone(&self.clock), self.jwt_revocation_memory);
+        }
+        let cache = Arc::new(cache);
         self.store
             .subscribe(Arc::clone(&cache) as Arc<dyn RevocationListener>);
         let realm = if self.realm.is_ascii() {
@@ -245,6 +296,8 @@ impl VerifierBuilder {
                 realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
                 retry_after: u32::try_from(self.retry_after.as_secs().max(1)).unwrap_or(u32::MAX),
+                #[cfg(feature = "jwt")]
+                issuers: self.issuers,
                 budgets,
                 _usage: usage,
             }),
@@ -266,6 +319,10 @@ impl Verifier {
             max_header_len: DEFAULT_MAX_HEADER_LEN,
             retry_after: DEFAULT_RETRY_AFTER,
             usage_interval: DEFAULT_USAGE_INTERVAL,
+            #[cfg(feature = "jwt")]
+            issuers: crate::jwt::Issuers::default(),
+            #[cfg(feature = "jwt")]
+            jwt_revocation_memory: DEFAULT_JWT_REVOCATION_MEMORY,
         }
     }
 
@@ -374,7 +431,7 @@ impl Verifier {
         let presented = self.presented(headers)?;
         let now = self.inner.clock.unix_nanos();
         let lookup = self
-            .lookup(presented.token.expose_secret(), presented.digest, now)
+            .lookup(&presented, now)
             .await
             .map_err(|StoreDown| self.store_unavailable(presented.placement))?;
         self.decide(lookup, &presented, now, required_scopes)
@@ -425,6 +482,25 @@ impl Verifier {
             Rejection::from_credential_error(error, &inner.realm, enabled)
         })?;
         let placement = credential.placement();
+        #[cfg(feature = "jwt")]
+        if !inner.issuers.is_empty() && crate::jwt::looks_like_jwt(credential.expose_secret()) {
+            if placement != Placement::Bearer {
+                return Err(self.reject(
+                    RejectionKind::InvalidRequest(InvalidRequest::WrongPlacement {
+                        expected: Placement::Bearer,
+                    }),
+                    Placement::Bearer,
+                ));
+            }
+            let secret = credential.expose_secret();
+            return Ok(Presented {
+                secret,
+                kind: TokenKind::BearerToken,
+                digest: TokenDigest::of(secret),
+                placement,
+                jwt: true,
+            });
+        }
         let token = inner
             .format
             .parse(credential.expose_secret())
@@ -442,11 +518,7 @@ impl Verifier {
                 expected,
             ));
         }
-        Ok(Presented {
-            digest: token.digest(),
-            token,
-            placement,
-        })
+        Ok(Presented::opaque(&token, placement))
     }
 
     fn store_unavailable(&self, placement: Placement) -> Rejection {
@@ -477,6 +549,15 @@ impl Verifier {
         if principal.is_expired_at(now) {
             return Err((InactiveReason::Expired, Some(principal)));
         }
+        // A JWT is never revoked in a store: its id or its credential's was, by an event.
+        if principal.issuer().is_some()
+            && (self.inner.cache.is_revoked_id(principal.token_id(), now)
+                || principal
+                    .credential_id()
+                    .is_some_and(|id| self.inner.cache.is_revoked_id(id, now)))
+        {
+            return Err((InactiveReason::Revoked, None));
+        }
         if !self
             .inner
             .policy
@@ -497,7 +578,7 @@ impl Verifier {
         required_scopes: &[&str],
     ) -> Result<Principal, Rejection> {
         let principal =
-            self.judge(lookup, presented.token.kind(), now)
+            self.judge(lookup, presented.kind, now)
                 .map_err(|(reason, principal)| {
                     let kind = match reason {
                         InactiveReason::Expired => RejectionKind::ExpiredToken,
@@ -525,13 +606,9 @@ impl Verifier {
         Ok(principal)
     }
 
-    async fn lookup(
-        &self,
-        token: &str,
-        digest: TokenDigest,
-        now: i64,
-    ) -> Result<Lookup, StoreDown> {
+    async fn lookup(&self, presented: &Presented<'_>, now: i64) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
+        let digest = presented.digest;
         let stale = match inner.cache.get(&digest, now) {
             Some(Hit::Fresh(lookup)) => return Ok(lookup),
             Some(Hit::Stale { lookup, keep_until }) => Some((lookup, keep_until)),
@@ -543,7 +620,7 @@ impl Verifier {
             cell: Some(inner.in_flight.entry(digest).or_default().clone()),
         };
         let cell = waiting.cell.as_ref().map(Arc::clone).unwrap_or_default();
-        let outcome = cell.get_or_init(|| self.load(token, digest)).await.clone();
+        let outcome = cell.get_or_init(|| self.load(presented)).await.clone();
         drop(cell);
         drop(waiting);
         match (outcome, stale) {
@@ -556,15 +633,21 @@ impl Verifier {
         }
     }
 
-    /// One store call for `digest`, run by the first of the requests that miss together.
-    async fn load(&self, token: &str, digest: TokenDigest) -> Result<Lookup, StoreDown> {
+    /// One store call (or, for a JWT, one signature check) for the presented token, run by the
+    /// first of the requests that miss together.
+    async fn load(&self, presented: &Presented<'_>) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
+        let (token, digest) = (presented.secret, presented.digest);
         let now_nanos = inner.clock.unix_nanos();
         // A request that finished loading the same digest may have filled the cache meanwhile.
         if let Some(Hit::Fresh(lookup)) = inner.cache.get(&digest, now_nanos) {
             return Ok(lookup);
         }
         let epoch = inner.cache.revocation_epoch();
+        #[cfg(feature = "jwt")]
+        if presented.jwt {
+            return self.load_jwt(token, digest, now_nanos, epoch).await;
+        }
         let record = inner
             .store
             .find_token(token, &digest)
@@ -587,6 +670,36 @@ impl Verifier {
             }
         };
         inner.cache.insert(digest, &lookup, now_nanos, epoch);
+        Ok(lookup)
+    }
+
+    /// Verifies a JWT offline and caches the outcome: an active one until it expires.
+    #[cfg(feature = "jwt")]
+    async fn load_jwt(
+        &self,
+        jwt: &str,
+        digest: TokenDigest,
+        now_nanos: i64,
+        epoch: u64,
+    ) -> Result<Lookup, StoreDown> {
+        use crate::jwt::JwtRefusal;
+        let inner = &*self.inner;
+        let now_seconds = now_nanos.div_euclid(1_000_000_000);
+        let lookup = match inner.issuers.verify(jwt, &digest, now_seconds).await {
+            Ok((record, issuer)) => Lookup::Active(record.principal_of(Some(issuer))),
+            Err(JwtRefusal::Expired) => Lookup::Expired,
+            Err(JwtRefusal::Invalid(reason)) => {
+                tracing::debug!(target: "m2m::verifier", reason, "JWT refused");
+                Lookup::Unknown
+            }
+            Err(JwtRefusal::KeysUnavailable(error)) => {
+                tracing::warn!(target: "m2m::verifier", %error, "JWT keys unavailable");
+                return Err(StoreDown);
+            }
+        };
+        inner
+            .cache
+            .insert_verified(digest, &lookup, now_nanos, epoch);
         Ok(lookup)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
-use super::{StoreDown, Verifier};
+use super::{Presented, StoreDown, Verifier};
 use crate::record::Principal;
 use crate::token::{ParsedToken, TokenKind};
 
@@ -209,7 +209,10 @@ impl Verifier {
         let inner = &*self.inner;
         let now = inner.clock.unix_nanos();
         let lookup = self
-            .lookup(parsed.expose_secret(), parsed.digest(), now)
+            .lookup(
+                &Presented::opaque(parsed, parsed.kind().token_type().placement()),
+                now,
+            )
             .await
             .map_err(|StoreDown| TokenCheckError::StoreUnavailable {
                 retry_after: Duration::from_secs(u64::from(inner.retry_after)),
