@@ -61,6 +61,7 @@ mod portal;
 mod rate_limit;
 mod record;
 mod rejection;
+mod signing_key;
 mod store;
 mod token;
 mod usage;
@@ -87,6 +88,7 @@ pub use record::{IssuedToken, NewToken, Principal, TokenRecord};
 pub use rejection::{
     InvalidRequest, PROBLEM_JSON, RATELIMIT, RATELIMIT_POLICY, Rejection, RejectionKind,
 };
+pub use signing_key::SigningKey;
 pub use store::{
     GrantableScope, MemoryStore, PortalSettings, RevocationEvent, RevocationListener, StoreError,
     TokenLookup, TokenStore, TypeSettings,

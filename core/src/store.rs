@@ -38,6 +38,7 @@ use crate::audit::AuditEntry;
 use crate::policy::{Policy, TokenType, TokenTypes};
 use crate::portal::PortalSession;
 use crate::record::{IssuedToken, NewToken, TokenRecord};
+use crate::signing_key::SigningKey;
 use crate::token::{DigestHasher, TokenDigest, TokenFormat, TokenId, TokenKind};
 
 /// A store could not answer. Always turned into a 503, never a 401.
@@ -411,6 +412,27 @@ pub trait TokenStore: TokenLookup {
         limit: u64,
     ) -> Result<Vec<AuditEntry>, StoreError>;
 
+    /// Stores a new JWT signing key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when its `kid` exists; [`StoreError`] when the store fails.
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError>;
+
+    /// Retires, at `at`, every signing key other than `kid` not retired yet; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn retire_signing_keys(&self, kid: &str, at: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Every signing key retired after `since` or not retired, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn signing_keys(&self, since: OffsetDateTime) -> Result<Vec<SigningKey>, StoreError>;
+
     /// Generates a token with [`NewToken::generate`], stores its record and returns the secret
     /// once.
     ///
@@ -604,6 +626,18 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     ) -> Result<IssuedToken, StoreError> {
         (**self).issue(format, request, now).await
     }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        (**self).insert_signing_key(key).await
+    }
+
+    async fn retire_signing_keys(&self, kid: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+        (**self).retire_signing_keys(kid, at).await
+    }
+
+    async fn signing_keys(&self, since: OffsetDateTime) -> Result<Vec<SigningKey>, StoreError> {
+        (**self).signing_keys(since).await
+    }
 }
 
 /// What the environment lets its tenants' users see and grant, as a store keeps it.
@@ -717,6 +751,7 @@ pub struct MemoryStore {
     portal: RwLock<PortalSettings>,
     sessions: RwLock<Vec<StoredSession>>,
     audit: RwLock<Vec<AuditEntry>>,
+    signing_keys: RwLock<Vec<SigningKey>>,
     listeners: RwLock<Vec<Weak<dyn RevocationListener>>>,
     /// Held for writing by revocations and for reading by [`TokenStore::insert_derived`], so
     /// that a bearer token is never stored between a credential's revocation and its cascade.
@@ -1137,6 +1172,46 @@ impl TokenStore for MemoryStore {
             })
             .map(|stored| stored.session.revoked_at = Some(at))
             .count())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        let mut keys = self
+            .signing_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if keys.iter().any(|k| k.kid == key.kid) {
+            return Err(StoreError::Conflict);
+        }
+        keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn retire_signing_keys(&self, kid: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut keys = self
+            .signing_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut retired = 0;
+        for key in keys.iter_mut() {
+            if key.kid != kid && key.retired_at.is_none() {
+                key.retired_at = Some(at);
+                retired += 1;
+            }
+        }
+        Ok(retired)
+    }
+
+    async fn signing_keys(&self, since: OffsetDateTime) -> Result<Vec<SigningKey>, StoreError> {
+        let mut keys: Vec<SigningKey> = self
+            .signing_keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|k| k.retired_at.is_none_or(|at| at > since))
+            .cloned()
+            .collect();
+        keys.sort_by(|a, b| (b.created_at, &b.kid).cmp(&(a.created_at, &a.kid)));
+        Ok(keys)
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use m2m_core::{
     AuditEntry, PortalRole, PortalSession, PortalSettings, RateLimit, RevocationEvent,
-    RevocationListener, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup, TokenRecord,
-    TokenStore, TokenType, TypeSettings,
+    RevocationListener, SigningKey, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup,
+    TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -959,6 +959,73 @@ impl TokenStore for SqlStore {
             .map_err(store_error)
         })?;
         Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        let created_at = to_nanos(key.created_at)?;
+        let retired_at = option_to_nanos(key.retired_at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO signing_keys \
+                 (kid, algorithm, private_key, public_jwk, created_at, retired_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.kid)
+            .bind(&key.algorithm)
+            .bind(key.private_key.as_slice())
+            .bind(&key.public_jwk)
+            .bind(created_at)
+            .bind(retired_at)
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })
+    }
+
+    async fn retire_signing_keys(&self, kid: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let at = to_nanos(at)?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1 WHERE kid <> $2 AND retired_at IS NULL",
+            )
+            .bind(at)
+            .bind(kid)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(store_error)
+        })
+    }
+
+    async fn signing_keys(&self, since: OffsetDateTime) -> Result<Vec<SigningKey>, StoreError> {
+        let since = to_nanos(since)?;
+        type Row = (String, String, Vec<u8>, String, i64, Option<i64>);
+        let rows: Vec<Row> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT kid, algorithm, private_key, public_jwk, created_at, retired_at \
+                 FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
+                 ORDER BY created_at DESC, kid DESC",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?
+        });
+        rows.into_iter()
+            .map(
+                |(kid, algorithm, private_key, public_jwk, created_at, retired_at)| {
+                    Ok(SigningKey {
+                        kid,
+                        algorithm,
+                        private_key,
+                        public_jwk,
+                        created_at: from_nanos(created_at)?,
+                        retired_at: option_from_nanos(retired_at)?,
+                    })
+                },
+            )
+            .collect()
     }
 
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use m2m_core::{
     AuditEntry, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RateLimit,
-    RevocationEvent, RevocationListener, StoreError, TokenDigest, TokenFormat, TokenId, TokenKind,
-    TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
+    RevocationEvent, RevocationListener, SigningKey, StoreError, TokenDigest, TokenFormat, TokenId,
+    TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -1097,7 +1097,46 @@ macro_rules! contract {
     };
 }
 
+/// Signing keys: stored with their private key, retired all but one, listed newest first
+/// while retired within the window asked for.
+async fn signing_keys(store: Arc<dyn TokenStore>) {
+    let key = |kid: &str, minutes: i64| SigningKey {
+        kid: kid.to_owned(),
+        algorithm: "EdDSA".to_owned(),
+        private_key: vec![0, 1, 2, 255],
+        public_jwk: format!(r#"{{"kty":"OKP","kid":"{kid}"}}"#),
+        created_at: T0 + Duration::minutes(minutes),
+        retired_at: None,
+    };
+    assert!(store.signing_keys(T0).await.unwrap().is_empty());
+    store.insert_signing_key(&key("k1", 0)).await.unwrap();
+    store.insert_signing_key(&key("k2", 10)).await.unwrap();
+    assert!(matches!(
+        store.insert_signing_key(&key("k1", 20)).await,
+        Err(StoreError::Conflict)
+    ));
+    let kids = |keys: Vec<SigningKey>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    assert_eq!(kids(store.signing_keys(T0).await.unwrap()), ["k2", "k1"]);
+    assert_eq!(store.signing_keys(T0).await.unwrap()[1], key("k1", 0));
+
+    let retired_at = T0 + Duration::minutes(11);
+    assert_eq!(
+        store.retire_signing_keys("k2", retired_at).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.retire_signing_keys("k2", retired_at).await.unwrap(),
+        0
+    );
+    let keys = store.signing_keys(T0).await.unwrap();
+    assert_eq!(keys[1].retired_at, Some(retired_at));
+    assert_eq!(keys[0].retired_at, None);
+    // Retired before the window: no longer published.
+    assert_eq!(kids(store.signing_keys(retired_at).await.unwrap()), ["k2"]);
+}
+
 contract!(
+    signing_keys,
     issue_find_and_get,
     every_field_round_trips,
     duplicates_conflict,
