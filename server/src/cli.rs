@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 
 use crate::api::sessions::{CreateSession, start};
 use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
+use crate::jwt::BearerFormat;
 use crate::serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig};
 use crate::state::{DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
 
@@ -59,6 +60,24 @@ enum Command {
     /// Portal sessions: sign a tenant user in to the tenant portal.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// The keys JWT access tokens are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Sign with a new key from now on; the old keys stay published until their tokens expire.
+    /// Prints the new key id.
+    Rotate {
+        #[command(flatten)]
+        database: Database,
+    },
+    /// The signing keys, newest first.
+    List {
+        #[command(flatten)]
+        database: Database,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +202,13 @@ struct ServeArgs {
     /// links use `http://` and the Host of the request that creates the session.
     #[arg(long, env = "M2M_PUBLIC_URL", value_parser = parse_public_url)]
     public_url: Option<String>,
+    /// What the client-credentials grant hands out: opaque tokens or signed JWTs (RFC 9068,
+    /// verified offline against /.well-known/jwks.json; their issuer is the public URL).
+    #[arg(long, env = "M2M_BEARER_FORMAT", default_value = "opaque", value_parser = clap::value_parser!(BearerFormat))]
+    bearer_format: BearerFormat,
+    /// The audience (`aud`) of the JWTs (default: the issuer).
+    #[arg(long, env = "M2M_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
 }
 
 /// A public URL: `http://` or `https://` and a host, nothing after the path.
@@ -403,6 +429,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             options: ServiceOptions {
                 bearer_lifetime_minutes: args.bearer_lifetime_minutes,
                 public_url: args.public_url,
+                bearer_format: args.bearer_format,
+                jwt_audience: args.jwt_audience,
             },
         })
         .await
@@ -533,6 +561,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 created.session.role.name(),
                 created.url_expires_at
             );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { database }) => {
+            let store = open(&database).await?;
+            let key = crate::jwt::rotate_in(store.as_ref(), OffsetDateTime::now_utc()).await?;
+            audit(store.as_ref(), "keys.rotate", None, Some(&key.kid)).await;
+            println!("{}", key.kid);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List { database }) => {
+            let store = open(&database).await?;
+            for key in store.signing_keys(OffsetDateTime::UNIX_EPOCH).await? {
+                println!(
+                    "{}  {}  created {}  {}",
+                    key.kid,
+                    key.algorithm,
+                    crate::api::rfc3339(key.created_at),
+                    key.retired_at.map_or_else(
+                        || "signing".to_owned(),
+                        |at| format!("retired {}", crate::api::rfc3339(at))
+                    )
+                );
+            }
             Ok(())
         }
         Command::Session(SessionCommand::Revoke { database, id }) => {

@@ -78,6 +78,7 @@ pub mod cli;
 mod client_auth;
 pub mod introspect;
 mod issue;
+mod jwt;
 mod limits;
 pub mod oauth;
 pub mod portal_page;
@@ -105,6 +106,7 @@ pub use issue::{
     MAX_USER_CHARS, TokenRequest, check_environment_scopes, check_scopes, check_tenant, check_user,
     expiry_from,
 };
+pub use jwt::{BearerFormat, JWKS_MAX_AGE, KEY_RELOAD, SIGNING_ALGORITHM};
 pub use limits::{
     CLIENT_FAILURE_BURST, CLIENT_FAILURE_PERIOD, SOURCE_FAILURE_BURST, SOURCE_FAILURE_PERIOD,
 };
@@ -113,7 +115,7 @@ pub use problem::Problem;
 pub use revocations::{BUFFERED_EVENTS, KEEP_ALIVE};
 pub use rights::{ENVIRONMENT_SCOPES, TENANT_ADMIN_SCOPE};
 pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
-pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
+pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, DEFAULT_ISSUER, ServiceOptions};
 
 /// The largest body of a request to the admin JSON API under `/v1`; a larger one is 413.
 pub const MAX_ADMIN_BODY_BYTES: usize = 128 * 1024;
@@ -157,6 +159,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/portal/sessions/{id}", delete(api::sessions::revoke))
         .route("/v1/portal/me", get(api::sessions::me))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/keys", get(jwt::list))
+        .route("/v1/keys/rotate", post(jwt::rotate_route))
         .route("/portal/logout", post(api::sessions::logout))
         // Every route checks the caller's rights itself (see `rights`). Requests without a
         // credential header pass the layer, so that a portal session's cookie can count;
@@ -175,6 +179,11 @@ pub fn app(state: AppState) -> Router {
             post(oauth::token).layer(DefaultBodyLimit::max(oauth::MAX_OAUTH_BODY_BYTES)),
         )
         .route("/health", get(api::health))
+        .route("/.well-known/jwks.json", get(jwt::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(jwt::metadata),
+        )
         .merge(admin_page::routes())
         .merge(portal_page::routes())
         .fallback(problem::route_not_found)

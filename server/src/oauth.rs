@@ -384,6 +384,26 @@ async fn exchange(
     request.rate_limit = credential.rate_limit();
     // Stored only while the credential is unrevoked, serialised with its revocation: an
     // exchange racing a revocation either loses or is revoked by it.
+    if state.options().bearer_format == crate::jwt::BearerFormat::Jwt {
+        // Signed, not stored: verifiers check it offline and refuse it once the credential's
+        // revocation reaches them.
+        let scope = (!request.scopes.is_empty()).then(|| request.scopes.join(" "));
+        let jwt = crate::jwt::mint(
+            state,
+            &credential,
+            &client_id,
+            &request.scopes,
+            lifetime,
+            now,
+        )
+        .await?;
+        return Ok(TokenResponse {
+            access_token: jwt,
+            token_type: "Bearer",
+            expires_in: lifetime * 60,
+            scope,
+        });
+    }
     let issued = request.generate(state.format(), now);
     if !state.store().insert_derived(issued.record.clone()).await? {
         return Err(refused("revoked").into());

@@ -8,6 +8,8 @@ use m2m_core::{
 };
 use time::OffsetDateTime;
 
+use crate::jwt::BearerFormat;
+
 /// Default lifetime of a bearer token issued by `POST /oauth/token`, in minutes.
 pub const DEFAULT_BEARER_LIFETIME_MINUTES: u32 = 60;
 
@@ -21,13 +23,22 @@ pub struct ServiceOptions {
     /// portal sessions; `None` takes `http://` and the `Host` of the request that creates the
     /// session. With `https://`, the portal's session cookie is `Secure`.
     pub public_url: Option<String>,
+    /// What the client-credentials grant hands out: opaque tokens (the default) or signed JWTs.
+    pub bearer_format: BearerFormat,
+    /// The `aud` of the JWTs; `None` takes the issuer (the public URL).
+    pub jwt_audience: Option<String>,
 }
+
+/// The issuer of JWTs when no public URL is set.
+pub const DEFAULT_ISSUER: &str = "http://localhost";
 
 impl Default for ServiceOptions {
     fn default() -> Self {
         Self {
             bearer_lifetime_minutes: DEFAULT_BEARER_LIFETIME_MINUTES,
             public_url: None,
+            bearer_format: BearerFormat::Opaque,
+            jwt_audience: None,
         }
     }
 }
@@ -55,6 +66,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     options: ServiceOptions,
     failures: crate::limits::FailureLimits,
+    signer: crate::jwt::Signer,
     /// Flips to `true` when the service begins to shut down.
     shutting_down: tokio::sync::watch::Sender<bool>,
 }
@@ -99,6 +111,7 @@ impl AppState {
                 clock: Arc::new(clock),
                 options,
                 failures: crate::limits::FailureLimits::default(),
+                signer: crate::jwt::Signer::default(),
                 shutting_down: tokio::sync::watch::Sender::new(false),
             }),
         })
@@ -128,6 +141,11 @@ impl AppState {
     /// The options.
     pub fn options(&self) -> &ServiceOptions {
         &self.inner.options
+    }
+
+    /// The JWT signing key of this instance.
+    pub(crate) fn signer(&self) -> &crate::jwt::Signer {
+        &self.inner.signer
     }
 
     /// Whether users reach the service over https (its public URL says so): the portal's

@@ -1,0 +1,293 @@
+//! JWT access tokens for the client-credentials grant (`--bearer-format jwt`), their signing
+//! keys, the JWKS and the authorization server metadata.
+//!
+//! - **Minting** (RFC 9068): header `typ: at+jwt`, `alg: EdDSA`, `kid`; claims `iss`, `sub` (the
+//!   credential's user, else its client id), `aud`, `exp`, `iat`, `jti`, `client_id`, `scope`,
+//!   and `tenant_id`, `cid` (the credential id) and `user_id` when there is one. Nothing is
+//!   written per exchange.
+//! - **Keys**: Ed25519, generated here, kept by the store (private key as PKCS#8). The newest
+//!   key not retired signs; [`rotate`] makes a new one sign at once and retires the others,
+//!   which stay published in the JWKS until every token they signed has expired (the longest
+//!   bearer lifetime past their retirement). Each instance reloads the keys at most every
+//!   [`KEY_RELOAD`], so a rotation on one instance reaches the others within it.
+//! - **Routes**: `GET /.well-known/jwks.json` (cacheable for [`JWKS_MAX_AGE`]),
+//!   `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /v1/keys` and
+//!   `POST /v1/keys/rotate` (environment admin).
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use m2m_core::{Principal, SigningKey, StoreError, TokenId, TokenStore};
+use ring::rand::{SecureRandom as _, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::RwLock;
+
+use crate::audit::{Source, record_call};
+use crate::caller::Caller;
+use crate::problem::Problem;
+use crate::rights::require_environment_admin;
+use crate::state::AppState;
+
+/// How long a JWKS answer may be cached by its readers.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// How often an instance reloads the signing keys from the store.
+pub const KEY_RELOAD: Duration = Duration::from_secs(30);
+/// The algorithm of the keys generated here.
+pub const SIGNING_ALGORITHM: &str = "EdDSA";
+
+/// Which bearer tokens the client-credentials grant hands out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BearerFormat {
+    /// Opaque `m2m_cc_…` tokens, stored and introspected (the default).
+    #[default]
+    Opaque,
+    /// Signed JWTs (RFC 9068), verified offline against the JWKS; nothing is stored.
+    Jwt,
+}
+
+impl std::str::FromStr for BearerFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "opaque" => Ok(Self::Opaque),
+            "jwt" => Ok(Self::Jwt),
+            other => Err(format!(
+                "unknown bearer format {other:?}: expected opaque or jwt"
+            )),
+        }
+    }
+}
+
+/// The key that signs, as loaded.
+struct Current {
+    kid: String,
+    key: EncodingKey,
+    loaded: Instant,
+}
+
+/// The signing key of one instance, reloaded from the store now and then.
+#[derive(Default)]
+pub(crate) struct Signer {
+    current: RwLock<Option<Current>>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").finish_non_exhaustive()
+    }
+}
+
+/// A new Ed25519 key, made at `now`.
+pub(crate) fn generate(now: OffsetDateTime) -> Result<SigningKey, StoreError> {
+    let rng = SystemRandom::new();
+    let unavailable = |what: &str| StoreError::Unavailable(format!("cannot generate {what}"));
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| unavailable("a key"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| unavailable("a key pair"))?;
+    let mut id = [0u8; 12];
+    rng.fill(&mut id).map_err(|_| unavailable("a key id"))?;
+    let kid = URL_SAFE_NO_PAD.encode(id);
+    let public_jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": SIGNING_ALGORITHM, "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+    });
+    Ok(SigningKey {
+        kid,
+        algorithm: SIGNING_ALGORITHM.to_owned(),
+        private_key: pkcs8.as_ref().to_vec(),
+        public_jwk: public_jwk.to_string(),
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+/// How long a retired key stays published: the longest bearer lifetime, and a minute.
+fn publication(state: &AppState) -> time::Duration {
+    time::Duration::minutes(i64::from(state.options().bearer_lifetime_minutes) + 1)
+}
+
+/// Stores a new key that signs from `now` on and retires the others; returns it.
+pub(crate) async fn rotate_in(
+    store: &dyn TokenStore,
+    now: OffsetDateTime,
+) -> Result<SigningKey, StoreError> {
+    let key = generate(now)?;
+    store.insert_signing_key(&key).await?;
+    let retired = store.retire_signing_keys(&key.kid, now).await?;
+    tracing::info!(target: "m2m::keys", kid = %key.kid, retired, "signing key rotated");
+    Ok(key)
+}
+
+/// Makes a new key sign from now on, on this instance at once; returns it.
+pub(crate) async fn rotate(state: &AppState) -> Result<SigningKey, StoreError> {
+    let key = rotate_in(state.store().as_ref(), state.now()).await?;
+    *state.signer().current.write().await = None;
+    Ok(key)
+}
+
+impl Signer {
+    /// The signing key: the cached one while fresh, else the newest of the store's (one is
+    /// made when there is none).
+    async fn current(&self, state: &AppState) -> Result<(String, EncodingKey), StoreError> {
+        if let Some(current) = &*self.current.read().await
+            && current.loaded.elapsed() < KEY_RELOAD
+        {
+            return Ok((current.kid.clone(), current.key.clone()));
+        }
+        let mut slot = self.current.write().await;
+        let now = state.now();
+        let keys = state.store().signing_keys(now).await?;
+        let newest = match keys.into_iter().find(|k| k.retired_at.is_none()) {
+            Some(key) => key,
+            None => {
+                let key = generate(now)?;
+                match state.store().insert_signing_key(&key).await {
+                    Ok(()) | Err(StoreError::Conflict) => key,
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        let key = EncodingKey::from_ed_der(&newest.private_key);
+        *slot = Some(Current {
+            kid: newest.kid.clone(),
+            key: key.clone(),
+            loaded: Instant::now(),
+        });
+        Ok((newest.kid, key))
+    }
+}
+
+/// The issuer (`iss`) of this service's JWTs: its public URL.
+pub(crate) fn issuer(state: &AppState) -> String {
+    state
+        .options()
+        .public_url
+        .clone()
+        .unwrap_or_else(|| crate::state::DEFAULT_ISSUER.to_owned())
+}
+
+/// The audience (`aud`) of this service's JWTs.
+pub(crate) fn audience(state: &AppState) -> String {
+    state
+        .options()
+        .jwt_audience
+        .clone()
+        .unwrap_or_else(|| issuer(state))
+}
+
+/// A signed JWT for the client `credential` authenticates, with `scopes`, valid `lifetime`
+/// minutes from `now`.
+pub(crate) async fn mint(
+    state: &AppState,
+    credential: &Principal,
+    client_id: &str,
+    scopes: &[String],
+    lifetime_minutes: i64,
+    now: OffsetDateTime,
+) -> Result<String, StoreError> {
+    let (kid, key) = state.signer().current(state).await?;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(m2m_core::jwt::ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(kid);
+    let iat = now.unix_timestamp();
+    let mut claims = json!({
+        "iss": issuer(state),
+        "sub": credential.user().unwrap_or(client_id),
+        "aud": audience(state),
+        "iat": iat,
+        "exp": iat + lifetime_minutes * 60,
+        "jti": TokenId::generate().as_str(),
+        "client_id": client_id,
+        "scope": scopes.join(" "),
+        "tenant_id": credential.tenant(),
+        "cid": credential.token_id().as_str(),
+    });
+    if let Some(user) = credential.user() {
+        claims["user_id"] = user.into();
+    }
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|error| StoreError::Unavailable(format!("cannot sign: {error}")))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys, current and recently retired.
+pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, Problem> {
+    let since = state.now() - publication(&state);
+    let mut keys = state.store().signing_keys(since).await?;
+    if keys.is_empty() {
+        // Publish the key the first token will be signed with.
+        state.signer().current(&state).await?;
+        keys = state.store().signing_keys(since).await?;
+    }
+    let keys: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+        .collect();
+    let mut response = Json(json!({ "keys": keys })).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={}", JWKS_MAX_AGE.as_secs()))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    Ok(response)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub(crate) async fn metadata(State(state): State<AppState>) -> Json<Value> {
+    let issuer = issuer(&state);
+    let base = issuer.trim_end_matches('/');
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{base}/oauth/token"),
+        "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
+        "response_types_supported": [],
+        "token_endpoint_auth_signing_alg_values_supported": [],
+        "access_token_formats": [format!("{:?}", state.options().bearer_format).to_lowercase()],
+    }))
+}
+
+fn key_view(key: &SigningKey) -> Value {
+    let rfc3339 = |at: OffsetDateTime| crate::api::rfc3339(at);
+    json!({
+        "kid": key.kid,
+        "algorithm": key.algorithm,
+        "created_at": rfc3339(key.created_at),
+        "retired_at": key.retired_at.map(rfc3339),
+    })
+}
+
+/// `GET /v1/keys`: the published signing keys, newest first (environment admin).
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    require_environment_admin(&caller)?;
+    let since = state.now() - publication(&state);
+    let keys = state.store().signing_keys(since).await?;
+    Ok(Json(
+        json!({ "items": keys.iter().map(key_view).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /v1/keys/rotate`: a new key signs from now on (environment admin); 201.
+pub(crate) async fn rotate_route(
+    State(state): State<AppState>,
+    caller: Caller,
+    source: Source,
+) -> Result<Response, Problem> {
+    require_environment_admin(&caller)?;
+    let key = rotate(&state).await?;
+    record_call(&state, &caller, source, "keys.rotate", None, Some(&key.kid)).await;
+    Ok((StatusCode::CREATED, Json(key_view(&key))).into_response())
+}
