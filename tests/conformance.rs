@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use m2m_core::jwt::{JwtIssuer, JwtKeys};
 use m2m_core::{
     Clock, Expiry, ManualClock, MemoryStore, NewToken, RateLimit, RevocationListener, StoreError,
     TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType,
@@ -66,6 +67,41 @@ struct Tokens {
     bad_checksum: String,
     /// Access token limited to two requests per minute.
     limited: String,
+    /// A signed JWT of the trusted issuer with `reports:read`, its credential the revocable
+    /// token.
+    jwt: String,
+    /// The JWT with its tenant changed after signing.
+    jwt_tampered: String,
+    /// A JWT of the trusted issuer that expired a minute ago.
+    jwt_expired: String,
+    /// A JWT signed by a key the issuer does not publish.
+    jwt_foreign: String,
+}
+
+const JWT_ISSUER: &str = "https://tokens.example";
+
+/// An Ed25519 key: the encoding key and its public JWK.
+fn ed25519_key(kid: &str) -> (jsonwebtoken::EncodingKey, m2m_core::jwt::JwtKey) {
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA",
+        "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+    });
+    (
+        jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+        m2m_core::jwt::JwtKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap(),
+    )
+}
+
+fn sign(key: &jsonwebtoken::EncodingKey, kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    header.typ = Some("at+jwt".to_owned());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
 struct Fixture {
@@ -78,8 +114,12 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let store = Arc::new(SwitchableStore::default());
     let clock = ManualClock::new(T0 - Duration::minutes(10));
+    let (signing, public) = ed25519_key("k1");
     let verifier = Verifier::builder(store.clone())
         .clock(clock.clone())
+        .jwt_issuer(
+            JwtIssuer::new(JWT_ISSUER, JwtKeys::default().with(public)).audience("https://api"),
+        )
         .build();
     verifier
         .policy()
@@ -137,6 +177,29 @@ async fn fixture() -> Fixture {
     .await;
     clock.set(T0);
 
+    let claims = |exp: OffsetDateTime, tenant: &str| {
+        serde_json::json!({
+            "iss": JWT_ISSUER, "aud": "https://api", "exp": exp.unix_timestamp(),
+            "iat": (T0 - Duration::minutes(5)).unix_timestamp(), "jti": "jwt_conformance",
+            "tenant_id": tenant, "scope": "reports:read", "client_id": "m2m_ci_conformance",
+            "cid": revocable.record.id.as_str(),
+        })
+    };
+    let jwt = sign(&signing, "k1", &claims(T0 + Duration::minutes(55), "acme"));
+    let jwt_tampered = {
+        use base64::Engine as _;
+        let mut parts: Vec<String> = jwt.split('.').map(str::to_owned).collect();
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(claims(T0 + Duration::minutes(55), "globex").to_string());
+        parts.join(".")
+    };
+    let jwt_expired = sign(&signing, "k1", &claims(T0 - Duration::minutes(1), "acme"));
+    let jwt_foreign = sign(
+        &ed25519_key("k1").0,
+        "k1",
+        &claims(T0 + Duration::minutes(55), "acme"),
+    );
+
     let mut bad = secret(&access).into_bytes();
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
@@ -154,6 +217,10 @@ async fn fixture() -> Fixture {
             .to_owned(),
         bad_checksum: String::from_utf8(bad).unwrap(),
         limited: secret(&limited),
+        jwt,
+        jwt_tampered,
+        jwt_expired,
+        jwt_foreign,
     };
     Fixture {
         store,
@@ -669,6 +736,62 @@ fn cases() -> Vec<Case> {
             headers: |t| vec![h("X-API-KEY", &t.limited)],
             before: Before::Repeat(2),
             ..refused("", |_| vec![], 429, None, &[])
+        },
+        ok(
+            "signed JWT as a bearer token",
+            "/v1/reports",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt))],
+            "reports of acme",
+        ),
+        refused(
+            "JWT with a tampered payload",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt_tampered))],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT signed by a key not published",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt_foreign))],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "expired JWT",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt_expired))],
+            401,
+            Some("invalid_token"),
+            &["error=\"invalid_token\"", "the token expired"],
+        ),
+        refused(
+            "JWT in X-API-KEY",
+            |t| vec![h("X-API-KEY", &t.jwt)],
+            400,
+            Some("invalid_request"),
+            &["error=\"invalid_request\"", "Authorization"],
+        ),
+        Case {
+            name: "JWT whose credential was revoked after it was cached",
+            headers: |t| vec![h("Authorization", format!("Bearer {}", t.jwt))],
+            before: Before::RevokeAfterCaching,
+            ..refused("", |_| vec![], 401, Some("invalid_token"), TOKEN)
+        },
+        Case {
+            name: "JWT missing the route's scope",
+            path: "/v1/whoami",
+            profile: Profile {
+                scopes: &[&["reports:write"]],
+                ..OPTIONAL
+            },
+            headers: |t| vec![h("Authorization", format!("Bearer {}", t.jwt))],
+            ..refused(
+                "",
+                |_| vec![],
+                403,
+                Some("insufficient_scope"),
+                &["scope=\"reports:write\""],
+            )
         },
         Case {
             name: "optional route with a bad token",
