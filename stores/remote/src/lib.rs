@@ -126,12 +126,18 @@ mod credential;
 mod error;
 mod events;
 mod introspection;
+#[cfg(feature = "jwt")]
+mod jwks;
 mod store;
 
 pub use credential::IntrospectionCredential;
 pub use error::RemoteError;
+#[cfg(feature = "jwt")]
+pub use jwks::{
+    DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH, JwksKeys, JwksKeysBuilder, MAX_JWKS_BYTES,
+};
 pub use store::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_EVENT_STREAM_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_RETRIES, INTROSPECTION_PATH, MAX_BACK_OFF, MAX_USAGE_BATCH, REVOCATIONS_PATH,
-    RemoteStore, RemoteStoreBuilder, USAGE_PATH,
+    DEFAULT_RETRIES, INTROSPECTION_PATH, JWKS_PATH, MAX_BACK_OFF, MAX_USAGE_BATCH,
+    REVOCATIONS_PATH, RemoteStore, RemoteStoreBuilder, USAGE_PATH,
 };

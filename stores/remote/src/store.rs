@@ -34,6 +34,8 @@ pub const INTROSPECTION_PATH: &str = "oauth/introspect";
 pub const REVOCATIONS_PATH: &str = "v1/revocations";
 /// The path uses are reported to, under the base URL.
 pub const USAGE_PATH: &str = "v1/usage";
+/// The path of the token service's JWT keys, under the base URL.
+pub const JWKS_PATH: &str = ".well-known/jwks.json";
 /// The most uses sent in one usage report; a longer batch is sent in several requests.
 pub const MAX_USAGE_BATCH: usize = 1000;
 
@@ -234,7 +236,7 @@ impl RemoteStoreBuilder {
 }
 
 /// Whether `url` names this machine: `localhost`, or a loopback address.
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
@@ -287,6 +289,26 @@ impl RemoteStore {
             retries: DEFAULT_RETRIES,
             allow_plain_http: false,
         }
+    }
+
+    /// The token service's JWT keys, `{base}/.well-known/jwks.json`, for a
+    /// [`JwtIssuer`](m2m_core::jwt::JwtIssuer) whose JWTs the verifier checks offline (feature
+    /// `jwt`).
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteError::Client`] when the HTTP client cannot be set up.
+    #[cfg(feature = "jwt")]
+    pub fn jwks_keys(&self) -> Result<crate::JwksKeys, RemoteError> {
+        let url = self
+            .inner
+            .base_url
+            .join(JWKS_PATH)
+            .map_err(|e| RemoteError::InvalidBaseUrl(e.to_string()))?;
+        // The base URL passed the plain-http rule already.
+        crate::JwksKeys::builder(url.as_str())
+            .allow_plain_http(true)
+            .build()
     }
 
     /// The introspection endpoint: `{base}/oauth/introspect`.
