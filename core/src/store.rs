@@ -412,6 +412,18 @@ pub trait TokenStore: TokenLookup {
         limit: u64,
     ) -> Result<Vec<AuditEntry>, StoreError>;
 
+    /// The revocations of client credentials (client secrets) made after `since`, oldest
+    /// first: what a follower that lost track of revocations must hear again, since the JWTs
+    /// minted from those credentials are refused only by their credential's revocation.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn revoked_credentials(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError>;
+
     /// Stores a new JWT signing key.
     ///
     /// # Errors
@@ -629,6 +641,13 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
         (**self).insert_signing_key(key).await
+    }
+
+    async fn revoked_credentials(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        (**self).revoked_credentials(since).await
     }
 
     async fn retire_signing_keys(&self, kid: &str, at: OffsetDateTime) -> Result<u64, StoreError> {
@@ -1172,6 +1191,29 @@ impl TokenStore for MemoryStore {
             })
             .map(|stored| stored.session.revoked_at = Some(at))
             .count())
+    }
+
+    async fn revoked_credentials(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let mut revoked: Vec<(OffsetDateTime, RevocationEvent)> = self
+            .by_digest
+            .iter()
+            .filter(|r| r.kind == TokenKind::ClientSecret)
+            .filter_map(|r| {
+                let at = r.revoked_at.filter(|at| *at > since)?;
+                Some((
+                    at,
+                    RevocationEvent {
+                        token_id: r.id.clone(),
+                        digest: Some(r.digest),
+                    },
+                ))
+            })
+            .collect();
+        revoked.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(revoked.into_iter().map(|(_, event)| event).collect())
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {

@@ -258,7 +258,9 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
         }
         Resume::Reset { at } => {
             tracing::debug!(caller = %caller, "revocation stream opened from a reset");
-            VecDeque::from([reset_event(&shared, at)])
+            let mut pending = VecDeque::from([reset_event(&shared, at)]);
+            pending.extend(recent_credential_revocations(&state).await);
+            pending
         }
     };
     let mut check = tokio::time::interval(KEEP_ALIVE);
@@ -301,6 +303,8 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
                         );
                         let at = shared.log.lock().unwrap_or_else(PoisonError::into_inner).last;
                         s.pending.push_back(reset_event(&shared, at));
+                        let again = recent_credential_revocations(&s.state).await;
+                        s.pending.extend(again);
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
@@ -316,6 +320,25 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keepalive"))
         .into_response()
+}
+
+/// The revocations of the client credentials revoked within the longest bearer lifetime, as
+/// events without ids, sent after a reset: a follower that dropped its cache still refuses the
+/// JWTs minted from them, which only their credential's revocation names. A store that cannot
+/// answer sends none (logged); the follower then relies on what it remembered.
+async fn recent_credential_revocations(state: &Introspection) -> Vec<Event> {
+    let app = state.app();
+    let window = time::Duration::minutes(i64::from(app.options().bearer_lifetime_minutes) + 1);
+    match app.store().revoked_credentials(app.now() - window).await {
+        Ok(events) => events
+            .iter()
+            .map(|event| Event::default().event(REVOKED_EVENT).data(data(event)))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the recent credential revocations after a reset");
+            Vec::new()
+        }
+    }
 }
 
 /// Whether the stream's credential may still follow it; a store that cannot answer keeps the

@@ -334,3 +334,73 @@ async fn revoking_the_credential_refuses_its_jwts_at_a_remote_verifier() {
     let refused = verifier.verify(&bearer(&jwt), &[]).await.unwrap_err();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_follower_that_connects_after_the_revocation_still_refuses_the_jwts() {
+    let service = Service::start().await;
+    let (_, introspector) = service
+        .admin_json(
+            reqwest::Method::POST,
+            "/v1/tenants/m2m/tokens",
+            Some(json!({"expires": "1d", "scopes": [INTROSPECT_SCOPE]})),
+        )
+        .await;
+    let credential = service
+        .credential(json!({"type": "client_credentials", "expires": "never"}))
+        .await;
+    let jwt = service.exchange(&credential).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = service
+        .admin_json(
+            reqwest::Method::DELETE,
+            &format!(
+                "/v1/tenants/acme/tokens/{}",
+                credential["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+
+    // A resource server that starts (or reconnects without a replayable position) only now:
+    // its stream opens with a reset followed by the recent credential revocations.
+    let store = RemoteStore::builder(
+        service.base.as_str(),
+        IntrospectionCredential::ApiKey(introspector["token"].as_str().unwrap().to_owned()),
+    )
+    .build()
+    .unwrap();
+    let verifier = Verifier::builder(store.clone())
+        .jwt_issuer(
+            JwtIssuer::new(service.base.as_str(), store.jwks_keys().unwrap())
+                .audience("https://api.example"),
+        )
+        .build();
+    let started = Instant::now();
+    while !store.event_stream_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no event stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    while verifier.verify(&bearer(&jwt), &[]).await.is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the replayed revocation never reached the new follower"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A JWT of a live credential passes through the same keys.
+    let live = service
+        .credential(json!({"type": "client_credentials", "expires": "never"}))
+        .await;
+    let fresh = service.exchange(&live).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    verifier.verify(&bearer(&fresh), &[]).await.unwrap();
+}

@@ -7,7 +7,9 @@
 //! database restarts or its connection is killed; notifications sent while it was away are lost,
 //! so once it is back it tells every subscriber it lost track
 //! ([`RevocationListener::lost_track`](m2m_core::RevocationListener::lost_track)), and caches
-//! drop what they hold rather than serve a token that might have been revoked meanwhile.
+//! drop what they hold rather than serve a token that might have been revoked meanwhile. It
+//! then announces again the client credentials revoked since the gap began (and a minute
+//! before), so that JWTs minted from them, which no cache entry or row names, stay refused.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -53,18 +55,25 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
     runtime.spawn(async move {
         let mut backoff = Duration::from_millis(100);
         let mut listener: Option<PgListener> = None;
-        // Whether notifications may have been missed since the last connection.
-        let mut gap = false;
+        // Since when notifications may have been missed, if they may.
+        let mut gap: Option<time::OffsetDateTime> = None;
         while listeners.strong_count() > 0 && !pool.is_closed() {
             let current = match listener.as_mut() {
                 Some(current) => current,
                 None => match subscribe(&pool).await {
                     Ok(fresh) => {
                         tracing::debug!(channel = REVOCATION_CHANNEL, "listening for revocations");
-                        if std::mem::take(&mut gap)
+                        if let Some(since) = gap.take()
                             && let Some(listeners) = listeners.upgrade()
                         {
                             lost_track_to(&listeners);
+                            match revoked_credentials(&pool, since - GAP_MARGIN).await {
+                                Ok(events) => announce_to(&listeners, &events),
+                                Err(error) => tracing::warn!(
+                                    %error,
+                                    "cannot read the credentials revoked during the gap"
+                                ),
+                            }
                         }
                         listener.insert(fresh)
                     }
@@ -113,7 +122,7 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
                         lost_track_to(&listeners);
                     }
                     listener = None;
-                    gap = true;
+                    gap.get_or_insert_with(time::OffsetDateTime::now_utc);
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(
@@ -122,13 +131,42 @@ pub(crate) fn follow_revocations(pool: PgPool, listeners: Weak<Listeners>, origi
                          they hold once back"
                     );
                     listener = None;
-                    gap = true;
+                    gap.get_or_insert_with(time::OffsetDateTime::now_utc);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     });
+}
+
+/// How far before a gap began the credential revocations are announced again (clocks of the
+/// instances that revoke may differ a little).
+const GAP_MARGIN: time::Duration = time::Duration::minutes(1);
+
+/// The client credentials revoked after `since`, oldest first.
+async fn revoked_credentials(
+    pool: &PgPool,
+    since: time::OffsetDateTime,
+) -> Result<Vec<RevocationEvent>, sqlx::Error> {
+    let since = i64::try_from(since.unix_timestamp_nanos()).unwrap_or(i64::MIN);
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, digest FROM tokens \
+         WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
+         ORDER BY revoked_at, id",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, digest)| RevocationEvent {
+            token_id: TokenId::new(id),
+            digest: <[u8; 32]>::try_from(digest.as_slice())
+                .ok()
+                .map(TokenDigest::from_bytes),
+        })
+        .collect())
 }
 
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {

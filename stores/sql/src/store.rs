@@ -961,6 +961,32 @@ impl TokenStore for SqlStore {
         Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
     }
 
+    async fn revoked_credentials(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let since = to_nanos(since)?;
+        let rows: Vec<(String, Vec<u8>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, digest FROM tokens \
+                 WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
+                 ORDER BY revoked_at, id",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await
+            .map_err(store_error)?
+        });
+        rows.into_iter()
+            .map(|(id, digest)| {
+                Ok(RevocationEvent {
+                    token_id: TokenId::new(id),
+                    digest: Some(digest_from_bytes(digest)?),
+                })
+            })
+            .collect()
+    }
+
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
         let created_at = to_nanos(key.created_at)?;
         let retired_at = option_to_nanos(key.retired_at)?;

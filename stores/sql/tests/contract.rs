@@ -1135,7 +1135,61 @@ async fn signing_keys(store: Arc<dyn TokenStore>) {
     assert_eq!(kids(store.signing_keys(retired_at).await.unwrap()), ["k2"]);
 }
 
+/// Revoked client credentials since a time, oldest first, other kinds left out.
+async fn revoked_credentials(store: Arc<dyn TokenStore>) {
+    let credential = |id: &str| TokenRecord {
+        client_id: Some(format!("m2m_ci_{id}")),
+        ..record(id, TokenKind::ClientSecret, "acme", T0)
+    };
+    let (first, second) = (credential("tok_revokedcs1"), credential("tok_revokedcs2"));
+    let access = record("tok_revokedat", TokenKind::AccessToken, "acme", T0);
+    let live = credential("tok_livecs");
+    for r in [&first, &second, &access, &live] {
+        store.insert(r.clone()).await.unwrap();
+    }
+    store
+        .revoke(&second.id, T0 + Duration::minutes(2))
+        .await
+        .unwrap();
+    store
+        .revoke(&first.id, T0 + Duration::minutes(3))
+        .await
+        .unwrap();
+    store
+        .revoke(&access.id, T0 + Duration::minutes(4))
+        .await
+        .unwrap();
+    let ids = |events: Vec<RevocationEvent>| {
+        events
+            .into_iter()
+            .map(|e| (e.token_id.to_string(), e.digest))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.revoked_credentials(T0).await.unwrap()),
+        [
+            (second.id.to_string(), Some(second.digest)),
+            (first.id.to_string(), Some(first.digest))
+        ]
+    );
+    assert_eq!(
+        ids(store
+            .revoked_credentials(T0 + Duration::minutes(2))
+            .await
+            .unwrap()),
+        [(first.id.to_string(), Some(first.digest))]
+    );
+    assert!(
+        store
+            .revoked_credentials(T0 + Duration::minutes(3))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 contract!(
+    revoked_credentials,
     signing_keys,
     issue_find_and_get,
     every_field_round_trips,
