@@ -90,8 +90,8 @@ pub use rejection::{
 };
 pub use signing_key::SigningKey;
 pub use store::{
-    GrantableScope, MemoryStore, PortalSettings, RevocationEvent, RevocationListener, StoreError,
-    TokenLookup, TokenStore, TypeSettings,
+    BearerFormat, GrantableScope, MemoryStore, PortalSettings, RevocationEvent, RevocationListener,
+    StoreError, TokenLookup, TokenStore, TypeSettings,
 };
 pub use token::{
     CHECKSUM_LEN, DEFAULT_PREFIX, DigestHash, DigestHasher, InvalidPrefix, MAX_PREFIX_LEN,

@@ -319,6 +319,13 @@ pub trait TokenStore: TokenLookup {
     /// [`StoreError`] when the store cannot answer.
     async fn clear_token_type(&self, tenant: &str) -> Result<bool, StoreError>;
 
+    /// Sets the environment's bearer format.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    async fn save_bearer_format(&self, format: BearerFormat) -> Result<(), StoreError>;
+
     /// The portal settings: grantable scopes and the two section switches (their defaults
     /// when never saved).
     ///
@@ -556,6 +563,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).clear_token_type(tenant).await
     }
 
+    async fn save_bearer_format(&self, format: BearerFormat) -> Result<(), StoreError> {
+        (**self).save_bearer_format(format).await
+    }
+
     async fn load_portal_settings(&self) -> Result<PortalSettings, StoreError> {
         (**self).load_portal_settings().await
     }
@@ -730,13 +741,61 @@ impl GrantableScope {
 }
 
 /// Which token type users may generate: the environment default and per-tenant overrides, as
-/// a store keeps them.
+/// a store keeps them; and which bearer tokens the client-credentials grant hands out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TypeSettings {
     /// The environment default; `None` when never set (both types are then accepted).
     pub default: Option<TokenType>,
     /// Tenants that chose differently, sorted by tenant.
     pub tenants: Vec<(String, TokenType)>,
+    /// The bearer format chosen for the environment; `None` when never set (the service's own
+    /// default then applies).
+    pub bearer_format: Option<BearerFormat>,
+}
+
+/// What the client-credentials grant hands out: opaque tokens, stored and introspected, or
+/// signed JWTs (RFC 9068), verified offline and never stored.
+///
+/// ```
+/// use m2m_core::BearerFormat;
+/// assert_eq!("jwt".parse::<BearerFormat>(), Ok(BearerFormat::Jwt));
+/// assert_eq!(BearerFormat::default().name(), "opaque");
+/// assert_eq!(serde_json::to_string(&BearerFormat::Jwt).unwrap(), "\"jwt\"");
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BearerFormat {
+    /// Opaque `…_cc_…` tokens (the default).
+    #[default]
+    Opaque,
+    /// Signed JWTs.
+    Jwt,
+}
+
+impl BearerFormat {
+    /// `opaque` or `jwt`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Opaque => "opaque",
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
+impl std::str::FromStr for BearerFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "opaque" => Ok(Self::Opaque),
+            "jwt" => Ok(Self::Jwt),
+            other => Err(format!(
+                "unknown bearer format {other:?}: expected opaque or jwt"
+            )),
+        }
+    }
 }
 
 impl TypeSettings {
@@ -1039,6 +1098,14 @@ impl TokenStore for MemoryStore {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone())
+    }
+
+    async fn save_bearer_format(&self, format: BearerFormat) -> Result<(), StoreError> {
+        self.settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bearer_format = Some(format);
+        Ok(())
     }
 
     async fn save_token_type(

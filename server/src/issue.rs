@@ -337,7 +337,7 @@ mod tests {
 
         let credentials_only = TypeSettings {
             default: Some(TokenType::ClientCredentials),
-            tenants: Vec::new(),
+            ..TypeSettings::default()
         };
         let (ty, _) = request(None)
             .check(Expiry::Never, &credentials_only)

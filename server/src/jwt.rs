@@ -24,6 +24,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use m2m_core::{Principal, SigningKey, StoreError, TokenId, TokenStore};
+
+pub use m2m_core::BearerFormat;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{Value, json};
@@ -42,31 +44,6 @@ pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 pub const KEY_RELOAD: Duration = Duration::from_secs(30);
 /// The algorithm of the keys generated here.
 pub const SIGNING_ALGORITHM: &str = "EdDSA";
-
-/// Which bearer tokens the client-credentials grant hands out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BearerFormat {
-    /// Opaque `m2m_cc_…` tokens, stored and introspected (the default).
-    #[default]
-    Opaque,
-    /// Signed JWTs (RFC 9068), verified offline against the JWKS; nothing is stored.
-    Jwt,
-}
-
-impl std::str::FromStr for BearerFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "opaque" => Ok(Self::Opaque),
-            "jwt" => Ok(Self::Jwt),
-            other => Err(format!(
-                "unknown bearer format {other:?}: expected opaque or jwt"
-            )),
-        }
-    }
-}
 
 /// The key that signs, as loaded.
 struct Current {
@@ -253,7 +230,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Json<Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
         "response_types_supported": [],
         "token_endpoint_auth_signing_alg_values_supported": [],
-        "access_token_formats": [format!("{:?}", state.options().bearer_format).to_lowercase()],
+        "access_token_format": state.bearer_format().name(),
     }))
 }
 

@@ -384,7 +384,7 @@ async fn exchange(
     request.rate_limit = credential.rate_limit();
     // Stored only while the credential is unrevoked, serialised with its revocation: an
     // exchange racing a revocation either loses or is revoked by it.
-    if state.options().bearer_format == crate::jwt::BearerFormat::Jwt {
+    if state.bearer_format() == crate::jwt::BearerFormat::Jwt {
         // Signed, not stored: verifiers check it offline and refuse it once the credential's
         // revocation reaches them.
         let scope = (!request.scopes.is_empty()).then(|| request.scopes.join(" "));

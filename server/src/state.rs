@@ -143,6 +143,14 @@ impl AppState {
         &self.inner.options
     }
 
+    /// What the client-credentials grant hands out: the environment's stored choice, else
+    /// the service's option.
+    pub fn bearer_format(&self) -> crate::jwt::BearerFormat {
+        self.settings()
+            .bearer_format
+            .unwrap_or(self.inner.options.bearer_format)
+    }
+
     /// The JWT signing key of this instance.
     pub(crate) fn signer(&self) -> &crate::jwt::Signer {
         &self.inner.signer

@@ -26,6 +26,10 @@ struct Service {
 
 impl Service {
     async fn start() -> Self {
+        Self::with_format(BearerFormat::Jwt).await
+    }
+
+    async fn with_format(bearer_format: BearerFormat) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
         let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
@@ -33,7 +37,7 @@ impl Service {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let options = ServiceOptions {
             public_url: Some(base.clone()),
-            bearer_format: BearerFormat::Jwt,
+            bearer_format,
             jwt_audience: Some("https://api.example".to_owned()),
             ..ServiceOptions::default()
         };
@@ -403,4 +407,55 @@ async fn a_follower_that_connects_after_the_revocation_still_refuses_the_jwts() 
         .unwrap()
         .to_owned();
     verifier.verify(&bearer(&fresh), &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_environment_setting_switches_the_bearer_format() {
+    let service = Service::with_format(BearerFormat::Opaque).await;
+    let credential = service
+        .credential(json!({"type": "client_credentials", "expires": "never"}))
+        .await;
+    let token = |answer: Value| answer["access_token"].as_str().unwrap().to_owned();
+    assert!(token(service.exchange(&credential).await).starts_with("m2m_cc_"));
+    let (_, settings) = service
+        .admin_json(reqwest::Method::GET, "/v1/settings", None)
+        .await;
+    assert_eq!(settings["bearer_format"], "opaque");
+
+    let (status, settings) = service
+        .admin_json(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(json!({"bearer_format": "jwt"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["bearer_format"], "jwt");
+    let jwt = token(service.exchange(&credential).await);
+    assert_eq!(header_of(&jwt)["typ"], "at+jwt");
+    let (keys, _) = service.jwks().await;
+    service
+        .verifier(keys)
+        .verify(&bearer(&jwt), &[])
+        .await
+        .unwrap();
+
+    for bad in [
+        json!({}),
+        json!({"bearer_format": "paseto"}),
+        json!({"bearer_format": "jwt", "audience": "x"}),
+    ] {
+        let (status, problem) = service
+            .admin_json(reqwest::Method::PUT, "/v1/settings", Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+    }
+    service
+        .admin_json(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(json!({"bearer_format": "opaque"})),
+        )
+        .await;
+    assert!(token(service.exchange(&credential).await).starts_with("m2m_cc_"));
 }

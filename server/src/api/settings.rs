@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use m2m_core::{TokenType, TypeSettings};
+use m2m_core::{BearerFormat, TokenType, TypeSettings};
 use serde::{Deserialize, Serialize};
 
 use super::tenant_from;
@@ -14,11 +14,19 @@ use crate::problem::Problem;
 use crate::rights::{require_environment_admin, require_tenant_admin};
 use crate::state::AppState;
 
-/// The body of a `PUT`.
+/// The body of a tenant's `PUT`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenTypeSetting {
     token_type: TokenType,
+}
+
+/// The body of the environment's `PUT`: either field, or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvironmentSetting {
+    token_type: Option<TokenType>,
+    bearer_format: Option<BearerFormat>,
 }
 
 /// The environment setting.
@@ -28,6 +36,8 @@ pub(crate) struct EnvironmentSettings {
     token_type: Option<TokenType>,
     /// The types users may generate.
     enabled: Vec<TokenType>,
+    /// What the client-credentials grant hands out now.
+    bearer_format: BearerFormat,
 }
 
 /// A tenant's effective setting.
@@ -46,10 +56,13 @@ fn enabled(token_type: Option<TokenType>) -> Vec<TokenType> {
     token_type.map_or_else(|| TokenType::ALL.to_vec(), |t| vec![t])
 }
 
-fn environment(settings: &TypeSettings) -> EnvironmentSettings {
+fn environment(state: &AppState, settings: &TypeSettings) -> EnvironmentSettings {
     EnvironmentSettings {
         token_type: settings.default,
         enabled: enabled(settings.default),
+        bearer_format: settings
+            .bearer_format
+            .unwrap_or(state.options().bearer_format),
     }
 }
 
@@ -71,31 +84,51 @@ pub(crate) async fn get_environment(
 ) -> Result<Json<EnvironmentSettings>, Problem> {
     require_environment_admin(&caller)?;
     let settings = state.reload_settings().await?;
-    Ok(Json(environment(&settings)))
+    Ok(Json(environment(&state, &settings)))
 }
 
-/// `PUT /v1/settings`.
+/// `PUT /v1/settings`: `{"token_type": …}`, `{"bearer_format": "opaque" | "jwt"}`, or both.
 pub(crate) async fn put_environment(
     State(state): State<AppState>,
     caller: Caller,
     source: Source,
-    body: Result<Json<TokenTypeSetting>, JsonRejection>,
+    body: Result<Json<EnvironmentSetting>, JsonRejection>,
 ) -> Result<Json<EnvironmentSettings>, Problem> {
     require_environment_admin(&caller)?;
     let Json(body) = body?;
-    state.store().save_token_type(None, body.token_type).await?;
-    let target = body.token_type.name();
-    record_call(
-        &state,
-        &caller,
-        source,
-        "settings.update",
-        None,
-        Some(target),
-    )
-    .await;
+    if body.token_type.is_none() && body.bearer_format.is_none() {
+        return Err(Problem::invalid(
+            "nothing to change: give token_type, bearer_format or both",
+        ));
+    }
+    if let Some(token_type) = body.token_type {
+        state.store().save_token_type(None, token_type).await?;
+        let target = Some(token_type.name());
+        record_call(
+            &state,
+            &caller,
+            source.clone(),
+            "settings.update",
+            None,
+            target,
+        )
+        .await;
+    }
+    if let Some(format) = body.bearer_format {
+        state.store().save_bearer_format(format).await?;
+        let target = Some(format.name());
+        record_call(
+            &state,
+            &caller,
+            source,
+            "settings.bearer_format",
+            None,
+            target,
+        )
+        .await;
+    }
     let settings = state.reload_settings().await?;
-    Ok(Json(environment(&settings)))
+    Ok(Json(environment(&state, &settings)))
 }
 
 /// `GET /v1/tenants/{tenant}/settings`.

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    AuditEntry, PortalRole, PortalSession, PortalSettings, RateLimit, RevocationEvent,
-    RevocationListener, SigningKey, StoreError, TokenDigest, TokenId, TokenKind, TokenLookup,
-    TokenRecord, TokenStore, TokenType, TypeSettings,
+    AuditEntry, BearerFormat, PortalRole, PortalSession, PortalSettings, RateLimit,
+    RevocationEvent, RevocationListener, SigningKey, StoreError, TokenDigest, TokenId, TokenKind,
+    TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -763,7 +763,30 @@ impl TokenStore for SqlStore {
             }
         }
         settings.tenants.sort();
+        let format: Option<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT value FROM environment_settings WHERE name = 'bearer_format'")
+                .fetch_optional(pool)
+                .await
+                .map_err(store_error)?
+        });
+        settings.bearer_format = format
+            .map(|(value,)| value.parse().map_err(|_| corrupt("bearer format")))
+            .transpose()?;
         Ok(settings)
+    }
+
+    async fn save_bearer_format(&self, format: BearerFormat) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO environment_settings (name, value) VALUES ('bearer_format', $1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(format.name())
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+        })
     }
 
     async fn save_token_type(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use m2m_core::{
-    AuditEntry, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RateLimit,
+    AuditEntry, BearerFormat, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RateLimit,
     RevocationEvent, RevocationListener, SigningKey, StoreError, TokenDigest, TokenFormat, TokenId,
     TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
@@ -546,8 +546,15 @@ async fn token_type_settings(store: Arc<dyn TokenStore>) {
         TypeSettings {
             default: None,
             tenants: vec![("acme".to_owned(), TokenType::ClientCredentials)],
+            bearer_format: None,
         }
     );
+    store.save_bearer_format(BearerFormat::Jwt).await.unwrap();
+    store
+        .save_bearer_format(BearerFormat::Opaque)
+        .await
+        .unwrap();
+    store.save_bearer_format(BearerFormat::Jwt).await.unwrap();
     store
         .save_token_type(None, TokenType::ClientCredentials)
         .await
@@ -584,6 +591,7 @@ async fn token_type_settings(store: Arc<dyn TokenStore>) {
                 ("acme".to_owned(), TokenType::AccessToken),
                 ("globex".to_owned(), TokenType::ClientCredentials),
             ],
+            bearer_format: Some(BearerFormat::Jwt),
         }
     );
     assert_eq!(
