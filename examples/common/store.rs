@@ -8,7 +8,11 @@
 //!
 //! With a token service, `M2M_INTROSPECT_TOKEN` holds the resource server's own credential,
 //! carrying the scope `m2m:introspect`: an access token (`m2m_at_…`, sent as `X-API-KEY`) or a
-//! client-credentials bearer token (`m2m_cc_…`, sent as `Authorization: Bearer`).
+//! client-credentials bearer token (`m2m_cc_…`, sent as `Authorization: Bearer`). The JWTs of a
+//! token service in `jwt` mode are accepted too, verified offline against its
+//! `/.well-known/jwks.json`: their issuer is `M2M_JWT_ISSUER` (default: the service's base URL,
+//! as `m2m serve --public-url` names it) and their audience `M2M_JWT_AUDIENCE` (default: the
+//! issuer).
 //!
 //! `M2M_CACHE_TTL_SECS` sets the verifier's cache TTL (10 s by default): how long a revoked
 //! token may still pass while no revocation event reaches this process.
@@ -21,6 +25,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use m2m_core::jwt::{ACCESS_TOKEN_TYP, JwtIssuer};
 use m2m_core::{
     CacheSettings, Expiry, NewToken, TokenFormat, TokenKind, TokenLookup, TokenStore, Verifier,
 };
@@ -111,8 +116,21 @@ impl ExampleStore {
             let store = RemoteStore::builder(selected.as_str(), introspection_credential()?)
                 .build()
                 .map_err(StoreSetupError::from_error)?;
+            let issuer = std::env::var("M2M_JWT_ISSUER")
+                .unwrap_or_else(|_| selected.trim_end_matches('/').to_owned());
+            let audience = std::env::var("M2M_JWT_AUDIENCE").unwrap_or_else(|_| issuer.clone());
+            let jwts = JwtIssuer::new(
+                issuer,
+                store.jwks_keys().map_err(StoreSetupError::from_error)?,
+            )
+            .audience(audience)
+            .require_typ(ACCESS_TOKEN_TYP);
             // A lookup only: tokens are issued at the token service, uses reported to it.
-            let verifier = verifier(store, cache, usage_interval);
+            let verifier = Verifier::builder(store)
+                .cache(cache)
+                .usage_interval(usage_interval)
+                .jwt_issuer(jwts)
+                .build();
             return Ok(Self {
                 verifier,
                 seeded: None,

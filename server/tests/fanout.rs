@@ -88,14 +88,26 @@ struct Service {
     admin: String,
     database_url: String,
     port: u16,
+    /// The arguments `m2m serve` was started with besides the database and address.
+    extra: Vec<String>,
     http: reqwest::Client,
 }
 
 impl Service {
     /// `m2m serve` on a fresh database; waits for its address and bootstrap admin token.
     fn start(database_url: &str) -> Service {
+        Self::start_with(database_url, &[])
+    }
+
+    /// As [`start`](Self::start), with more arguments to `m2m serve`; `{port}` in them is
+    /// the port it listens on.
+    fn start_with(database_url: &str, extra: &[&str]) -> Service {
         let port = free_port();
-        let (process, lines) = Self::spawn(database_url, port);
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|arg| arg.replace("{port}", &port.to_string()))
+            .collect();
+        let (process, lines) = Self::spawn(database_url, port, &extra);
         let admin = lines
             .iter()
             .map(|line| line.trim())
@@ -108,14 +120,16 @@ impl Service {
             admin,
             database_url: database_url.to_owned(),
             port,
+            extra,
             http: reqwest::Client::new(),
         }
     }
 
-    fn spawn(database_url: &str, port: u16) -> (Process, Vec<String>) {
+    fn spawn(database_url: &str, port: u16, extra: &[String]) -> (Process, Vec<String>) {
         let mut child = Command::new(BIN)
             .args(["serve", "--database-url", database_url, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -155,7 +169,7 @@ impl Service {
 
     /// Starts the service again on the same port and database.
     fn restart(&mut self) {
-        let (process, _) = Self::spawn(&self.database_url, self.port);
+        let (process, _) = Self::spawn(&self.database_url, self.port, &self.extra);
         self.process = process;
     }
 
@@ -174,6 +188,37 @@ impl Service {
             body["token"].as_str().unwrap().to_owned(),
             body["id"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// A client credential of `tenant`: its id, client id and secret.
+    async fn create_credential(&self, tenant: &str) -> (String, String, String) {
+        let response = self
+            .http
+            .post(format!("{}/v1/tenants/{tenant}/tokens", self.base))
+            .header("x-api-key", &self.admin)
+            .json(&json!({"type": "client_credentials", "expires": "30d"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        let field = |name: &str| body[name].as_str().unwrap().to_owned();
+        (field("id"), field("client_id"), field("client_secret"))
+    }
+
+    /// A bearer token for the client credential, from `/oauth/token`.
+    async fn exchange(&self, client_id: &str, secret: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
     }
 
     async fn revoke(&self, tenant: &str, id: &str) {
@@ -360,6 +405,32 @@ impl Example {
             .as_u16()
     }
 
+    async fn whoami_bearer(&self, token: &str) -> u16 {
+        self.http
+            .get(format!("{}/v1/whoami", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Polls until the bearer `token` is refused with 401; returns the time it took.
+    async fn refused_bearer(&self, token: &str) -> Duration {
+        let start = Instant::now();
+        eventually("the revoked bearer token refused", async || {
+            let status = self.whoami_bearer(token).await;
+            assert!(
+                status == 200 || status == 401 || status == 503,
+                "unexpected status {status} for a token being revoked"
+            );
+            status == 401
+        })
+        .await;
+        start.elapsed()
+    }
+
     /// Polls until `token` is refused with 401; returns the time it took, for the report.
     async fn refused(&self, token: &str) -> Duration {
         let start = Instant::now();
@@ -427,6 +498,81 @@ async fn remote_store_revocations(name: &str) {
     );
     drop(short_lived);
     drop(example);
+}
+
+/// The token service in `jwt` mode and the example `name` on the remote store: the example
+/// accepts the service's JWTs offline, and refuses them once their credential is revoked, by the
+/// event and across a cut stream (the reset is followed by the recent credential revocations).
+async fn remote_store_jwts(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = Service::start_with(
+        &sqlite_url(&dir),
+        &[
+            "--bearer-format",
+            "jwt",
+            "--public-url",
+            "http://127.0.0.1:{port}",
+        ],
+    );
+    let (resource_server, _) = service
+        .create_token("m2m", &[m2m_server::INTROSPECT_SCOPE])
+        .await;
+    let example = Example::start(
+        name,
+        &service.base,
+        Some(&resource_server),
+        ONLY_EVENTS_EVICT,
+    )
+    .await;
+    service.wait_for_streams(1).await;
+
+    let (id, client_id, secret) = service.create_credential("acme").await;
+    let jwt = service.exchange(&client_id, &secret).await;
+    assert_eq!(jwt.split('.').count(), 3, "a JWT");
+    let introspections = service.stats().await["introspections"].clone();
+    for _ in 0..3 {
+        assert_eq!(example.whoami_bearer(&jwt).await, 200);
+    }
+    assert_eq!(
+        service.stats().await["introspections"],
+        introspections,
+        "verified offline, never introspected"
+    );
+    // In X-API-KEY it is misplaced.
+    assert_eq!(example.whoami(&jwt).await, 400);
+
+    service.revoke("acme", &id).await;
+    let event_delay = example.refused_bearer(&jwt).await;
+    eprintln!(
+        "{name}: a JWT refused after its credential's revocation, event path: {event_delay:?}"
+    );
+
+    // Across a cut stream: revoked where nobody hears of it, the service back as another
+    // instance; the reset is followed by the credential revocations of the last hour.
+    let (id, client_id, secret) = service.create_credential("acme").await;
+    let jwt = service.exchange(&client_id, &secret).await;
+    assert_eq!(example.whoami_bearer(&jwt).await, 200);
+    service.kill();
+    service.revoke_with_cli(&id);
+    service.restart();
+    let gap_delay = example.refused_bearer(&jwt).await;
+    eprintln!("{name}: a JWT refused across a cut stream: {gap_delay:?}");
+    drop(example);
+}
+
+#[tokio::test]
+async fn axum_example_accepts_jwts_and_refuses_them_after_revocation() {
+    remote_store_jwts("axum").await;
+}
+
+#[tokio::test]
+async fn actix_example_accepts_jwts_and_refuses_them_after_revocation() {
+    remote_store_jwts("actix").await;
+}
+
+#[tokio::test]
+async fn rocket_example_accepts_jwts_and_refuses_them_after_revocation() {
+    remote_store_jwts("rocket").await;
 }
 
 #[tokio::test]
