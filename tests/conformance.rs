@@ -76,6 +76,12 @@ struct Tokens {
     jwt_expired: String,
     /// A JWT signed by a key the issuer does not publish.
     jwt_foreign: String,
+    /// The JWT's claims under `alg: none`, without a signature.
+    jwt_none: String,
+    /// A JWT of the trusted issuer for another audience.
+    jwt_other_audience: String,
+    /// A JWT of the trusted issuer valid only from ten minutes on.
+    jwt_not_yet_valid: String,
 }
 
 const JWT_ISSUER: &str = "https://tokens.example";
@@ -199,6 +205,23 @@ async fn fixture() -> Fixture {
         "k1",
         &claims(T0 + Duration::minutes(55), "acme"),
     );
+    let jwt_none = {
+        use base64::Engine as _;
+        let encode = |value: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+        };
+        format!(
+            "{}.{}.",
+            encode(serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"})),
+            encode(claims(T0 + Duration::minutes(55), "acme"))
+        )
+    };
+    let mut other_audience = claims(T0 + Duration::minutes(55), "acme");
+    other_audience["aud"] = "https://elsewhere".into();
+    let jwt_other_audience = sign(&signing, "k1", &other_audience);
+    let mut not_yet = claims(T0 + Duration::minutes(55), "acme");
+    not_yet["nbf"] = (T0 + Duration::minutes(10)).unix_timestamp().into();
+    let jwt_not_yet_valid = sign(&signing, "k1", &not_yet);
 
     let mut bad = secret(&access).into_bytes();
     let last = bad.len() - 1;
@@ -221,6 +244,9 @@ async fn fixture() -> Fixture {
         jwt_tampered,
         jwt_expired,
         jwt_foreign,
+        jwt_none,
+        jwt_other_audience,
+        jwt_not_yet_valid,
     };
     Fixture {
         store,
@@ -753,6 +779,37 @@ fn cases() -> Vec<Case> {
         refused(
             "JWT signed by a key not published",
             |t| vec![h("Authorization", format!("Bearer {}", t.jwt_foreign))],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT with alg none",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt_none))],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT for another audience",
+            |t| {
+                vec![h(
+                    "Authorization",
+                    format!("Bearer {}", t.jwt_other_audience),
+                )]
+            },
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT not yet valid",
+            |t| {
+                vec![h(
+                    "Authorization",
+                    format!("Bearer {}", t.jwt_not_yet_valid),
+                )]
+            },
             401,
             Some("invalid_token"),
             TOKEN,
