@@ -23,6 +23,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::sync::Arc;
+
+use m2m_core::jwt::{JwtIssuer, JwtKey, JwtKeys, KeySource};
 use m2m_core::{Principal, SigningKey, StoreError, TokenId, TokenStore};
 
 pub use m2m_core::BearerFormat;
@@ -145,8 +148,11 @@ impl Signer {
 
 /// The issuer (`iss`) of this service's JWTs: its public URL.
 pub(crate) fn issuer(state: &AppState) -> String {
-    state
-        .options()
+    issuer_of(state.options())
+}
+
+fn issuer_of(options: &crate::ServiceOptions) -> String {
+    options
         .public_url
         .clone()
         .unwrap_or_else(|| crate::state::DEFAULT_ISSUER.to_owned())
@@ -154,11 +160,75 @@ pub(crate) fn issuer(state: &AppState) -> String {
 
 /// The audience (`aud`) of this service's JWTs.
 pub(crate) fn audience(state: &AppState) -> String {
-    state
-        .options()
+    audience_of(state.options())
+}
+
+fn audience_of(options: &crate::ServiceOptions) -> String {
+    options
         .jwt_audience
         .clone()
-        .unwrap_or_else(|| issuer(state))
+        .unwrap_or_else(|| issuer_of(options))
+}
+
+/// The public keys of this service's own JWTs, read from the store: the admin verifier
+/// accepts the JWTs the service mints, like its opaque tokens. Reloaded at most every
+/// [`KEY_RELOAD`], and for an unknown `kid` at most once a second.
+pub(crate) struct StoreKeys {
+    store: Arc<dyn TokenStore>,
+    window: time::Duration,
+    loaded: RwLock<Option<(Instant, JwtKeys)>>,
+}
+
+impl std::fmt::Debug for StoreKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreKeys").finish_non_exhaustive()
+    }
+}
+
+impl StoreKeys {
+    async fn reload(&self) -> Result<JwtKeys, StoreError> {
+        let since = OffsetDateTime::now_utc() - self.window;
+        let keys = self.store.signing_keys(since).await?;
+        let published: Vec<Value> = keys
+            .iter()
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
+        let keys = JwtKeys::from_jwks(&json!({ "keys": published }).to_string())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        *self.loaded.write().await = Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeySource for StoreKeys {
+    async fn key(&self, kid: Option<&str>) -> Result<Option<Arc<JwtKey>>, StoreError> {
+        let (found, age) = match &*self.loaded.read().await {
+            Some((at, keys)) => (keys.find(kid), Some(at.elapsed())),
+            None => (None, None),
+        };
+        let reload = match (&found, age) {
+            (_, None) => true,
+            (Some(_), Some(age)) => age >= KEY_RELOAD,
+            (None, Some(age)) => age >= Duration::from_secs(1),
+        };
+        if !reload {
+            return Ok(found);
+        }
+        Ok(self.reload().await?.find(kid))
+    }
+}
+
+/// The issuer the admin verifier trusts: this service, with its keys from `store`.
+pub(crate) fn own_issuer(store: Arc<dyn TokenStore>, options: &crate::ServiceOptions) -> JwtIssuer {
+    let keys = StoreKeys {
+        store,
+        window: time::Duration::minutes(i64::from(options.bearer_lifetime_minutes) + 1),
+        loaded: RwLock::new(None),
+    };
+    JwtIssuer::new(issuer_of(options), keys)
+        .audience(audience_of(options))
+        .require_typ(m2m_core::jwt::ACCESS_TOKEN_TYP)
 }
 
 /// A signed JWT for the client `credential` authenticates, with `scopes`, valid `lifetime`

@@ -101,6 +101,7 @@ impl AppState {
         let admin = Verifier::builder(Arc::clone(&store))
             .policy(Policy::new(TokenTypes::all()))
             .clock(clock.clone())
+            .jwt_issuer(crate::jwt::own_issuer(Arc::clone(&store), &options))
             .build();
         Ok(Self {
             inner: Arc::new(Inner {

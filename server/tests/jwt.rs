@@ -459,3 +459,49 @@ async fn the_environment_setting_switches_the_bearer_format() {
         .await;
     assert!(token(service.exchange(&credential).await).starts_with("m2m_cc_"));
 }
+
+#[tokio::test]
+async fn the_services_own_api_accepts_its_jwts_until_their_credential_is_revoked() {
+    let service = Service::start().await;
+    let (status, credential) = service
+        .admin_json(
+            reqwest::Method::POST,
+            "/v1/tenants/m2m/tokens",
+            Some(
+                json!({"type": "client_credentials", "expires": "never", "scopes": ["m2m:admin"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{credential}");
+    let jwt = service.exchange(&credential).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let settings = |token: String| {
+        let request = service
+            .http
+            .get(format!("{}/v1/settings", service.base))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(settings(jwt.clone()).await, 200);
+    // A JWT of the same claims signed elsewhere is refused.
+    let forged = {
+        let mut parts: Vec<&str> = jwt.split('.').collect();
+        parts[2] = "AAAA";
+        parts.join(".")
+    };
+    assert_eq!(settings(forged).await, 401);
+    let (status, _) = service
+        .admin_json(
+            reqwest::Method::DELETE,
+            &format!(
+                "/v1/tenants/m2m/tokens/{}",
+                credential["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    assert_eq!(settings(jwt).await, 401);
+}
