@@ -1279,7 +1279,7 @@ impl TokenStore for MemoryStore {
                 ))
             })
             .collect();
-        revoked.sort_by(|a, b| a.0.cmp(&b.0));
+        revoked.sort_by_key(|a| a.0);
         Ok(revoked.into_iter().map(|(_, event)| event).collect())
     }
 

@@ -758,6 +758,42 @@ impl TokenStore for CountingStore {
         self.check()?;
         self.store.list_audit(tenant, offset, limit).await
     }
+    async fn save_bearer_format(
+        &self,
+        format: m2m_core::BearerFormat,
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.save_bearer_format(format).await
+    }
+    async fn revoked_credentials(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<m2m_core::RevocationEvent>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.revoked_credentials(since).await
+    }
+    async fn insert_signing_key(
+        &self,
+        key: &m2m_core::SigningKey,
+    ) -> Result<(), m2m_core::StoreError> {
+        self.check()?;
+        self.store.insert_signing_key(key).await
+    }
+    async fn retire_signing_keys(
+        &self,
+        kid: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<u64, m2m_core::StoreError> {
+        self.check()?;
+        self.store.retire_signing_keys(kid, at).await
+    }
+    async fn signing_keys(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<m2m_core::SigningKey>, m2m_core::StoreError> {
+        self.check()?;
+        self.store.signing_keys(since).await
+    }
 }
 
 /// The service's router over a counting store; its admin token.

@@ -107,7 +107,7 @@ pub(crate) async fn put_environment(
         record_call(
             &state,
             &caller,
-            source.clone(),
+            source,
             "settings.update",
             None,
             target,
