@@ -17,6 +17,39 @@
 //!
 //! [`VerifierBuilder::jwt_revocation_memory`]: crate::VerifierBuilder::jwt_revocation_memory
 //!
+//! # Third-party issuers
+//!
+//! An identity provider's tokens name the tenant, the scopes and the client in claims of their
+//! own; a [`ClaimMapping`] says which. Three common shapes:
+//!
+//! ```
+//! use m2m_core::jwt::{Algorithm, ClaimMapping, JwtIssuer, JwtKeys, ScopeClaim};
+//!
+//! // A tenant-aware SaaS identity provider: tenantId, roles and permissions.
+//! let saas = ClaimMapping::default()
+//!     .tenant("tenantId")
+//!     .user("sub")
+//!     .scopes_list("permissions")
+//!     .also_scopes(ScopeClaim::List("roles".into()));
+//! // Auth0-style: the organization is the tenant, permissions are the scopes, RS256.
+//! let auth0 = ClaimMapping::default()
+//!     .tenant("org_id")
+//!     .user("sub")
+//!     .client_id("azp")
+//!     .scopes_list("permissions");
+//! let auth0 = JwtIssuer::new("https://acme.auth0.example/", JwtKeys::default())
+//!     .audience("https://api.example")
+//!     .algorithms([Algorithm::RS256])
+//!     .claims(auth0);
+//! // Keycloak-style: one realm per tenant, the client in azp, realm roles as scopes.
+//! let keycloak = ClaimMapping::default()
+//!     .fixed_tenant("globex")
+//!     .client_id("azp")
+//!     .scopes_spaced("scope")
+//!     .also_scopes(ScopeClaim::List("realm_access.roles".into()));
+//! # let _ = (saas, auth0, keycloak);
+//! ```
+//!
 //! # Example
 //!
 //! ```

@@ -267,7 +267,7 @@ async fn settings_switch_the_type_users_may_generate() {
     let reply = service.admin(Method::GET, "/v1/settings", None).await;
     assert_eq!(
         reply.body,
-        json!({"token_type": null, "enabled": ["access", "client_credentials"]})
+        json!({"token_type": null, "enabled": ["access", "client_credentials"], "bearer_format": "opaque"})
     );
 
     // Nothing set: the body's type decides, access by default.
