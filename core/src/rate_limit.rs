@@ -277,19 +277,8 @@ impl Budgets {
         if self.budgets.len() as i64 > self.prune_above.load(Ordering::Relaxed) {
             self.prune(now);
         }
-        let budget = Arc::new(Budget {
-            limit,
-            limiter: RateLimiter::direct_with_clock(
-                limit.quota(),
-                LimiterClock(Arc::clone(&self.clock)),
-            )
-            .with_middleware::<StateInformationMiddleware>(),
-            last_checked: AtomicI64::new(now),
-        });
-        let mut entry = self.budgets.entry(key.clone()).or_insert(budget);
-        if entry.limit != limit {
-            // The limit changed (a record reissued with another one): start on the new one.
-            *entry = Arc::new(Budget {
+        let fresh = || {
+            Arc::new(Budget {
                 limit,
                 limiter: RateLimiter::direct_with_clock(
                     limit.quota(),
@@ -297,7 +286,12 @@ impl Budgets {
                 )
                 .with_middleware::<StateInformationMiddleware>(),
                 last_checked: AtomicI64::new(now),
-            });
+            })
+        };
+        let mut entry = self.budgets.entry(key.clone()).or_insert_with(fresh);
+        if entry.limit != limit {
+            // The limit changed (a record reissued with another one): start on the new one.
+            *entry = fresh();
         }
         Arc::clone(&entry)
     }

@@ -75,6 +75,13 @@ impl Service {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Revokes the token `id` of `tenant` through REST.
+    async fn revoke(&self, tenant: &str, id: &Value) {
+        let path = format!("/v1/tenants/{tenant}/tokens/{}", id.as_str().unwrap());
+        let (status, body) = self.admin_json(reqwest::Method::DELETE, &path, None).await;
+        assert!(status.is_success(), "{status}: {body}");
+    }
+
     async fn credential(&self, body: Value) -> Value {
         let (status, created) = self
             .admin_json(reqwest::Method::POST, "/v1/tenants/acme/tokens", Some(body))
@@ -316,17 +323,7 @@ async fn revoking_the_credential_refuses_its_jwts_at_a_remote_verifier() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, _) = service
-        .admin_json(
-            reqwest::Method::DELETE,
-            &format!(
-                "/v1/tenants/acme/tokens/{}",
-                credential["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert!(status.is_success(), "{status}");
+    service.revoke("acme", &credential["id"]).await;
     let started = Instant::now();
     while verifier.verify(&bearer(&jwt), &[]).await.is_ok() {
         assert!(
@@ -356,17 +353,7 @@ async fn a_follower_that_connects_after_the_revocation_still_refuses_the_jwts() 
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = service
-        .admin_json(
-            reqwest::Method::DELETE,
-            &format!(
-                "/v1/tenants/acme/tokens/{}",
-                credential["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert!(status.is_success());
+    service.revoke("acme", &credential["id"]).await;
 
     // A resource server that starts (or reconnects without a replayable position) only now:
     // its stream opens with a reset followed by the recent credential revocations.
@@ -492,16 +479,6 @@ async fn the_services_own_api_accepts_its_jwts_until_their_credential_is_revoked
         parts.join(".")
     };
     assert_eq!(settings(forged).await, 401);
-    let (status, _) = service
-        .admin_json(
-            reqwest::Method::DELETE,
-            &format!(
-                "/v1/tenants/m2m/tokens/{}",
-                credential["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
-    assert!(status.is_success());
+    service.revoke("m2m", &credential["id"]).await;
     assert_eq!(settings(jwt).await, 401);
 }
