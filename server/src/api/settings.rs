@@ -104,15 +104,7 @@ pub(crate) async fn put_environment(
     if let Some(token_type) = body.token_type {
         state.store().save_token_type(None, token_type).await?;
         let target = Some(token_type.name());
-        record_call(
-            &state,
-            &caller,
-            source,
-            "settings.update",
-            None,
-            target,
-        )
-        .await;
+        record_call(&state, &caller, source, "settings.update", None, target).await;
     }
     if let Some(format) = body.bearer_format {
         state.store().save_bearer_format(format).await?;

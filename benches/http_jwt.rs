@@ -1,0 +1,173 @@
+//! HTTP cost of JWT authentication in axum: three apps, each loaded in turn by `wrk` on loopback
+//! with the same `Authorization: Bearer <JWT>` (EdDSA, valid for a day):
+//!
+//! - (a) no authentication at all;
+//! - (b) `m2m_tower::M2mAuthLayer` over a verifier with a `JwtIssuer`: the JWT is verified once,
+//!   then every request is a cache hit under its digest;
+//! - (c) `axum-jwt-auth`'s `Claims` extractor with a `LocalDecoder`: `jsonwebtoken::decode`
+//!   (signature, `iss`, `aud`, `exp`) on every request. `jwt-authorizer`, the other JWT layer for
+//!   axum, builds on axum 0.7 in its latest release (0.15), so it does not fit an axum 0.8 app.
+//!
+//! Prints the median requests/s of each app and the ratios (b)/(a) and (c)/(a).
+//! `M2M_BENCH_ROUNDS` (default 3) and `M2M_BENCH_SECONDS` (default 5) set the rounds and their
+//! length, as for the other HTTP benches.
+//!
+//! ```text
+//! cargo bench --bench http_jwt
+//! ```
+
+#[path = "common/wrk.rs"]
+#[allow(unreachable_pub, dead_code)] // shared with the other HTTP benches; only single runs here
+mod wrk;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use axum_jwt_auth::{Claims, Decoder, LocalDecoder};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use m2m_core::jwt::{ACCESS_TOKEN_TYP, JwtIssuer, JwtKey, JwtKeys};
+use m2m_core::{MemoryStore, Verifier};
+use m2m_tower::{Authenticated, M2mAuthLayer};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://tokens.example";
+const AUDIENCE: &str = "https://api.example";
+
+async fn fixed() -> &'static str {
+    "acme"
+}
+
+async fn m2m_tenant(caller: Authenticated) -> String {
+    caller.tenant().to_owned()
+}
+
+async fn claims_tenant(caller: Claims<Value>) -> String {
+    caller
+        .claims
+        .get("tenant_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Starts `app` on an ephemeral loopback port, on its own single-threaded runtime; returns the
+/// address.
+fn start(app: Router) -> SocketAddr {
+    let (started, ready) = mpsc::channel();
+    thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind a loopback port");
+            started
+                .send(listener.local_addr().expect("a local address"))
+                .expect("signal the bench");
+            axum::serve(listener, app)
+                .await
+                .expect("the bench server runs");
+        });
+    });
+    ready.recv().expect("the server started")
+}
+
+/// A fresh Ed25519 key: the JWT it signed and its public JWK.
+fn signed_jwt() -> (String, Value) {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("an Ed25519 key");
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("the Ed25519 key");
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
+                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "m2m_ci_client",
+        "iat": now, "exp": now + 86_400,
+        "jti": "jwt_1", "client_id": "m2m_ci_client", "cid": "tok_credential",
+        "scope": "reports:read reports:write", "tenant_id": "acme",
+    });
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".to_owned());
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    let jwt = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))
+        .expect("a signed JWT");
+    (jwt, jwk)
+}
+
+fn main() {
+    let (jwt, jwk) = signed_jwt();
+
+    let key = JwtKey::from_jwk(&serde_json::from_value(jwk.clone()).expect("a JWK"))
+        .expect("a usable public key");
+    let verifier = Verifier::builder(MemoryStore::new())
+        .jwt_issuer(JwtIssuer::new(ISSUER, JwtKeys::default().with(key)).audience(AUDIENCE))
+        .build();
+
+    let key = jsonwebtoken10::DecodingKey::from_jwk(&serde_json::from_value(jwk).expect("a JWK"))
+        .expect("a usable public key");
+    let mut validation = jsonwebtoken10::Validation::new(jsonwebtoken10::Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    let decoder: Decoder<Value> = Arc::new(
+        LocalDecoder::builder()
+            .keys(vec![key])
+            .validation(validation)
+            .build()
+            .expect("an axum-jwt-auth decoder"),
+    );
+
+    let urls = [
+        start(Router::new().route("/v1/whoami", get(fixed))),
+        start(
+            Router::new()
+                .route("/v1/whoami", get(m2m_tenant))
+                .layer(M2mAuthLayer::new(verifier)),
+        ),
+        start(
+            Router::new()
+                .route("/v1/whoami", get(claims_tenant))
+                .with_state(decoder),
+        ),
+    ]
+    .map(|addr| format!("http://{addr}/v1/whoami"));
+    let header = format!("Authorization: Bearer {jwt}");
+
+    let rounds: usize = std::env::var("M2M_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seconds: u64 = std::env::var("M2M_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let duration = Duration::from_secs(seconds);
+    // Warm every app (and the m2m verifier's cache) before measuring.
+    for url in &urls {
+        wrk::requests_per_second(url, &header, Duration::from_secs(1));
+    }
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for _ in 0..rounds {
+        for (url, rates) in urls.iter().zip(&mut rates) {
+            rates.push(wrk::requests_per_second(url, &header, duration));
+        }
+    }
+    let [none, m2m, other] = rates.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    });
+    println!(
+        "axum JWT: no auth {none:.0} req/s, m2m layer {m2m:.0} req/s (ratio {:.3}), \
+         axum-jwt-auth {other:.0} req/s (ratio {:.3}) (median of {rounds} × {seconds}s, wrk -t1 -c32)",
+        m2m / none,
+        other / none
+    );
+}
