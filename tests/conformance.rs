@@ -82,12 +82,16 @@ struct Tokens {
     jwt_other_audience: String,
     /// A JWT of the trusted issuer valid only from ten minutes on.
     jwt_not_yet_valid: String,
+    /// The JWT with one bit of its signature flipped.
+    jwt_bad_signature: String,
+    /// The JWT's claims signed with HS256 keyed by the issuer's public key.
+    jwt_hs256: String,
 }
 
 const JWT_ISSUER: &str = "https://tokens.example";
 
-/// An Ed25519 key: the encoding key and its public JWK.
-fn ed25519_key(kid: &str) -> (jsonwebtoken::EncodingKey, m2m_core::jwt::JwtKey) {
+/// An Ed25519 key: the encoding key, its public JWK and its public key bytes.
+fn ed25519_key(kid: &str) -> (jsonwebtoken::EncodingKey, m2m_core::jwt::JwtKey, Vec<u8>) {
     use base64::Engine as _;
     use ring::signature::KeyPair as _;
     let pkcs8 =
@@ -100,6 +104,7 @@ fn ed25519_key(kid: &str) -> (jsonwebtoken::EncodingKey, m2m_core::jwt::JwtKey) 
     (
         jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
         m2m_core::jwt::JwtKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap(),
+        pair.public_key().as_ref().to_vec(),
     )
 }
 
@@ -120,7 +125,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let store = Arc::new(SwitchableStore::default());
     let clock = ManualClock::new(T0 - Duration::minutes(10));
-    let (signing, public) = ed25519_key("k1");
+    let (signing, public, public_bytes) = ed25519_key("k1");
     let verifier = Verifier::builder(store.clone())
         .clock(clock.clone())
         .jwt_issuer(
@@ -222,6 +227,25 @@ async fn fixture() -> Fixture {
     let mut not_yet = claims(T0 + Duration::minutes(55), "acme");
     not_yet["nbf"] = (T0 + Duration::minutes(10)).unix_timestamp().into();
     let jwt_not_yet_valid = sign(&signing, "k1", &not_yet);
+    let jwt_bad_signature = {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let mut signature = engine.decode(parts[2]).unwrap();
+        signature[0] ^= 1;
+        format!("{}.{}.{}", parts[0], parts[1], engine.encode(signature))
+    };
+    let jwt_hs256 = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("k1".to_owned());
+        header.typ = Some("at+jwt".to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &claims(T0 + Duration::minutes(55), "acme"),
+            &jsonwebtoken::EncodingKey::from_secret(&public_bytes),
+        )
+        .unwrap()
+    };
 
     let mut bad = secret(&access).into_bytes();
     let last = bad.len() - 1;
@@ -247,6 +271,8 @@ async fn fixture() -> Fixture {
         jwt_none,
         jwt_other_audience,
         jwt_not_yet_valid,
+        jwt_bad_signature,
+        jwt_hs256,
     };
     Fixture {
         store,
@@ -779,6 +805,25 @@ fn cases() -> Vec<Case> {
         refused(
             "JWT signed by a key not published",
             |t| vec![h("Authorization", format!("Bearer {}", t.jwt_foreign))],
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT with a tampered signature",
+            |t| {
+                vec![h(
+                    "Authorization",
+                    format!("Bearer {}", t.jwt_bad_signature),
+                )]
+            },
+            401,
+            Some("invalid_token"),
+            TOKEN,
+        ),
+        refused(
+            "JWT signed with HS256 keyed by the public key",
+            |t| vec![h("Authorization", format!("Bearer {}", t.jwt_hs256))],
             401,
             Some("invalid_token"),
             TOKEN,
