@@ -261,9 +261,8 @@ impl Budgets {
                 })
             }
             Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(&LimiterClock(
-                    Arc::clone(&self.clock),
-                )));
+                let now = Duration::from_nanos(u64::try_from(now).unwrap_or(0));
+                let wait = not_until.wait_time_from(now);
                 Err(RateLimitState {
                     policy: limit,
                     remaining: 0,

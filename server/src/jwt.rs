@@ -90,9 +90,14 @@ pub(crate) fn generate(now: OffsetDateTime) -> Result<SigningKey, StoreError> {
     })
 }
 
-/// How long a retired key stays published: the longest bearer lifetime, and a minute.
+/// The longest a bearer token of this service lives, and a minute: how long a retired key
+/// stays published, and how far back credential revocations are sent again after a gap.
+pub(crate) fn longest_lifetime(options: &crate::ServiceOptions) -> time::Duration {
+    time::Duration::minutes(i64::from(options.bearer_lifetime_minutes) + 1)
+}
+
 fn publication(state: &AppState) -> time::Duration {
-    time::Duration::minutes(i64::from(state.options().bearer_lifetime_minutes) + 1)
+    longest_lifetime(state.options())
 }
 
 /// Stores a new key that signs from `now` on and retires the others; returns it.
@@ -223,7 +228,7 @@ impl KeySource for StoreKeys {
 pub(crate) fn own_issuer(store: Arc<dyn TokenStore>, options: &crate::ServiceOptions) -> JwtIssuer {
     let keys = StoreKeys {
         store,
-        window: time::Duration::minutes(i64::from(options.bearer_lifetime_minutes) + 1),
+        window: longest_lifetime(options),
         loaded: RwLock::new(None),
     };
     JwtIssuer::new(issuer_of(options), keys)

@@ -328,7 +328,7 @@ pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMa
 /// answer sends none (logged); the follower then relies on what it remembered.
 async fn recent_credential_revocations(state: &Introspection) -> Vec<Event> {
     let app = state.app();
-    let window = time::Duration::minutes(i64::from(app.options().bearer_lifetime_minutes) + 1);
+    let window = crate::jwt::longest_lifetime(app.options());
     match app.store().revoked_credentials(app.now() - window).await {
         Ok(events) => events
             .iter()

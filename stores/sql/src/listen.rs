@@ -150,14 +150,10 @@ async fn revoked_credentials(
     since: time::OffsetDateTime,
 ) -> Result<Vec<RevocationEvent>, sqlx::Error> {
     let since = i64::try_from(since.unix_timestamp_nanos()).unwrap_or(i64::MIN);
-    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, digest FROM tokens \
-         WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
-         ORDER BY revoked_at, id",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(crate::store::REVOKED_CREDENTIALS_SQL)
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(id, digest)| RevocationEvent {

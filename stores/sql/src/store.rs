@@ -33,6 +33,11 @@ const TOKEN_COLUMNS: &str = "id, digest, stub, kind, tenant, user_id, descriptio
      created_at, expires_at, revoked_at, last_used_at, client_id, credential_id, created_by, \
      rate_limit, rate_window";
 
+/// The client credentials revoked after `$1` (Unix nanoseconds), oldest first: id and digest.
+pub(crate) const REVOKED_CREDENTIALS_SQL: &str = "SELECT id, digest FROM tokens \
+     WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
+     ORDER BY revoked_at, id";
+
 /// The columns of a portal session row, in the order [`session_from_row`] reads them.
 const SESSION_COLUMNS: &str = "id, tenant, user_id, display_name, role, permissions, created_at, \
      expires_at, revoked_at";
@@ -990,15 +995,11 @@ impl TokenStore for SqlStore {
     ) -> Result<Vec<RevocationEvent>, StoreError> {
         let since = to_nanos(since)?;
         let rows: Vec<(String, Vec<u8>)> = with_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, digest FROM tokens \
-                 WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
-                 ORDER BY revoked_at, id",
-            )
-            .bind(since)
-            .fetch_all(pool)
-            .await
-            .map_err(store_error)?
+            sqlx::query_as(REVOKED_CREDENTIALS_SQL)
+                .bind(since)
+                .fetch_all(pool)
+                .await
+                .map_err(store_error)?
         });
         rows.into_iter()
             .map(|(id, digest)| {
