@@ -1,4 +1,4 @@
-//! Memory per cached entry at one million entries (budget: ≤ 256 bytes).
+//! Memory per cached entry at one million entries (budget: ≤ 200 bytes).
 //!
 //! Run with `cargo bench --bench cache_memory`. A store that makes up a record for any digest
 //! keeps the store itself out of the measurement; the figure is the growth of the process's

@@ -1,25 +1,33 @@
-//! The verifier's in-process cache of lookups, keyed by token digest.
+//! The verifier's in-process cache of lookups, keyed by a keyed hash of the token.
 //!
 //! Reads are lock-free in the common case (dashmap shards). The rules:
+//! - the key is a 128-bit SipHash of the token under a secret drawn when the cache is made: a
+//!   hit costs a fraction of a SHA-256, and nobody who does not know the secret can make two
+//!   tokens share a key. Stores still see only SHA-256 digests, computed on a miss;
 //! - an entry is fresh for the configured TTL, never past the token's expiry, and expiry is
 //!   re-checked on every hit by the verifier;
 //! - unknown tokens are cached as negative entries for a shorter TTL, in a room of their own:
 //!   made-up tokens, however many, never push out the entries of tokens that exist;
-//! - both rooms are bounded: past a bound, expired entries are swept and then arbitrary ones
-//!   of that room dropped until a tenth of it is free again;
-//! - a revocation event evicts at once, by digest or by token id;
+//! - both rooms are sized for their bound and never exceed it: past it, expired entries are
+//!   swept and then arbitrary ones of that room dropped until a tenth of it is free again;
+//! - a revocation event takes effect at once: its token id (and a credential's id, for the
+//!   bearer tokens issued from it) is remembered for as long as an entry loaded before it may
+//!   live, and a cached principal named there is refused;
 //! - with a grace period, a stale entry may still be served while the store is failing.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
 use crate::expiry::Clock;
-use crate::record::Principal;
+use crate::record::{Grant, Principal};
 use crate::store::{RevocationEvent, RevocationListener};
-use crate::token::{DigestHasher, TokenDigest, TokenId};
+use crate::token::TokenId;
 
 /// Bounds and lifetimes of the verifier's cache.
 ///
@@ -70,13 +78,145 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
+/// The cache's key for a token: a keyed 128-bit hash of its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CacheKey([u64; 2]);
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already uniformly spread: the map needs one word of it.
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// Hashes tokens into [`CacheKey`]s with SipHash-1-3 (128-bit output) under a secret key
+/// drawn from the operating system when the cache is made.
+#[derive(Clone, Copy)]
+pub(crate) struct Keyer {
+    k0: u64,
+    k1: u64,
+}
+
+impl std::fmt::Debug for Keyer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyer(..)")
+    }
+}
+
+impl Keyer {
+    /// A keyer with a fresh secret.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system cannot provide random bytes: a predictable key would let
+    /// anyone craft tokens that share a cache entry.
+    fn new() -> Self {
+        let mut secret = [0u8; 16];
+        getrandom::fill(&mut secret)
+            .expect("the operating system's random number generator is unavailable");
+        let (k0, k1) = secret.split_at(8);
+        Self {
+            k0: u64::from_le_bytes(k0.try_into().unwrap_or_default()),
+            k1: u64::from_le_bytes(k1.try_into().unwrap_or_default()),
+        }
+    }
+
+    pub(crate) fn key(&self, token: &[u8]) -> CacheKey {
+        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
+        hasher.write(token);
+        let hash = hasher.finish128();
+        CacheKey([hash.h1, hash.h2])
+    }
+}
+
+/// Hashes a [`CacheKey`] for the map: its first word, already uniformly spread.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyHasher;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHash;
+
+    fn build_hasher(&self) -> KeyHash {
+        KeyHash(0)
+    }
+}
+
+/// The hasher built by [`KeyHasher`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyHash(u64);
+
+impl Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = word;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `CacheKey`; folds any other input so the hasher stays correct.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// How a lookup is kept: 16 bytes. The principal of an active token, and a stamp: the Unix
+/// nanoseconds until which the entry is fresh, with its two lowest bits replaced by what the
+/// lookup found (a freshness rounded down by at most 3 ns).
 #[derive(Debug)]
 struct Entry {
-    lookup: Lookup,
-    /// Unix nanoseconds until which the entry is served without asking the store.
-    fresh_until: i64,
-    /// Unix nanoseconds until which the entry may be served while the store fails.
-    keep_until: i64,
+    principal: Option<Principal>,
+    stamp: i64,
+}
+
+const ACTIVE: i64 = 0;
+const EXPIRED: i64 = 1;
+const REVOKED: i64 = 2;
+const UNKNOWN: i64 = 3;
+
+impl Entry {
+    fn new(lookup: &Lookup, fresh_until: i64) -> Self {
+        let (principal, found) = match lookup {
+            Lookup::Active(principal) => (Some(principal.clone()), ACTIVE),
+            Lookup::Expired => (None, EXPIRED),
+            Lookup::Revoked => (None, REVOKED),
+            Lookup::Unknown => (None, UNKNOWN),
+        };
+        Self {
+            principal,
+            stamp: (fresh_until & !3) | found,
+        }
+    }
+
+    fn fresh_until(&self) -> i64 {
+        self.stamp & !3
+    }
+
+    fn lookup(&self) -> Lookup {
+        match (&self.principal, self.stamp & 3) {
+            (Some(principal), _) => Lookup::Active(principal.clone()),
+            (None, EXPIRED) => Lookup::Expired,
+            (None, REVOKED) => Lookup::Revoked,
+            (None, _) => Lookup::Unknown,
+        }
+    }
+
+    /// Until when the entry may be served while the store fails: `grace` past its freshness,
+    /// never past the token's expiry, and never for an unknown token.
+    fn keep_until(&self, grace: i64) -> i64 {
+        let fresh_until = self.fresh_until();
+        match (&self.principal, self.stamp & 3) {
+            (Some(principal), _) => fresh_until
+                .saturating_add(grace)
+                .min(principal.expires_at_nanos()),
+            (None, UNKNOWN) => fresh_until,
+            (None, _) => fresh_until.saturating_add(grace),
+        }
+    }
 }
 
 /// A cached answer, fresh or stale.
@@ -92,28 +232,36 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
+type Room = DashMap<CacheKey, Entry, KeyHasher>;
+
 #[derive(Debug)]
 pub(crate) struct Cache {
+    keyer: Keyer,
     /// Tokens the store knows: active, expired or revoked.
-    entries: DashMap<TokenDigest, Entry, DigestHasher>,
+    entries: Room,
     /// Tokens the store does not know.
-    unknown: DashMap<TokenDigest, Entry, DigestHasher>,
+    unknown: Room,
     settings: CacheSettings,
     sweeping: Mutex<()>,
     /// Bumped by every revocation so that a lookup started before it does not cache its answer.
     revocations: AtomicU64,
-    /// The ids revocation events named, when self-contained tokens must be checked against them.
-    revoked_ids: Option<RevokedIds>,
+    /// The ids revocation events named, while a cached principal may still carry them.
+    revoked: RevokedIds,
+    /// The grants of cached principals, each kept once however many tokens share it.
+    grants: Grants,
 }
 
-/// Ids named by revocation events, each remembered for a while: a self-contained token (a JWT)
-/// naming one, as its own id or its credential's, is refused without asking anyone.
+/// Ids named by revocation events, each remembered for a while: a cached principal naming one,
+/// as its own id or its credential's, is refused without asking anyone.
 #[derive(Debug)]
 struct RevokedIds {
     /// Id → Unix nanoseconds until which it is remembered.
     ids: DashMap<TokenId, i64>,
+    /// How long an id is remembered.
     memory: i64,
     clock: Arc<dyn Clock>,
+    /// The latest time until which any id is remembered: past it, the hot path skips the map.
+    live_until: AtomicI64,
     /// Size above which the next insertion first forgets the ids past their time.
     prune_above: AtomicUsize,
 }
@@ -131,7 +279,14 @@ impl RevokedIds {
                 Ordering::Relaxed,
             );
         }
-        self.ids.insert(id.clone(), now.saturating_add(self.memory));
+        let until = now.saturating_add(self.memory);
+        self.ids.insert(id.clone(), until);
+        self.live_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Whether any id may be remembered at `now`: one atomic load on the hot path.
+    fn any(&self, now: i64) -> bool {
+        now < self.live_until.load(Ordering::Acquire)
     }
 
     fn contains(&self, id: &TokenId, now: i64) -> bool {
@@ -139,50 +294,104 @@ impl RevokedIds {
     }
 }
 
+/// The grants of cached principals, interned: tokens of one tenant with the same scopes (and
+/// the bearer tokens of one credential) share one allocation of their strings.
+#[derive(Debug, Default)]
+struct Grants {
+    set: Mutex<HashSet<Arc<Grant>>>,
+}
+
+/// Grants kept before those no cached principal holds any more are forgotten.
+const PRUNE_GRANTS_ABOVE: usize = 1_024;
+
+impl Grants {
+    fn intern(&self, principal: Principal) -> Principal {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = set.get(principal.grant()) {
+            return principal.with_grant(Arc::clone(shared));
+        }
+        if set.len() >= PRUNE_GRANTS_ABOVE && set.len().is_power_of_two() {
+            set.retain(|grant| Arc::strong_count(grant) > 1);
+        }
+        set.insert(principal.grant_arc());
+        principal
+    }
+}
+
 impl Cache {
-    pub(crate) fn new(settings: CacheSettings) -> Self {
+    pub(crate) fn new(settings: CacheSettings, clock: Arc<dyn Clock>) -> Self {
+        // Sized for the bound, so that the maps never grow (and never hold two tables at once);
+        // more shards than dashmap's default (4 × cores) so that threads verifying different
+        // tokens rarely share a shard's lock word.
+        let room = |capacity: usize| {
+            Room::with_capacity_and_hasher_and_shard_amount(capacity, KeyHasher, SHARDS)
+        };
+        // An entry loaded before a revocation lives at most TTL and grace; a second more covers
+        // one inserted just as the revocation arrived.
+        let memory = nanos(settings.ttl)
+            .saturating_add(nanos(settings.grace))
+            .saturating_add(nanos(Duration::from_secs(1)));
         Self {
-            // More shards than dashmap's default (4 × cores) so that threads verifying different
-            // tokens rarely share a shard's lock word.
-            entries: DashMap::with_hasher_and_shard_amount(DigestHasher, SHARDS),
-            unknown: DashMap::with_hasher_and_shard_amount(DigestHasher, SHARDS),
+            keyer: Keyer::new(),
+            entries: room(settings.capacity),
+            unknown: room(settings.negative_capacity),
             settings,
             sweeping: Mutex::new(()),
             revocations: AtomicU64::new(0),
-            revoked_ids: None,
+            revoked: RevokedIds {
+                ids: DashMap::new(),
+                memory,
+                clock,
+                live_until: AtomicI64::new(i64::MIN),
+                prune_above: AtomicUsize::new(PRUNE_REVOKED_ABOVE),
+            },
+            grants: Grants::default(),
         }
     }
 
+    /// The key of `token`.
+    pub(crate) fn key(&self, token: &[u8]) -> CacheKey {
+        self.keyer.key(token)
+    }
+
     #[cfg(feature = "jwt")]
-    /// Remembers the ids of revocation events for `memory`, for [`is_revoked_id`](Self::is_revoked_id).
-    pub(crate) fn remember_revoked_ids(&mut self, clock: Arc<dyn Clock>, memory: Duration) {
-        self.revoked_ids = Some(RevokedIds {
-            ids: DashMap::new(),
-            memory: nanos(memory),
-            clock,
-            prune_above: AtomicUsize::new(PRUNE_REVOKED_ABOVE),
-        });
+    /// Remembers the ids of revocation events for at least `memory`: a verified JWT is cached
+    /// until it expires, and its id must be refused for as long.
+    pub(crate) fn remember_revoked_ids(&mut self, memory: Duration) {
+        self.revoked.memory = self.revoked.memory.max(nanos(memory));
     }
 
-    /// Whether a revocation event named `id` within the memory.
-    pub(crate) fn is_revoked_id(&self, id: &TokenId, now: i64) -> bool {
-        self.revoked_ids
-            .as_ref()
-            .is_some_and(|revoked| revoked.contains(id, now))
+    /// Whether `principal`, or the credential it was issued from, was named by a revocation
+    /// event still remembered at `now`.
+    pub(crate) fn is_revoked(&self, principal: &Principal, now: i64) -> bool {
+        self.revoked.any(now)
+            && (self.revoked.contains(principal.token_id(), now)
+                || principal
+                    .credential_id()
+                    .is_some_and(|id| self.revoked.contains(id, now)))
     }
 
-    pub(crate) fn get(&self, digest: &TokenDigest, now: i64) -> Option<Hit> {
-        let entry = match self.entries.get(digest) {
+    /// The cached answer for `key`. A principal a revocation event named since it was cached
+    /// comes back revoked, and its entry is replaced by a revoked one.
+    pub(crate) fn get(&self, key: &CacheKey, now: i64) -> Option<Hit> {
+        let entry = match self.entries.get(key) {
             Some(entry) => entry,
-            None => self.unknown.get(digest)?,
+            None => self.unknown.get(key)?,
         };
-        Some(if now < entry.fresh_until {
-            Hit::Fresh(entry.lookup.clone())
-        } else {
-            Hit::Stale {
-                lookup: entry.lookup.clone(),
-                keep_until: entry.keep_until,
-            }
+        let fresh_until = entry.fresh_until();
+        let mut lookup = entry.lookup();
+        let keep_until = (now >= fresh_until).then(|| entry.keep_until(nanos(self.settings.grace)));
+        // The guard goes before any write to its shard.
+        drop(entry);
+        if let Lookup::Active(principal) = &lookup
+            && self.is_revoked(principal, now)
+        {
+            lookup = Lookup::Revoked;
+            self.entries.insert(*key, Entry::new(&lookup, fresh_until));
+        }
+        Some(match keep_until {
+            None => Hit::Fresh(lookup),
+            Some(keep_until) => Hit::Stale { lookup, keep_until },
         })
     }
 
@@ -190,27 +399,27 @@ impl Cache {
         self.revocations.load(Ordering::Acquire)
     }
 
+    /// The principal a store's record stands for, its grant shared with the cached principals
+    /// that have the same one.
+    pub(crate) fn share_grant(&self, principal: Principal) -> Principal {
+        self.grants.intern(principal)
+    }
+
     /// Caches `lookup`, unless a revocation happened since `epoch` was read.
-    pub(crate) fn insert(&self, digest: TokenDigest, lookup: &Lookup, now: i64, epoch: u64) {
-        self.insert_for(digest, lookup, now, epoch, None);
+    pub(crate) fn insert(&self, key: CacheKey, lookup: &Lookup, now: i64, epoch: u64) {
+        self.insert_for(key, lookup, now, epoch, None);
     }
 
     /// As [`insert`](Self::insert); an active self-contained token (a verified JWT) stays fresh
     /// until it expires instead of for the TTL: nothing but a revocation event changes it.
     #[cfg(feature = "jwt")]
-    pub(crate) fn insert_verified(
-        &self,
-        digest: TokenDigest,
-        lookup: &Lookup,
-        now: i64,
-        epoch: u64,
-    ) {
-        self.insert_for(digest, lookup, now, epoch, Some(i64::MAX));
+    pub(crate) fn insert_verified(&self, key: CacheKey, lookup: &Lookup, now: i64, epoch: u64) {
+        self.insert_for(key, lookup, now, epoch, Some(i64::MAX));
     }
 
     fn insert_for(
         &self,
-        digest: TokenDigest,
+        key: CacheKey,
         lookup: &Lookup,
         now: i64,
         epoch: u64,
@@ -229,66 +438,58 @@ impl Cache {
             (_, None) => nanos(self.settings.ttl),
         };
         let mut fresh_until = now.saturating_add(ttl);
-        let mut keep_until = match lookup {
-            Lookup::Unknown => fresh_until,
-            _ => fresh_until.saturating_add(nanos(self.settings.grace)),
-        };
         if let Lookup::Active(principal) = lookup {
             fresh_until = fresh_until.min(principal.expires_at_nanos());
-            keep_until = keep_until.min(principal.expires_at_nanos());
         }
-        room.insert(
-            digest,
-            Entry {
-                lookup: lookup.clone(),
-                fresh_until,
-                keep_until,
-            },
-        );
-        if room.len() > capacity {
+        // Make room first, so that the map never grows past the bound it was sized for.
+        if room.len() >= capacity {
             self.evict(room, capacity, now);
         }
+        room.insert(key, Entry::new(lookup, fresh_until));
     }
 
     /// Brings `room` back under its `capacity`: the expired entries, then arbitrary ones.
-    fn evict(&self, room: &DashMap<TokenDigest, Entry, DigestHasher>, capacity: usize, now: i64) {
+    fn evict(&self, room: &Room, capacity: usize, now: i64) {
         let Ok(_guard) = self.sweeping.try_lock() else {
             return;
         };
-        room.retain(|_, e| now < e.keep_until);
+        let grace = nanos(self.settings.grace);
+        room.retain(|_, e| now < e.keep_until(grace));
         let target = capacity - (capacity / 10).max(1);
         let excess = room.len().saturating_sub(target);
         if excess > 0 {
-            let victims: Vec<TokenDigest> = room.iter().take(excess).map(|e| *e.key()).collect();
-            for digest in victims {
-                room.remove(&digest);
+            let victims: Vec<CacheKey> = room.iter().take(excess).map(|e| *e.key()).collect();
+            for key in victims {
+                room.remove(&key);
             }
         }
     }
 
-    pub(crate) fn remove(&self, digest: &TokenDigest) {
-        self.revocations.fetch_add(1, Ordering::AcqRel);
-        self.entries.remove(digest);
-        self.unknown.remove(digest);
-    }
-
+    /// Drops every cached entry of the token with this id (or of the bearer tokens of the
+    /// credential with this id): their next request asks the store. A scan of the cache, for
+    /// an application's explicit call; revocation events take the path of [`revoked`].
+    ///
+    /// [`revoked`]: RevocationListener::revoked
     pub(crate) fn invalidate(&self, id: &TokenId) {
         self.revocations.fetch_add(1, Ordering::AcqRel);
-        self.entries
-            .retain(|_, e| !matches!(&e.lookup, Lookup::Active(p) if p.token_id() == id));
+        self.entries.retain(|_, e| {
+            e.principal
+                .as_ref()
+                .is_none_or(|p| p.token_id() != id && p.credential_id() != Some(id))
+        });
     }
 
     /// Every cached token's last use not yet reported.
     pub(crate) fn drain_usage(&self) -> Vec<(TokenId, i64)> {
         self.entries
             .iter()
-            .filter_map(|entry| match &entry.lookup {
+            .filter_map(|entry| match &entry.principal {
                 // A JWT has no row whose last use a store could record.
-                Lookup::Active(principal) if principal.issuer().is_some() => None,
-                Lookup::Active(principal) => principal
+                Some(principal) if principal.issuer().is_some() => None,
+                Some(principal) => principal
                     .take_unreported_use()
                     .map(|at| (principal.token_id().clone(), at)),
-                _ => None,
+                None => None,
             })
             .collect()
     }
@@ -301,13 +502,8 @@ impl Cache {
 
 impl RevocationListener for Cache {
     fn revoked(&self, event: &RevocationEvent) {
-        if let Some(revoked) = &self.revoked_ids {
-            revoked.insert(&event.token_id);
-        }
-        match &event.digest {
-            Some(digest) => self.remove(digest),
-            None => self.invalidate(&event.token_id),
-        }
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        self.revoked.insert(&event.token_id);
     }
 
     fn lost_track(&self) {
@@ -318,5 +514,48 @@ impl RevocationListener for Cache {
             target: "m2m::verifier",
             "revocations may have been missed: the whole cache was dropped"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expiry::SystemClock;
+    use crate::{Expiry, NewToken, TokenFormat, TokenKind};
+
+    fn principal(tenant: &str, scope: &str) -> Principal {
+        NewToken::new(TokenKind::AccessToken, tenant, Expiry::Never)
+            .scope(scope)
+            .generate(&TokenFormat::default(), time::OffsetDateTime::now_utc())
+            .record
+            .principal()
+    }
+
+    #[test]
+    fn equal_grants_are_kept_once() {
+        let cache = Cache::new(CacheSettings::default(), Arc::new(SystemClock));
+        let a = cache.share_grant(principal("acme", "reports:read"));
+        let b = cache.share_grant(principal("acme", "reports:read"));
+        let c = cache.share_grant(principal("acme", "reports:write"));
+        assert_ne!(a.token_id(), b.token_id());
+        assert!(std::ptr::eq(a.grant(), b.grant()), "one grant for both");
+        assert!(!std::ptr::eq(a.grant(), c.grant()));
+        assert_eq!(b.tenant(), "acme");
+        assert!(b.has_scope("reports:read"));
+    }
+
+    #[test]
+    fn keys_depend_on_every_byte_and_on_the_secret() {
+        let cache = Cache::new(CacheSettings::default(), Arc::new(SystemClock));
+        let other = Cache::new(CacheSettings::default(), Arc::new(SystemClock));
+        let token = TokenFormat::default().generate(TokenKind::AccessToken);
+        let text = token.expose_secret().as_bytes();
+        assert_eq!(cache.key(text), cache.key(text));
+        assert_ne!(cache.key(text), other.key(text), "a secret key per cache");
+        for i in 0..text.len() {
+            let mut changed = text.to_vec();
+            changed[i] ^= 1;
+            assert_ne!(cache.key(text), cache.key(&changed), "byte {i}");
+        }
     }
 }

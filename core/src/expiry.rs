@@ -266,6 +266,18 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 }
 
 /// The system's wall clock.
+///
+/// [`now`](Clock::now) reads it precisely. [`unix_nanos`](Clock::unix_nanos), which the
+/// verifier reads on every request, reads the coarse wall clock where the system has one
+/// (Linux's `CLOCK_REALTIME_COARSE`, a few milliseconds of resolution for a fraction of the
+/// cost): ample for expiry, cache lifetimes and rate-limit windows.
+///
+/// ```
+/// use m2m_core::{Clock, SystemClock};
+/// let precise = SystemClock.now().unix_timestamp_nanos();
+/// let coarse = i128::from(SystemClock.unix_nanos());
+/// assert!((precise - coarse).abs() < 1_000_000_000);
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -274,6 +286,15 @@ impl Clock for SystemClock {
         OffsetDateTime::now_utc()
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn unix_nanos(&self) -> i64 {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        now.tv_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(now.tv_nsec)
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     fn unix_nanos(&self) -> i64 {
         match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),

@@ -482,10 +482,10 @@ pub(crate) struct Issuers {
 }
 
 /// Whether `value` is shaped as a compact JWS: three base64url parts, the header a JSON object.
-pub(crate) fn looks_like_jwt(value: &str) -> bool {
-    value.starts_with("eyJ")
+pub(crate) fn looks_like_jwt(value: &[u8]) -> bool {
+    value.starts_with(b"eyJ")
         && value.len() <= MAX_JWT_LEN
-        && value.bytes().filter(|b| *b == b'.').count() == 2
+        && value.iter().filter(|b| **b == b'.').count() == 2
 }
 
 fn decode_part(part: &str) -> Option<Value> {

@@ -205,7 +205,7 @@ fn single<H: CredentialHeaders + ?Sized>(
     Ok(first)
 }
 
-fn token_text(token: &[u8], placement: Placement) -> Result<&str, CredentialError> {
+fn token_bytes(token: &[u8], placement: Placement) -> Result<&[u8], CredentialError> {
     if token.is_empty() {
         return Err(CredentialError::Empty(placement));
     }
@@ -216,19 +216,18 @@ fn token_text(token: &[u8], placement: Placement) -> Result<&str, CredentialErro
     if outside {
         return Err(CredentialError::InvalidCharacters(placement));
     }
-    // Visible ASCII is valid UTF-8.
-    std::str::from_utf8(token).map_err(|_| CredentialError::InvalidCharacters(placement))
+    Ok(token)
 }
 
-fn api_key(bytes: &[u8], max_len: usize) -> Result<&str, CredentialError> {
+fn api_key(bytes: &[u8], max_len: usize) -> Result<&[u8], CredentialError> {
     if bytes.len() > max_len {
         return Err(CredentialError::TooLong(Placement::ApiKey));
     }
-    token_text(trim_ows(bytes), Placement::ApiKey)
+    token_bytes(trim_ows(bytes), Placement::ApiKey)
 }
 
 /// The bearer token in an `Authorization` value, `None` for another scheme.
-fn bearer(bytes: &[u8], max_len: usize) -> Result<Option<&str>, CredentialError> {
+fn bearer(bytes: &[u8], max_len: usize) -> Result<Option<&[u8]>, CredentialError> {
     if bytes.len() > max_len {
         return Err(CredentialError::TooLong(Placement::Bearer));
     }
@@ -237,7 +236,7 @@ fn bearer(bytes: &[u8], max_len: usize) -> Result<Option<&str>, CredentialError>
     if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
         return Ok(None);
     }
-    token_text(trim_ows(&bytes[scheme_end..]), Placement::Bearer).map(Some)
+    token_bytes(trim_ows(&bytes[scheme_end..]), Placement::Bearer).map(Some)
 }
 
 /// Takes the presented token from the request headers.
@@ -253,6 +252,19 @@ pub fn extract<H: CredentialHeaders + ?Sized>(
     headers: &H,
     max_len: usize,
 ) -> Result<Credential<'_>, CredentialError> {
+    let (placement, token) = extract_bytes(headers, max_len)?;
+    // Visible ASCII is valid UTF-8.
+    let token =
+        std::str::from_utf8(token).map_err(|_| CredentialError::InvalidCharacters(placement))?;
+    Ok(Credential { placement, token })
+}
+
+/// As [`extract`], with the token as the bytes that arrived (visible ASCII): the verifier
+/// turns them into text only when the store must be asked.
+pub(crate) fn extract_bytes<H: CredentialHeaders + ?Sized>(
+    headers: &H,
+    max_len: usize,
+) -> Result<(Placement, &[u8]), CredentialError> {
     let api_key_value = single(headers, Placement::ApiKey)?;
     let authorization = single(headers, Placement::Bearer)?;
 
@@ -264,14 +276,8 @@ pub fn extract<H: CredentialHeaders + ?Sized>(
 
     match (api_key, bearer) {
         (Some(_), Some(_)) => Err(CredentialError::BothHeaders),
-        (Some(token), None) => Ok(Credential {
-            placement: Placement::ApiKey,
-            token,
-        }),
-        (None, Some(token)) => Ok(Credential {
-            placement: Placement::Bearer,
-            token,
-        }),
+        (Some(token), None) => Ok((Placement::ApiKey, token)),
+        (None, Some(token)) => Ok((Placement::Bearer, token)),
         (None, None) => Err(CredentialError::Missing),
     }
 }

@@ -75,19 +75,22 @@ impl TokenRecord {
     /// The principal of a self-contained token `issuer` signed (a JWT), which no store holds.
     pub(crate) fn principal_of(&self, issuer: Option<Arc<str>>) -> Principal {
         Principal(Arc::new(PrincipalData {
-            issuer,
+            grant: Arc::new(Grant {
+                issuer,
+                tenant: self.tenant.as_str().into(),
+                user: self.user.as_deref().map(Into::into),
+                client_id: self.client_id.as_deref().map(Into::into),
+                credential_id: self.credential_id.clone(),
+                rate_limit: self.rate_limit,
+                scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
+            }),
             token_id: self.id.clone(),
-            token_type: self.token_type(),
             kind: self.kind,
             issued_at_nanos: crate::expiry::to_nanos(self.created_at),
-            tenant: self.tenant.as_str().into(),
-            user: self.user.as_deref().map(Into::into),
-            client_id: self.client_id.as_deref().map(Into::into),
-            credential_id: self.credential_id.clone(),
-            rate_limit: self.rate_limit,
-            scopes: self.scopes.iter().map(|s| s.as_str().into()).collect(),
-            expires_at: self.expires_at,
-            expires_at_nanos: self.expires_at.map_or(i64::MAX, crate::expiry::to_nanos),
+            // `i64::MAX` stands for never; an expiry past 2262 saturates just below it.
+            expires_at_nanos: self
+                .expires_at
+                .map_or(i64::MAX, |at| crate::expiry::to_nanos(at).min(i64::MAX - 1)),
             last_used: AtomicI64::new(0),
             reported: AtomicI64::new(0),
         }))
@@ -232,23 +235,30 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-#[derive(Debug)]
-struct PrincipalData {
+/// What a token grants, apart from the token itself: the part many tokens share (those of
+/// one tenant with the same scopes, the bearer tokens of one credential), kept once by the
+/// verifier's cache however many of them it holds.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Grant {
     /// For a JWT, its `iss`; `None` for a token a store holds.
     issuer: Option<Arc<str>>,
-    token_id: TokenId,
-    token_type: TokenType,
-    kind: TokenKind,
-    /// When the token was issued, Unix nanoseconds.
-    issued_at_nanos: i64,
     tenant: Box<str>,
     user: Option<Box<str>>,
     client_id: Option<Box<str>>,
     credential_id: Option<TokenId>,
     rate_limit: Option<RateLimit>,
     scopes: Box<[Box<str>]>,
-    expires_at: Option<OffsetDateTime>,
-    /// `expires_at` in Unix nanoseconds, `i64::MAX` for never: compared on every request.
+}
+
+/// One principal: 80 bytes and the token id beside the shared [`Grant`].
+#[derive(Debug)]
+struct PrincipalData {
+    grant: Arc<Grant>,
+    token_id: TokenId,
+    kind: TokenKind,
+    /// When the token was issued, Unix nanoseconds.
+    issued_at_nanos: i64,
+    /// Expiry in Unix nanoseconds, `i64::MAX` for never: compared on every request.
     expires_at_nanos: i64,
     /// Last verified use seen by this process, Unix nanoseconds (0: none yet).
     last_used: AtomicI64,
@@ -259,17 +269,10 @@ struct PrincipalData {
 impl PartialEq for PrincipalData {
     fn eq(&self, other: &Self) -> bool {
         self.token_id == other.token_id
-            && self.token_type == other.token_type
             && self.kind == other.kind
             && self.issued_at_nanos == other.issued_at_nanos
-            && self.tenant == other.tenant
-            && self.user == other.user
-            && self.client_id == other.client_id
-            && self.issuer == other.issuer
-            && self.credential_id == other.credential_id
-            && self.rate_limit == other.rate_limit
-            && self.scopes == other.scopes
-            && self.expires_at == other.expires_at
+            && self.expires_at_nanos == other.expires_at_nanos
+            && self.grant == other.grant
     }
 }
 
@@ -303,7 +306,7 @@ impl Principal {
 
     /// The type of the token used.
     pub fn token_type(&self) -> TokenType {
-        self.0.token_type
+        self.0.kind.token_type()
     }
 
     /// The kind of the token used: its format, as its type code says.
@@ -333,54 +336,59 @@ impl Principal {
 
     /// The tenant the token belongs to.
     pub fn tenant(&self) -> &str {
-        &self.0.tenant
+        &self.0.grant.tenant
     }
 
     /// The user the token was created for, if any.
     pub fn user(&self) -> Option<&str> {
-        self.0.user.as_deref()
+        self.0.grant.user.as_deref()
     }
 
     /// For a bearer token, the client id of the credential it came from.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.grant.client_id.as_deref()
     }
 
     /// For a bearer token, the id of the client credential it was issued from.
     pub fn credential_id(&self) -> Option<&TokenId> {
-        self.0.credential_id.as_ref()
+        self.0.grant.credential_id.as_ref()
     }
 
     /// For a signed JWT verified offline, the issuer (`iss`) that signed it; `None` for a
     /// token a store holds.
     pub fn issuer(&self) -> Option<&str> {
-        self.0.issuer.as_deref()
+        self.0.grant.issuer.as_deref()
     }
 
     /// The token's rate limit, if it has one.
     pub fn rate_limit(&self) -> Option<RateLimit> {
-        self.0.rate_limit
+        self.0.grant.rate_limit
     }
 
     /// The token whose budget the token's requests count against: the credential of a bearer
     /// token, the token itself otherwise.
     pub(crate) fn budget_key(&self) -> &TokenId {
-        self.0.credential_id.as_ref().unwrap_or(&self.0.token_id)
+        self.0
+            .grant
+            .credential_id
+            .as_ref()
+            .unwrap_or(&self.0.token_id)
     }
 
     /// The scopes granted to the token.
     pub fn scopes(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.scopes.iter().map(|s| &**s)
+        self.0.grant.scopes.iter().map(|s| &**s)
     }
 
     /// Whether the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.iter().any(|s| **s == *scope)
+        self.0.grant.scopes.iter().any(|s| **s == *scope)
     }
 
     /// When the token expires; `None` for never.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.0.expires_at
+        (self.0.expires_at_nanos != i64::MAX)
+            .then(|| crate::expiry::from_nanos(self.0.expires_at_nanos))
     }
 
     /// Whether the token has expired at `now_nanos` (Unix nanoseconds).
@@ -406,7 +414,27 @@ impl Principal {
     pub(crate) fn take_unreported_use(&self) -> Option<i64> {
         let last = self.0.last_used.load(Ordering::Relaxed);
         let reported = self.0.reported.swap(last, Ordering::Relaxed);
-        (last > reported).then_some(last)
+        // The verifier's clock is coarse (milliseconds): a use noted just after the token was
+        // issued may read a little earlier than its issue, which no use can precede.
+        (last > reported).then_some(last.max(self.0.issued_at_nanos))
+    }
+
+    /// What the token grants, for the cache to share between principals.
+    pub(crate) fn grant(&self) -> &Grant {
+        &self.0.grant
+    }
+
+    pub(crate) fn grant_arc(&self) -> Arc<Grant> {
+        Arc::clone(&self.0.grant)
+    }
+
+    /// The same principal holding `grant`, an equal grant shared with others. Called before
+    /// the principal is handed out, so that nothing else holds it yet.
+    pub(crate) fn with_grant(mut self, grant: Arc<Grant>) -> Principal {
+        if let Some(data) = Arc::get_mut(&mut self.0) {
+            data.grant = grant;
+        }
+        self
     }
 }
 
@@ -414,12 +442,12 @@ impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
             .field("token_id", &self.0.token_id)
-            .field("token_type", &self.0.token_type)
+            .field("token_type", &self.token_type())
             .field("kind", &self.0.kind)
-            .field("tenant", &self.0.tenant)
-            .field("user", &self.0.user)
-            .field("scopes", &self.0.scopes)
-            .field("expires_at", &self.0.expires_at)
+            .field("tenant", &self.0.grant.tenant)
+            .field("user", &self.0.grant.user)
+            .field("scopes", &self.0.grant.scopes)
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
@@ -429,13 +457,13 @@ impl serde::Serialize for Principal {
         use serde::ser::SerializeStruct as _;
         let mut s = serializer.serialize_struct("Principal", 6)?;
         s.serialize_field("token_id", &self.0.token_id)?;
-        s.serialize_field("token_type", &self.0.token_type)?;
-        s.serialize_field("tenant", &self.0.tenant)?;
-        s.serialize_field("user", &self.0.user)?;
-        s.serialize_field("scopes", &self.0.scopes)?;
+        s.serialize_field("token_type", &self.token_type())?;
+        s.serialize_field("tenant", &self.0.grant.tenant)?;
+        s.serialize_field("user", &self.0.grant.user)?;
+        s.serialize_field("scopes", &self.0.grant.scopes)?;
         s.serialize_field(
             "expires_at",
-            &self.0.expires_at.map(|at| {
+            &self.expires_at().map(|at| {
                 at.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             }),

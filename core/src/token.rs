@@ -236,24 +236,34 @@ impl TokenFormat {
     /// [`MalformedToken::Format`] when the text is not `<prefix>_<type>_<secret><checksum>`,
     /// [`MalformedToken::Checksum`] when the checksum does not match.
     pub fn parse<'a>(&self, text: &'a str) -> Result<ParsedToken<'a>, MalformedToken> {
-        let bytes = text.as_bytes();
+        let kind = self.kind_of(text.as_bytes())?;
+        self.check(text.as_bytes())?;
+        Ok(ParsedToken { kind, text })
+    }
+
+    /// The shape's cheap part: length, prefix, separators and type code; the kind the code
+    /// names.
+    pub(crate) fn kind_of(&self, bytes: &[u8]) -> Result<TokenKind, MalformedToken> {
         let p = self.prefix.len();
         if bytes.len() != self.token_len()
-            || &bytes[..p] != self.prefix.as_bytes()
+            // A byte loop: the prefix is a few bytes, shorter than a call to `memcmp`.
+            || !bytes.iter().zip(self.prefix.bytes()).all(|(a, b)| *a == b)
             || bytes[p] != b'_'
             || bytes[p + 3] != b'_'
         {
             return Err(MalformedToken::Format);
         }
-        let kind =
-            TokenKind::from_code_bytes(&bytes[p + 1..p + 3]).ok_or(MalformedToken::Format)?;
-        let body = &bytes[p + 4..];
-        // Branch-free over the whole body: one table load per character.
-        if body
+        TokenKind::from_code_bytes(&bytes[p + 1..p + 3]).ok_or(MalformedToken::Format)
+    }
+
+    /// The rest, for bytes [`kind_of`](Self::kind_of) accepted: base62 characters and the
+    /// checksum.
+    pub(crate) fn check(&self, bytes: &[u8]) -> Result<(), MalformedToken> {
+        let body = &bytes[self.prefix.len() + 4..];
+        // Branch-free over the whole body, so that it runs on vectors.
+        if !body
             .iter()
-            .fold(0u8, |invalid, &b| invalid | BASE62_VALUES[usize::from(b)])
-            & INVALID
-            != 0
+            .fold(true, |valid, b| valid & b.is_ascii_alphanumeric())
         {
             return Err(MalformedToken::Format);
         }
@@ -262,7 +272,7 @@ impl TokenFormat {
         if crc32fast::hash(&bytes[..split]) != expected {
             return Err(MalformedToken::Checksum);
         }
-        Ok(ParsedToken { kind, text })
+        Ok(())
     }
 }
 

@@ -45,15 +45,15 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::cache::{Cache, CacheSettings, Hit, Lookup};
+use crate::cache::{Cache, CacheKey, CacheSettings, Hit, KeyHasher, Lookup};
 use crate::expiry::{Clock, SystemClock};
-use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract};
+use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract_bytes};
 use crate::policy::Policy;
 use crate::rate_limit::Budgets;
 use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
 use crate::store::{RevocationListener, StoreError, TokenLookup};
-use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
+use crate::token::{ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
 use crate::usage::{DEFAULT_USAGE_INTERVAL, UsageTask};
 
 pub use self::check::{InactiveReason, TokenCheckError};
@@ -63,12 +63,13 @@ pub const DEFAULT_REALM: &str = "m2m";
 /// Seconds sent in `Retry-After` when the store is unavailable, unless configured.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// A well-formed token in the header its type demands.
+/// A token whose shape (length, prefix, type code) holds, as it arrived.
 struct Presented<'h> {
-    /// The token as sent.
-    secret: &'h str,
+    /// The token as sent: visible ASCII.
+    secret: &'h [u8],
     kind: TokenKind,
-    digest: TokenDigest,
+    /// The token's cache key; its SHA-256 digest is computed only when the store is asked.
+    key: CacheKey,
     placement: Placement,
     /// A signed JWT, verified offline instead of looked up.
     #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
@@ -76,15 +77,30 @@ struct Presented<'h> {
 }
 
 impl<'h> Presented<'h> {
-    fn opaque(token: &ParsedToken<'h>, placement: Placement) -> Self {
+    fn opaque(token: &ParsedToken<'h>, placement: Placement, cache: &Cache) -> Self {
+        let secret = token.expose_secret().as_bytes();
         Self {
-            secret: token.expose_secret(),
+            secret,
             kind: token.kind(),
-            digest: token.digest(),
+            key: cache.key(secret),
             placement,
             jwt: false,
         }
     }
+
+    /// The token as text, for the store or the signature check.
+    fn text(&self) -> &'h str {
+        // Visible ASCII, checked by the placement rules, is always UTF-8.
+        std::str::from_utf8(self.secret).unwrap_or_default()
+    }
+}
+
+/// Whether a presented token's characters and checksum were checked: before, when its text
+/// matches a cached entry's key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Before,
+    Not,
 }
 
 /// The store could not answer.
@@ -97,8 +113,8 @@ type InFlight = Arc<OnceCell<Result<Lookup, StoreDown>>>;
 /// finished or its request was dropped half-way, the lookup's entry goes too: an abandoned
 /// lookup never stays in the table.
 struct Waiting<'a> {
-    in_flight: &'a DashMap<TokenDigest, InFlight, DigestHasher>,
-    digest: TokenDigest,
+    in_flight: &'a DashMap<CacheKey, InFlight, KeyHasher>,
+    key: CacheKey,
     cell: Option<InFlight>,
 }
 
@@ -111,7 +127,7 @@ impl Drop for Waiting<'_> {
         drop(cell);
         // Only the table's own reference left: nobody waits any more. Whoever drops last sees
         // it, whatever the order.
-        self.in_flight.remove_if(&self.digest, |_, current| {
+        self.in_flight.remove_if(&self.key, |_, current| {
             Arc::as_ptr(current) == shared && Arc::strong_count(current) == 1
         });
     }
@@ -122,7 +138,7 @@ struct Inner {
     policy: Policy,
     format: TokenFormat,
     cache: Arc<Cache>,
-    in_flight: DashMap<TokenDigest, InFlight, DigestHasher>,
+    in_flight: DashMap<CacheKey, InFlight, KeyHasher>,
     clock: Arc<dyn Clock>,
     realm: Realm,
     max_header_len: usize,
@@ -270,10 +286,10 @@ impl VerifierBuilder {
     /// runtime, starts recording uses in the background.
     pub fn build(self) -> Verifier {
         #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
-        let mut cache = Cache::new(self.cache);
+        let mut cache = Cache::new(self.cache, Arc::clone(&self.clock));
         #[cfg(feature = "jwt")]
         if !self.issuers.is_empty() {
-            cache.remember_revoked_ids(Arc::clone(&self.clock), self.jwt_revocation_memory);
+            cache.remember_revoked_ids(self.jwt_revocation_memory);
         }
         let cache = Arc::new(cache);
         self.store
@@ -291,7 +307,7 @@ impl VerifierBuilder {
                 policy: self.policy,
                 format: self.format,
                 cache,
-                in_flight: DashMap::with_hasher(DigestHasher),
+                in_flight: DashMap::with_hasher(KeyHasher),
                 clock: self.clock,
                 realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
@@ -430,10 +446,20 @@ impl Verifier {
     ) -> Result<Principal, Rejection> {
         let presented = self.presented(headers)?;
         let now = self.inner.clock.unix_nanos();
-        let lookup = self
-            .lookup(&presented, now)
-            .await
-            .map_err(|StoreDown| self.store_unavailable(presented.placement))?;
+        let lookup = match self.inner.cache.get(&presented.key, now) {
+            Some(Hit::Fresh(lookup)) => {
+                self.admissible(&presented, Checked::Before)?;
+                lookup
+            }
+            cached => {
+                self.admissible(&presented, Checked::Not)?;
+                // Boxed: the store's wait is paid for by misses alone, and a hit's future stays
+                // a few words.
+                Box::pin(self.lookup(&presented, now, cached))
+                    .await
+                    .map_err(|StoreDown| self.store_unavailable(presented.placement))?
+            }
+        };
         self.decide(lookup, &presented, now, required_scopes)
     }
 
@@ -442,7 +468,7 @@ impl Verifier {
     /// gives it.
     ///
     /// Middleware calls this first so that the common case, a cached token, costs no future and
-    /// no allocation.
+    /// no allocation; so does a malformed token, refused here.
     ///
     /// ```
     /// use http::HeaderMap;
@@ -462,28 +488,33 @@ impl Verifier {
             Err(rejection) => return Some(Err(rejection)),
         };
         let now = self.inner.clock.unix_nanos();
-        match self.inner.cache.get(&presented.digest, now)? {
-            Hit::Fresh(lookup) => Some(self.decide(lookup, &presented, now, required_scopes)),
-            Hit::Stale { .. } => None,
+        match self.inner.cache.get(&presented.key, now) {
+            Some(Hit::Fresh(lookup)) => Some(
+                self.admissible(&presented, Checked::Before)
+                    .and_then(|()| self.decide(lookup, &presented, now, required_scopes)),
+            ),
+            _ => self.admissible(&presented, Checked::Not).err().map(Err),
         }
     }
 
-    /// The placement rules, the token's format and checksum, and the type-versus-header check.
+    /// The placement rules and the cheap part of the token's shape (length, prefix, type
+    /// code): enough to find the token in the cache. [`admissible`](Self::admissible) does
+    /// the rest.
     fn presented<'h, H: CredentialHeaders + ?Sized>(
         &self,
         headers: &'h H,
     ) -> Result<Presented<'h>, Rejection> {
         let inner = &*self.inner;
-        let credential = extract(headers, inner.max_header_len).map_err(|error| {
-            let enabled = match error {
-                crate::CredentialError::Missing => inner.policy.default_types(),
-                _ => crate::TokenTypes::all(),
-            };
-            Rejection::from_credential_error(error, &inner.realm, enabled)
-        })?;
-        let placement = credential.placement();
+        let (placement, secret) =
+            extract_bytes(headers, inner.max_header_len).map_err(|error| {
+                let enabled = match error {
+                    crate::CredentialError::Missing => inner.policy.default_types(),
+                    _ => crate::TokenTypes::all(),
+                };
+                Rejection::from_credential_error(error, &inner.realm, enabled)
+            })?;
         #[cfg(feature = "jwt")]
-        if !inner.issuers.is_empty() && crate::jwt::looks_like_jwt(credential.expose_secret()) {
+        if !inner.issuers.is_empty() && crate::jwt::looks_like_jwt(secret) {
             if placement != Placement::Bearer {
                 return Err(self.reject(
                     RejectionKind::InvalidRequest(InvalidRequest::WrongPlacement {
@@ -492,33 +523,45 @@ impl Verifier {
                     Placement::Bearer,
                 ));
             }
-            let secret = credential.expose_secret();
             return Ok(Presented {
                 secret,
                 kind: TokenKind::BearerToken,
-                digest: TokenDigest::of(secret),
+                key: inner.cache.key(secret),
                 placement,
                 jwt: true,
             });
         }
-        let token = inner
-            .format
-            .parse(credential.expose_secret())
-            .map_err(|_| self.reject(RejectionKind::InvalidToken, placement))?;
-        let expected = match token.kind() {
-            TokenKind::AccessToken => Placement::ApiKey,
-            TokenKind::BearerToken => Placement::Bearer,
-            TokenKind::ClientId | TokenKind::ClientSecret => {
-                return Err(self.reject(RejectionKind::InvalidToken, placement));
-            }
+        let kind = match inner.format.kind_of(secret) {
+            Ok(kind @ (TokenKind::AccessToken | TokenKind::BearerToken)) => kind,
+            _ => return Err(self.reject(RejectionKind::InvalidToken, placement)),
         };
-        if expected != placement {
+        Ok(Presented {
+            secret,
+            kind,
+            key: inner.cache.key(secret),
+            placement,
+            jwt: false,
+        })
+    }
+
+    /// The rest of the token's shape (base62 characters and checksum, unless `checked` says a
+    /// cached entry's key matched: the text is then that of a token that passed them), then
+    /// the type-versus-header check.
+    fn admissible(&self, presented: &Presented<'_>, checked: Checked) -> Result<(), Rejection> {
+        if presented.jwt {
+            return Ok(());
+        }
+        if checked == Checked::Not && self.inner.format.check(presented.secret).is_err() {
+            return Err(self.reject(RejectionKind::InvalidToken, presented.placement));
+        }
+        let expected = presented.kind.token_type().placement();
+        if expected != presented.placement {
             return Err(self.reject(
                 RejectionKind::InvalidRequest(InvalidRequest::WrongPlacement { expected }),
                 expected,
             ));
         }
-        Ok(Presented::opaque(&token, placement))
+        Ok(())
     }
 
     fn store_unavailable(&self, placement: Placement) -> Rejection {
@@ -549,13 +592,9 @@ impl Verifier {
         if principal.is_expired_at(now) {
             return Err((InactiveReason::Expired, Some(principal)));
         }
-        // A JWT is never revoked in a store: its id or its credential's was, by an event.
-        if principal.issuer().is_some()
-            && (self.inner.cache.is_revoked_id(principal.token_id(), now)
-                || principal
-                    .credential_id()
-                    .is_some_and(|id| self.inner.cache.is_revoked_id(id, now)))
-        {
+        // A revocation event named the token or its credential since the entry was cached (a
+        // JWT is never revoked in a store: only events name it).
+        if self.inner.cache.is_revoked(&principal, now) {
             return Err((InactiveReason::Revoked, None));
         }
         if !self
@@ -606,18 +645,26 @@ impl Verifier {
         Ok(principal)
     }
 
-    async fn lookup(&self, presented: &Presented<'_>, now: i64) -> Result<Lookup, StoreDown> {
+    /// The answer for a token the cache held nothing fresh for (`cached`: what it held): one
+    /// store call shared by every request that misses the same token meanwhile; a stale entry
+    /// within its grace when the store fails.
+    async fn lookup(
+        &self,
+        presented: &Presented<'_>,
+        now: i64,
+        cached: Option<Hit>,
+    ) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
-        let digest = presented.digest;
-        let stale = match inner.cache.get(&digest, now) {
+        let key = presented.key;
+        let stale = match cached {
             Some(Hit::Fresh(lookup)) => return Ok(lookup),
             Some(Hit::Stale { lookup, keep_until }) => Some((lookup, keep_until)),
             None => None,
         };
         let waiting = Waiting {
             in_flight: &inner.in_flight,
-            digest,
-            cell: Some(inner.in_flight.entry(digest).or_default().clone()),
+            key,
+            cell: Some(inner.in_flight.entry(key).or_default().clone()),
         };
         let cell = waiting.cell.as_ref().map(Arc::clone).unwrap_or_default();
         let outcome = cell.get_or_init(|| self.load(presented)).await.clone();
@@ -637,16 +684,17 @@ impl Verifier {
     /// first of the requests that miss together.
     async fn load(&self, presented: &Presented<'_>) -> Result<Lookup, StoreDown> {
         let inner = &*self.inner;
-        let (token, digest) = (presented.secret, presented.digest);
+        let (token, key) = (presented.text(), presented.key);
         let now_nanos = inner.clock.unix_nanos();
-        // A request that finished loading the same digest may have filled the cache meanwhile.
-        if let Some(Hit::Fresh(lookup)) = inner.cache.get(&digest, now_nanos) {
+        // A request that finished loading the same token may have filled the cache meanwhile.
+        if let Some(Hit::Fresh(lookup)) = inner.cache.get(&key, now_nanos) {
             return Ok(lookup);
         }
         let epoch = inner.cache.revocation_epoch();
+        let digest = TokenDigest::of(token);
         #[cfg(feature = "jwt")]
         if presented.jwt {
-            return self.load_jwt(token, digest, now_nanos, epoch).await;
+            return self.load_jwt(token, key, digest, now_nanos, epoch).await;
         }
         let record = inner
             .store
@@ -665,11 +713,11 @@ impl Verifier {
                 if principal.is_expired_at(now_nanos) {
                     Lookup::Expired
                 } else {
-                    Lookup::Active(principal)
+                    Lookup::Active(inner.cache.share_grant(principal))
                 }
             }
         };
-        inner.cache.insert(digest, &lookup, now_nanos, epoch);
+        inner.cache.insert(key, &lookup, now_nanos, epoch);
         Ok(lookup)
     }
 
@@ -678,6 +726,7 @@ impl Verifier {
     async fn load_jwt(
         &self,
         jwt: &str,
+        key: CacheKey,
         digest: TokenDigest,
         now_nanos: i64,
         epoch: u64,
@@ -686,7 +735,9 @@ impl Verifier {
         let inner = &*self.inner;
         let now_seconds = now_nanos.div_euclid(1_000_000_000);
         let lookup = match inner.issuers.verify(jwt, &digest, now_seconds).await {
-            Ok((record, issuer)) => Lookup::Active(record.principal_of(Some(issuer))),
+            Ok((record, issuer)) => {
+                Lookup::Active(inner.cache.share_grant(record.principal_of(Some(issuer))))
+            }
             Err(JwtRefusal::Expired) => Lookup::Expired,
             Err(JwtRefusal::Invalid(reason)) => {
                 tracing::debug!(target: "m2m::verifier", reason, "JWT refused");
@@ -697,9 +748,7 @@ impl Verifier {
                 return Err(StoreDown);
             }
         };
-        inner
-            .cache
-            .insert_verified(digest, &lookup, now_nanos, epoch);
+        inner.cache.insert_verified(key, &lookup, now_nanos, epoch);
         Ok(lookup)
     }
 }

@@ -593,11 +593,16 @@ async fn revocation_evicts_the_cached_entry_at_once() {
         .revoke(&record.id, f.clock.now())
         .await
         .unwrap();
+    let rejection = f.verify(&api_key(&token), &[]).await.unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::InvalidToken);
     assert_eq!(
-        f.verifier.cached_entries(),
-        0,
-        "evicted by the revocation event"
+        f.store.finds(),
+        1,
+        "refused from the revocation event, without asking the store"
     );
+    // The event is remembered for as long as an entry loaded before it may live; past that,
+    // the store answers.
+    f.clock.set(T0 + Duration::hours(2));
     let rejection = f.verify(&api_key(&token), &[]).await.unwrap_err();
     assert_eq!(rejection.kind(), RejectionKind::InvalidToken);
     assert_eq!(f.store.finds(), 2);
@@ -610,6 +615,8 @@ async fn explicit_invalidation_by_token_id() {
     assert!(f.verify(&api_key(&token), &[]).await.is_ok());
     f.verifier.invalidate(&record.id);
     assert_eq!(f.verifier.cached_entries(), 0);
+    assert!(f.verify(&api_key(&token), &[]).await.is_ok());
+    assert_eq!(f.store.finds(), 2, "asked the store again");
 }
 
 #[tokio::test]
@@ -1119,4 +1126,125 @@ async fn bearer_tokens_of_one_credential_share_its_budget() {
     for _ in 0..100 {
         f.verify(&api_key(&free), &[]).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_cached_token_altered_or_misplaced_is_still_refused() {
+    let f = Fixture::new(CacheSettings::default());
+    let token = f.issue(access("acme", Expiry::Never)).await;
+    f.verify(&api_key(&token), &[]).await.unwrap();
+    assert_eq!(f.store.finds(), 1);
+
+    // The checksum is checked for any text the cache does not hold, however close to one it
+    // holds.
+    let mut altered = token.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for outcome in [
+        f.verify(&api_key(&altered), &[]).await,
+        f.verifier.verify_cached(&api_key(&altered), &[]).unwrap(),
+    ] {
+        assert_eq!(outcome.unwrap_err().kind(), RejectionKind::InvalidToken);
+    }
+    // The cached token in the other header is refused for its header, cached or not.
+    for outcome in [
+        f.verify(&bearer(&token), &[]).await,
+        f.verifier.verify_cached(&bearer(&token), &[]).unwrap(),
+    ] {
+        assert_eq!(outcome.unwrap_err().status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(f.store.finds(), 1, "none of them reached the store");
+}
+
+/// A store whose revocation events a test sends itself.
+#[derive(Debug, Default)]
+struct Announcing {
+    inner: MemoryStore,
+    listener: std::sync::Mutex<Option<Listener>>,
+}
+
+struct Listener(Arc<dyn RevocationListener>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Listener")
+    }
+}
+
+#[async_trait]
+impl TokenLookup for Announcing {
+    async fn find_token(
+        &self,
+        token: &str,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.find_token(token, digest).await
+    }
+
+    fn subscribe(&self, listener: Arc<dyn RevocationListener>) -> bool {
+        *self.listener.lock().unwrap() = Some(Listener(listener));
+        true
+    }
+
+    async fn record_usage(&self, _: &[(TokenId, OffsetDateTime)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_event_naming_a_credential_refuses_its_cached_bearer_tokens() {
+    let store = Arc::new(Announcing::default());
+    let clock = ManualClock::new(T0);
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .cache(CacheSettings {
+            ttl: StdDuration::from_secs(60),
+            ..CacheSettings::default()
+        })
+        .build();
+    let format = TokenFormat::default();
+    let credential = store
+        .inner
+        .issue(
+            &format,
+            NewToken::new(TokenKind::ClientSecret, "acme", Expiry::Never),
+            T0,
+        )
+        .await
+        .unwrap()
+        .record;
+    let mut request = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60));
+    request.credential = Some((credential.id.clone(), "m2m_ci_x".to_owned()));
+    let minted = store.inner.issue(&format, request, T0).await.unwrap();
+    let headers = bearer(minted.token.expose_secret());
+    verifier.verify(&headers, &[]).await.unwrap();
+
+    // Only the credential is named, as a follower that replays credential revocations does.
+    let listener = store.listener.lock().unwrap().as_ref().unwrap().0.clone();
+    listener.revoked(&m2m_core::RevocationEvent {
+        token_id: credential.id.clone(),
+        digest: None,
+    });
+    let refused = verifier.verify(&headers, &[]).await.unwrap_err();
+    assert_eq!(refused.kind(), RejectionKind::InvalidToken);
+    assert!(
+        verifier.verify_cached(&headers, &[]).unwrap().is_err(),
+        "refused from the cache as well"
+    );
+
+    // Another credential's tokens are untouched.
+    let other = store
+        .inner
+        .issue(
+            &format,
+            NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+            T0,
+        )
+        .await
+        .unwrap();
+    verifier
+        .verify(&api_key(other.token.expose_secret()), &[])
+        .await
+        .unwrap();
 }

@@ -208,11 +208,11 @@ impl Verifier {
     async fn checked(&self, parsed: &ParsedToken<'_>) -> Result<(Principal, i64), TokenCheckError> {
         let inner = &*self.inner;
         let now = inner.clock.unix_nanos();
+        let presented =
+            Presented::opaque(parsed, parsed.kind().token_type().placement(), &inner.cache);
+        let cached = inner.cache.get(&presented.key, now);
         let lookup = self
-            .lookup(
-                &Presented::opaque(parsed, parsed.kind().token_type().placement()),
-                now,
-            )
+            .lookup(&presented, now, cached)
             .await
             .map_err(|StoreDown| TokenCheckError::StoreUnavailable {
                 retry_after: Duration::from_secs(u64::from(inner.retry_after)),
