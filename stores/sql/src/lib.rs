@@ -16,7 +16,9 @@
 //! - `tokens`: `id` (primary key), `digest` (32 bytes, unique), `stub`, `kind` (`at`, `cc`,
 //!   `ci`, `cs`), `tenant`, `user_id`, `description`, `scopes` (a JSON array of strings),
 //!   `created_at`, `expires_at` (NULL: never), `revoked_at`, `last_used_at`, `client_id` and
-//!   `credential_id` (both indexed); listings use the index on `(tenant, created_at, id)`.
+//!   `credential_id` (both indexed; client credentials also by `(client_id, created_at, id)`,
+//!   apart from the bearer tokens minted from them); listings use the index on
+//!   `(tenant, created_at, id)`.
 //! - `token_type_settings`: which token type users may generate, one `environment` row and one
 //!   `tenant` row per tenant that overrides it.
 //!

@@ -38,6 +38,11 @@ pub(crate) const REVOKED_CREDENTIALS_SQL: &str = "SELECT id, digest FROM tokens 
      WHERE kind = 'cs' AND revoked_at IS NOT NULL AND revoked_at > $1 \
      ORDER BY revoked_at, id";
 
+/// The client credential of client id `$1` (the oldest, should two share it): read through the
+/// partial index `tokens_client_secret`, never through the bearer tokens minted from it.
+const FIND_CLIENT_FROM: &str =
+    "FROM tokens WHERE client_id = $1 AND kind = 'cs' ORDER BY created_at, id LIMIT 1";
+
 /// The columns of a portal session row, in the order [`session_from_row`] reads them.
 const SESSION_COLUMNS: &str = "id, tenant, user_id, display_name, role, permissions, created_at, \
      expires_at, revoked_at";
@@ -736,10 +741,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn find_client(&self, client_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE client_id = $1 AND kind = 'cs' \
-             ORDER BY created_at, id LIMIT 1"
-        );
+        let sql = format!("SELECT {TOKEN_COLUMNS} {FIND_CLIENT_FROM}");
         with_pool!(self, |pool| {
             let row = sqlx::query(&sql)
                 .bind(client_id)
@@ -1153,5 +1155,103 @@ impl TokenStore for SqlStore {
                 .map_err(store_error)
         })?;
         Ok(removed > 0)
+    }
+}
+
+/// The test databases of the integration tests, for the plan tests below.
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_databases;
+
+#[cfg(test)]
+mod plan_tests {
+    use m2m_core::{Expiry, NewToken, TokenFormat};
+
+    use super::*;
+
+    /// Bearer tokens minted from the credential: each carries its client id.
+    const BEARER_TOKENS: usize = 300;
+
+    /// A client credential that minted [`BEARER_TOKENS`] bearer tokens; its client id.
+    async fn used_credential(store: &SqlStore) -> String {
+        let format = TokenFormat::default();
+        let now = OffsetDateTime::now_utc();
+        let request = NewToken::new(TokenKind::ClientSecret, "acme", Expiry::NinetyDays);
+        let credential = store.issue(&format, request, now).await.unwrap().record;
+        let client_id = credential.client_id.clone().unwrap();
+        for _ in 0..BEARER_TOKENS {
+            let mut request = NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(60));
+            request.credential = Some((credential.id.clone(), client_id.clone()));
+            store.issue(&format, request, now).await.unwrap();
+        }
+        assert_eq!(
+            store.find_client(&client_id).await.unwrap(),
+            Some(credential)
+        );
+        client_id
+    }
+
+    /// The statement of [`SqlStore::find_client`] for this client id (base62: no quoting).
+    fn find_client_sql(client_id: &str) -> String {
+        format!("SELECT {TOKEN_COLUMNS} {FIND_CLIENT_FROM}")
+            .replace("$1", &format!("'{client_id}'"))
+    }
+
+    #[tokio::test]
+    async fn sqlite_finds_a_client_without_reading_its_bearer_tokens() {
+        let store = SqlStore::connect("sqlite::memory:").await.unwrap();
+        let client_id = used_credential(&store).await;
+        let Backend::Sqlite(pool) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query("ANALYZE").execute(pool).await.unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            find_client_sql(&client_id)
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows.into_iter().map(|row| row.3).collect();
+        store.close().await;
+        // The partial index holds credentials only: whether SQLite then sorts the one it
+        // finds or reads it in order, it never reads a bearer token.
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("USING INDEX tokens_client_secret")),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_finds_a_client_without_reading_its_bearer_tokens() {
+        let (url, name) = test_databases::create_database().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        let client_id = used_credential(&store).await;
+        let Backend::Postgres(pool) = &store.backend else {
+            unreachable!("a PostgreSQL store")
+        };
+        sqlx::query("ANALYZE tokens").execute(pool).await.unwrap();
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "EXPLAIN (ANALYZE, COSTS OFF) {}",
+            find_client_sql(&client_id)
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows.into_iter().map(|row| row.0).collect();
+        store.close().await;
+        test_databases::drop_database(&name).await;
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("tokens_client_secret")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|line| line.contains("Rows Removed by Filter")),
+            "{plan:?}"
+        );
     }
 }
