@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::request::Parts;
 use http::{Extensions, HeaderMap, Request, Response};
 use m2m_core::Decision;
 use tower_service::Service;
@@ -84,14 +85,9 @@ where
         // A cached token (or a request needing no token) is decided here, without a future or
         // an allocation.
         if let Some(decision) = self.settings.admission.decide_cached(&request) {
-            let (mut parts, body) = request.into_parts();
-            return match apply(
-                &self.settings,
-                decision,
-                &mut parts.headers,
-                &mut parts.extensions,
-            ) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
+            let mut request = request;
+            return match apply(&self.settings, decision, &mut request) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(request)),
                 Err(response) => ResponseFuture::rejected(response),
             };
         }
@@ -104,13 +100,39 @@ where
     }
 }
 
+/// What a decision is applied to: the request itself (no moves on the hot path), or its parts
+/// across a wait.
+trait Head {
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+    fn extensions_mut(&mut self) -> &mut Extensions;
+}
+
+impl<B> Head for Request<B> {
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        Request::headers_mut(self)
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        Request::extensions_mut(self)
+    }
+}
+
+impl Head for Parts {
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+}
+
 /// Translates the core's decision: the principal into the extensions and the headers to strip
 /// out, the pass of a request without credentials or of a preflight, or the rejection response.
 fn apply<R, ResBody>(
     settings: &Settings<R>,
     decision: Decision,
-    headers: &mut HeaderMap,
-    extensions: &mut Extensions,
+    head: &mut impl Head,
 ) -> Result<(), Response<ResBody>>
 where
     R: OnRejection<ResBody>,
@@ -118,13 +140,13 @@ where
     match decision {
         Decision::Admit(admitted) => {
             for placement in admitted.headers_to_strip() {
-                headers.remove(placement.header_name());
+                head.headers_mut().remove(placement.header_name());
             }
-            extensions.insert(admitted.into_principal());
+            head.extensions_mut().insert(admitted.into_principal());
             Ok(())
         }
         Decision::Anonymous(rejection) => {
-            extensions.insert(Unauthenticated(rejection));
+            head.extensions_mut().insert(Unauthenticated(rejection));
             Ok(())
         }
         Decision::Preflight => Ok(()),
@@ -147,12 +169,7 @@ where
     // The parts, not the request, are borrowed across the wait: bodies need not be `Sync`.
     let (mut parts, body) = request.into_parts();
     let decision = settings.admission.decide(&parts).await;
-    match apply(
-        &settings,
-        decision,
-        &mut parts.headers,
-        &mut parts.extensions,
-    ) {
+    match apply(&settings, decision, &mut parts) {
         Ok(()) => Ok(inner.call(Request::from_parts(parts, body))),
         Err(response) => Err(Ok(response)),
     }
