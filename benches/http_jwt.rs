@@ -20,6 +20,10 @@
 #[allow(unreachable_pub, dead_code)] // shared with the other HTTP benches; only single runs here
 mod wrk;
 
+#[path = "common/jwt.rs"]
+#[allow(unreachable_pub)] // shared with the other JWT bench
+mod jwt_fixture;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -28,18 +32,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use axum_jwt_auth::{Claims, Decoder, LocalDecoder};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use m2m_core::jwt::{ACCESS_TOKEN_TYP, JwtIssuer, JwtKey, JwtKeys};
+use jwt_fixture::{AUDIENCE, ISSUER, signed_jwt};
+use m2m_core::jwt::{JwtIssuer, JwtKey, JwtKeys};
 use m2m_core::{MemoryStore, Verifier};
 use m2m_tower::{Authenticated, M2mAuthLayer};
-use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde_json::{Value, json};
-
-const ISSUER: &str = "https://tokens.example";
-const AUDIENCE: &str = "https://api.example";
+use serde_json::Value;
 
 async fn fixed() -> &'static str {
     "acme"
@@ -82,29 +79,8 @@ fn start(app: Router) -> SocketAddr {
     ready.recv().expect("the server started")
 }
 
-/// A fresh Ed25519 key: the JWT it signed and its public JWK.
-fn signed_jwt() -> (String, Value) {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("an Ed25519 key");
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("the Ed25519 key");
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
-                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "m2m_ci_client",
-        "iat": now, "exp": now + 86_400,
-        "jti": "jwt_1", "client_id": "m2m_ci_client", "cid": "tok_credential",
-        "scope": "reports:read reports:write", "tenant_id": "acme",
-    });
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some("k1".to_owned());
-    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-    let jwt = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))
-        .expect("a signed JWT");
-    (jwt, jwk)
-}
-
 fn main() {
-    let (jwt, jwk) = signed_jwt();
+    let (jwt, jwk) = signed_jwt("acme", "reports:read reports:write");
 
     let key = JwtKey::from_jwk(&serde_json::from_value(jwk.clone()).expect("a JWK"))
         .expect("a usable public key");

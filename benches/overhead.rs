@@ -45,6 +45,10 @@
 //! criterion filter (`cargo bench --bench overhead -- axum`) limits the summary to the
 //! frameworks it names; `--test`, `--list` and `--profile-time` skip it.
 
+#[path = "common/jwt.rs"]
+#[allow(unreachable_pub)] // shared with the other JWT bench
+mod jwt_fixture;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,24 +61,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use axum_jwt_auth::{Decoder, LocalDecoder};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
 use dashmap::DashMap;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use m2m_core::jwt::{ACCESS_TOKEN_TYP, JwtIssuer, JwtKey, JwtKeys};
+use jwt_fixture::{AUDIENCE, ISSUER, signed_jwt};
+use m2m_core::jwt::{JwtIssuer, JwtKey, JwtKeys};
 use m2m_core::{CacheSettings, Expiry, MemoryStore, NewToken, TokenKind, TokenStore, Verifier};
-use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 use tower::{Service as _, ServiceExt};
 
-const ISSUER: &str = "https://tokens.example";
-const AUDIENCE: &str = "https://api.example";
 const TENANT: &str = "acme";
 const PATH: &str = "/v1/whoami";
 
@@ -108,7 +106,7 @@ struct Credentials {
 
 impl Credentials {
     fn new() -> Self {
-        let (jwt, jwk) = signed_jwt();
+        let (jwt, jwk) = signed_jwt(TENANT, "reports:read");
         let key = JwtKey::from_jwk(&serde_json::from_value(jwk.clone()).expect("a JWK"))
             .expect("a usable public key");
         let store = Arc::new(MemoryStore::new());
@@ -169,27 +167,6 @@ fn current_thread() -> Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-}
-
-/// A fresh Ed25519 key: the JWT it signed (valid for a day) and its public JWK.
-fn signed_jwt() -> (String, Value) {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("an Ed25519 key");
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("the Ed25519 key");
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
-                     "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "m2m_ci_client",
-        "iat": now, "exp": now + 86_400,
-        "jti": "jwt_1", "client_id": "m2m_ci_client", "cid": "tok_credential",
-        "scope": "reports:read", "tenant_id": TENANT,
-    });
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some("k1".to_owned());
-    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-    let jwt = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))
-        .expect("a signed JWT");
-    (jwt, jwk)
 }
 
 // ---------------------------------------------------------------------------------------------
