@@ -58,7 +58,7 @@ pub enum StoreError {
 pub struct RevocationEvent {
     /// The revoked token's public id.
     pub token_id: TokenId,
-    /// Its digest, when the store knows it, so caches can evict without a search.
+    /// Its digest, when the store knows it.
     pub digest: Option<TokenDigest>,
 }
 
