@@ -35,6 +35,7 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 
 use crate::audit::AuditEntry;
+use crate::page::PageCursor;
 use crate::policy::{Policy, TokenType, TokenTypes};
 use crate::portal::PortalSession;
 use crate::record::{IssuedToken, NewToken, TokenRecord};
@@ -268,6 +269,121 @@ pub trait TokenStore: TokenLookup {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// One page of a tenant's records that sort after `after` (the last record of the previous
+    /// page), oldest first, as [`list_page`](TokenStore::list_page) orders them: a keyset page,
+    /// which a store reads without the records before the cursor.
+    ///
+    /// The default reads offset pages from the start and drops the records up to the cursor:
+    /// right on every store, but as slow as an offset page. [`MemoryStore`] and the SQL store
+    /// seek instead; a store that holds many tokens should too.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, MemoryStore, NewToken, PageCursor, TokenFormat, TokenKind, TokenStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let now = time::OffsetDateTime::now_utc();
+    /// for _ in 0..3 {
+    ///     let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never);
+    ///     store.issue(&TokenFormat::default(), request, now).await.unwrap();
+    /// }
+    /// let first = store.list_page("acme", 0, 2).await.unwrap();
+    /// let cursor = PageCursor::of(first.last().unwrap());
+    /// let second = store.list_page_after("acme", &cursor, 2).await.unwrap();
+    /// assert_eq!(second, store.list_page("acme", 2, 2).await.unwrap());
+    /// # });
+    /// ```
+    async fn list_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        seek_by_offset(after, limit, |offset, chunk| {
+            self.list_page(tenant, offset, chunk)
+        })
+        .await
+    }
+
+    /// One page of the records of `user` in `tenant` that sort after `after`, oldest first:
+    /// the keyset form of [`list_user_page`](TokenStore::list_user_page). The default is as
+    /// slow as an offset page (see [`list_page_after`](TokenStore::list_page_after)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, MemoryStore, NewToken, PageCursor, TokenFormat, TokenKind, TokenStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let mut request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never);
+    /// request.user = Some("alice".to_owned());
+    /// let issued = store.issue(&TokenFormat::default(), request, now).await.unwrap();
+    /// let start = PageCursor::new(now - time::Duration::SECOND, issued.record.id.clone());
+    /// let page = store.list_user_page_after("acme", "alice", &start, 10).await.unwrap();
+    /// assert_eq!(page, [issued.record.clone()]);
+    /// let after = PageCursor::of(&issued.record);
+    /// assert!(store.list_user_page_after("acme", "alice", &after, 10).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    async fn list_user_page_after(
+        &self,
+        tenant: &str,
+        user: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        seek_by_offset(after, limit, |offset, chunk| {
+            self.list_user_page(tenant, user, offset, chunk)
+        })
+        .await
+    }
+
+    /// One page of a tenant's API tokens that sort after `after`, oldest first: the keyset
+    /// form of [`list_api_page`](TokenStore::list_api_page). The default is as slow as an
+    /// offset page (see [`list_page_after`](TokenStore::list_page_after)).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot answer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use m2m_core::{Expiry, MemoryStore, NewToken, PageCursor, TokenFormat, TokenKind, TokenStore};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never);
+    /// let issued = store.issue(&TokenFormat::default(), request, now).await.unwrap();
+    /// let after = PageCursor::of(&issued.record);
+    /// assert!(store.list_api_page_after("acme", &after, 10).await.unwrap().is_empty());
+    /// # });
+    /// ```
+    async fn list_api_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        seek_by_offset(after, limit, |offset, chunk| {
+            self.list_api_page(tenant, offset, chunk)
+        })
+        .await
+    }
 
     /// Revokes a token, and for a client credential every bearer token issued from it, and
     /// announces each to the subscribers. Returns whether a token with that id existed and was
@@ -582,6 +698,36 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         (**self).list_api_page(tenant, offset, limit).await
+    }
+
+    async fn list_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_page_after(tenant, after, limit).await
+    }
+
+    async fn list_user_page_after(
+        &self,
+        tenant: &str,
+        user: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self)
+            .list_user_page_after(tenant, user, after, limit)
+            .await
+    }
+
+    async fn list_api_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_api_page_after(tenant, after, limit).await
     }
 
     async fn insert_portal_session(
@@ -910,6 +1056,43 @@ fn page(records: Vec<TokenRecord>, offset: u64, limit: u64) -> Vec<TokenRecord> 
     records.into_iter().skip(skip).take(take).collect()
 }
 
+/// The records (sorted as the listings are) that sort after `after`, at most `limit` of them.
+fn page_after(records: Vec<TokenRecord>, after: &PageCursor, limit: u64) -> Vec<TokenRecord> {
+    let start = records.partition_point(|r| !after.precedes(r));
+    page(records, start as u64, limit)
+}
+
+/// Offset pages read per call of `fetch` by [`seek_by_offset`].
+const SEEK_CHUNK: u64 = 500;
+
+/// The records after `after`, at most `limit` of them, from the offset pages `fetch` returns
+/// (`fetch(offset, limit)`, ordered as the listings are): the default keyset page of a store
+/// that does not seek, which reads every record before the cursor.
+async fn seek_by_offset<F, Fut>(
+    after: &PageCursor,
+    limit: u64,
+    mut fetch: F,
+) -> Result<Vec<TokenRecord>, StoreError>
+where
+    F: FnMut(u64, u64) -> Fut,
+    Fut: Future<Output = Result<Vec<TokenRecord>, StoreError>>,
+{
+    let take = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut found = Vec::new();
+    let mut offset = 0_u64;
+    while found.len() < take {
+        let chunk = fetch(offset, SEEK_CHUNK).await?;
+        let read = chunk.len() as u64;
+        let room = take - found.len();
+        found.extend(chunk.into_iter().filter(|r| after.precedes(r)).take(room));
+        if read < SEEK_CHUNK {
+            break;
+        }
+        offset = offset.saturating_add(read);
+    }
+    Ok(found)
+}
+
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
@@ -1160,6 +1343,38 @@ impl TokenStore for MemoryStore {
         let mut records = self.list(tenant).await?;
         records.retain(|r| r.user.is_none() && r.kind != TokenKind::BearerToken);
         Ok(page(records, offset, limit))
+    }
+
+    async fn list_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(page_after(self.list(tenant).await?, after, limit))
+    }
+
+    async fn list_user_page_after(
+        &self,
+        tenant: &str,
+        user: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut records = self.list(tenant).await?;
+        records.retain(|r| r.user.as_deref() == Some(user));
+        Ok(page_after(records, after, limit))
+    }
+
+    async fn list_api_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut records = self.list(tenant).await?;
+        records.retain(|r| r.user.is_none() && r.kind != TokenKind::BearerToken);
+        Ok(page_after(records, after, limit))
     }
 
     async fn insert_portal_session(
@@ -1551,5 +1766,179 @@ mod tests {
             policy.is_enabled("globex", TokenType::AccessToken),
             "override dropped"
         );
+    }
+}
+
+#[cfg(test)]
+mod keyset_tests {
+    use super::*;
+    use crate::expiry::Expiry;
+
+    /// A tenant whose tokens share creation times (ties broken by id), with personal tokens,
+    /// API tokens, a credential's bearer tokens and another tenant's tokens mixed in.
+    async fn crowded_store() -> MemoryStore {
+        let store = MemoryStore::new();
+        let format = TokenFormat::default();
+        let t0 = time::macros::datetime!(2026-05-01 10:00 UTC);
+        let credential = store
+            .issue(
+                &format,
+                NewToken::new(TokenKind::ClientSecret, "acme", Expiry::Never),
+                t0,
+            )
+            .await
+            .unwrap()
+            .record;
+        for n in 0..60_i64 {
+            let at = t0 + time::Duration::seconds(n / 4);
+            let mut request = match n % 4 {
+                0 => NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never),
+                1 => {
+                    let mut request = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never);
+                    request.user = Some(if n % 8 == 1 { "alice" } else { "bob" }.to_owned());
+                    request
+                }
+                2 => {
+                    let mut request =
+                        NewToken::new(TokenKind::BearerToken, "acme", Expiry::Minutes(5));
+                    request.credential =
+                        Some((credential.id.clone(), credential.client_id.clone().unwrap()));
+                    request
+                }
+                _ => NewToken::new(TokenKind::AccessToken, "globex", Expiry::Never),
+            };
+            request.description = format!("token {n}");
+            store.issue(&format, request, at).await.unwrap();
+        }
+        store
+    }
+
+    /// Pages `listing` through with cursors, `limit` at a time; every page but the last full.
+    async fn seek_all<F, Fut>(limit: u64, mut listing: F) -> Vec<TokenRecord>
+    where
+        F: FnMut(Option<PageCursor>) -> Fut,
+        Fut: Future<Output = Result<Vec<TokenRecord>, StoreError>>,
+    {
+        let mut all: Vec<TokenRecord> = Vec::new();
+        loop {
+            let page = listing(all.last().map(PageCursor::of)).await.unwrap();
+            assert!(page.len() as u64 <= limit);
+            let last = (page.len() as u64) < limit;
+            all.extend(page);
+            if last {
+                return all;
+            }
+        }
+    }
+
+    fn ids(records: &[TokenRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn memory_store_pages_through_every_listing_with_cursors() {
+        let store = crowded_store().await;
+        let everything = store.list_page("acme", 0, u64::MAX).await.unwrap();
+        let alice = store
+            .list_user_page("acme", "alice", 0, u64::MAX)
+            .await
+            .unwrap();
+        let api = store.list_api_page("acme", 0, u64::MAX).await.unwrap();
+        assert_eq!(everything.len(), 46);
+        assert_eq!(alice.len(), 8);
+        assert_eq!(api.len(), 16);
+        for limit in [1, 3, 7, 46, 100] {
+            let seen = seek_all(limit, |after| {
+                let store = &store;
+                async move {
+                    match after {
+                        Some(after) => store.list_page_after("acme", &after, limit).await,
+                        None => store.list_page("acme", 0, limit).await,
+                    }
+                }
+            })
+            .await;
+            assert_eq!(ids(&seen), ids(&everything), "limit {limit}");
+            let seen = seek_all(limit, |after| {
+                let store = &store;
+                async move {
+                    match after {
+                        Some(after) => {
+                            store
+                                .list_user_page_after("acme", "alice", &after, limit)
+                                .await
+                        }
+                        None => store.list_user_page("acme", "alice", 0, limit).await,
+                    }
+                }
+            })
+            .await;
+            assert_eq!(ids(&seen), ids(&alice), "limit {limit}");
+            let seen = seek_all(limit, |after| {
+                let store = &store;
+                async move {
+                    match after {
+                        Some(after) => store.list_api_page_after("acme", &after, limit).await,
+                        None => store.list_api_page("acme", 0, limit).await,
+                    }
+                }
+            })
+            .await;
+            assert_eq!(ids(&seen), ids(&api), "limit {limit}");
+        }
+        // A cursor need not be a stored record's: it is a position in the order.
+        let before_all = PageCursor::new(everything[0].created_at, TokenId::new(""));
+        assert_eq!(
+            store.list_page_after("acme", &before_all, 2).await.unwrap(),
+            everything[..2]
+        );
+        let after_all = PageCursor::of(everything.last().unwrap());
+        assert!(
+            store
+                .list_page_after("acme", &after_all, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_page_after("acme", &before_all, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_page_after("nobody", &before_all, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// The default keyset page of a store that only pages by offset: the same records, read
+    /// in offset pages across chunk boundaries.
+    #[tokio::test]
+    async fn the_default_seeks_through_offset_pages() {
+        let t0 = time::macros::datetime!(2026-05-01 10:00 UTC);
+        let records: Vec<TokenRecord> = (0..1234_i64)
+            .map(|n| {
+                let mut record = NewToken::new(TokenKind::AccessToken, "acme", Expiry::Never)
+                    .generate(&TokenFormat::default(), t0 + time::Duration::seconds(n / 3))
+                    .record;
+                record.id = TokenId::new(format!("tok_{n:05}"));
+                record
+            })
+            .collect();
+        let fetch = |offset: u64, limit: u64| {
+            let records = &records;
+            async move { Ok(page(records.clone(), offset, limit)) }
+        };
+        for (from, limit) in [(0, 1), (499, 2), (500, 700), (1000, 1000), (1233, 5)] {
+            let after = PageCursor::of(&records[from]);
+            let found = seek_by_offset(&after, limit, fetch).await.unwrap();
+            let end = (from + 1 + limit as usize).min(records.len());
+            assert_eq!(found, records[from + 1..end], "{from} {limit}");
+        }
     }
 }

@@ -20,7 +20,7 @@
 //! | `GET`/`PUT /v1/settings/portal` | grantable scopes and the API-token / personal-token switches |
 //! | `DELETE /v1/tenants/{tenant}/settings` | the tenant follows the environment again |
 //! | `POST /v1/tenants/{tenant}/tokens` | issue a token; 201 shows the secret once |
-//! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=` | list, no secrets |
+//! | `GET /v1/tenants/{tenant}/tokens?limit=&offset=&after=` | list, no secrets; `after=` a page's `next_after` cursor reads the next page without reading the skipped ones (not with a non-zero `offset`) |
 //! | `DELETE /v1/tenants/{tenant}/tokens/{id}` | revoke (a credential's bearer tokens too) |
 //! | `DELETE /v1/tenants/{tenant}/users/{user}` | the user leaves the tenant: all of the user's tokens there are revoked, and the user's portal sessions end |
 //! | `POST /v1/portal/sessions` | a portal session for a tenant user; 201 with a single-use link (environment admin) |

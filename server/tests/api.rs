@@ -739,6 +739,84 @@ async fn listing_is_paginated() {
 }
 
 #[tokio::test]
+async fn listing_pages_after_a_cursor() {
+    let service = service().await;
+    // Seven tokens, in pairs created at the same instant: ties are ordered by id.
+    for i in 0..7 {
+        if i % 2 == 0 {
+            service.clock.advance(Duration::seconds(1));
+        }
+        let reply = service
+            .create(
+                "acme",
+                json!({"expires": "1d", "description": format!("token {i}")}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let page = |query: String| {
+        let path = format!("/v1/tenants/acme/tokens{query}");
+        let service = &service;
+        async move { service.admin(Method::GET, &path, None).await }
+    };
+    let ids = |reply: &Reply| -> Vec<Value> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect()
+    };
+    let everything = ids(&page(String::new()).await);
+    assert_eq!(everything.len(), 7);
+
+    let mut seen = Vec::new();
+    let mut query = "?limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let reply = page(query.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+        seen.extend(ids(&reply));
+        pages += 1;
+        if pages > 1 {
+            assert_eq!(reply.body["next_offset"], Value::Null, "{query}");
+        }
+        match reply.body["next_after"].as_str() {
+            Some(cursor) => query = format!("?limit=3&after={cursor}&offset=0"),
+            None => {
+                assert_eq!(reply.body["next_after"], Value::Null);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, everything);
+    // The API tokens (what a member sees) page the same way.
+    let reply = page("?limit=6&owner=tenant".to_owned()).await;
+    let cursor = reply.body["next_after"].as_str().unwrap().to_owned();
+    let reply = page(format!("?owner=tenant&after={cursor}")).await;
+    assert_eq!(ids(&reply), everything[6..]);
+    assert_eq!(reply.body["next_after"], Value::Null);
+
+    let long = format!("?after=1.tok_{}", "a".repeat(200));
+    for query in [
+        "?after=",
+        "?after=nope",
+        "?after=01.tok_a",
+        "?after=1.tok%20a",
+        "?after=1.tok_a&offset=2",
+        long.as_str(),
+    ] {
+        let reply = page(query.to_owned()).await;
+        assert!(
+            reply.is_problem(StatusCode::UNPROCESSABLE_ENTITY),
+            "{query}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
 async fn revoking_takes_effect_at_once_and_only_within_the_tenant() {
     let service = service().await;
     let reply = service

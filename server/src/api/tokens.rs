@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use m2m_core::{RateLimit, TokenId, TokenKind, TokenType};
+use m2m_core::{PageCursor, RateLimit, TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
 
 use super::{TokenView, tenant_from};
@@ -145,6 +145,9 @@ pub(crate) async fn create(
 pub(crate) struct Page {
     limit: Option<u64>,
     offset: Option<u64>,
+    /// The page after this cursor (a page's `next_after`): sought, where an offset reads
+    /// every record it skips. Not with a non-zero `offset`.
+    after: Option<String>,
     /// Only this user's (personal) tokens.
     user_id: Option<String>,
     /// `tenant`: only the tenant's API tokens (no user, no minted bearer tokens).
@@ -155,13 +158,17 @@ pub(crate) struct Page {
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenPage {
     items: Vec<TokenView>,
-    /// The offset of the next page; `None` on the last one.
+    /// The offset of the next page; `None` on the last one, and on a page read with `after`.
     next_offset: Option<u64>,
+    /// The cursor of the next page, for `after=`; `None` on the last one.
+    next_after: Option<String>,
 }
 
-/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=&user_id=&owner=`, oldest first: every
-/// token of the tenant; with `user_id`, only that user's personal tokens; with `owner=tenant`,
-/// only the tenant's API tokens.
+/// `GET /v1/tenants/{tenant}/tokens?limit=&offset=&after=&user_id=&owner=`, oldest first:
+/// every token of the tenant; with `user_id`, only that user's personal tokens; with
+/// `owner=tenant`, only the tenant's API tokens. A page starts at `offset`, or after the cursor
+/// `after` (the previous page's `next_after`), which stays as fast on the last page as on the
+/// first.
 ///
 /// A tenant admin reads them all. A member (a portal session) reads the tenant's API tokens
 /// (what it gets without a filter) and its own personal tokens.
@@ -192,6 +199,15 @@ pub(crate) async fn list(
     if api_only && page.user_id.is_some() {
         return Err(Problem::invalid("give either owner or user_id, not both"));
     }
+    let after = page
+        .after
+        .as_deref()
+        .map(|text| text.parse::<PageCursor>())
+        .transpose()
+        .map_err(|error| Problem::invalid(error.to_string()))?;
+    if after.is_some() && page.offset.is_some_and(|offset| offset != 0) {
+        return Err(Problem::invalid("give either offset or after, not both"));
+    }
     let admin = caller.is_tenant_admin_of(&tenant);
     if let (Some(user), Some(session)) = (&page.user_id, caller.session())
         && !admin
@@ -208,24 +224,39 @@ pub(crate) async fn list(
         require_section(&caller, page.user_id.is_some(), &portal)?;
     }
     let offset = page.offset.unwrap_or(0);
-    let mut records = match &page.user_id {
-        Some(user) => {
+    let store = state.store();
+    // One more than the page, to tell whether another follows.
+    let mut records = match (&page.user_id, &after) {
+        (Some(user), after) => {
             check_user(user).map_err(Problem::bad_request)?;
-            state
-                .store()
-                .list_user_page(&tenant, user, offset, limit + 1)
-                .await?
+            match after {
+                Some(after) => {
+                    store
+                        .list_user_page_after(&tenant, user, after, limit + 1)
+                        .await?
+                }
+                None => {
+                    store
+                        .list_user_page(&tenant, user, offset, limit + 1)
+                        .await?
+                }
+            }
         }
-        None if api_only || !admin => {
-            state
-                .store()
-                .list_api_page(&tenant, offset, limit + 1)
-                .await?
+        (None, Some(after)) if api_only || !admin => {
+            store.list_api_page_after(&tenant, after, limit + 1).await?
         }
-        None => state.store().list_page(&tenant, offset, limit + 1).await?,
+        (None, None) if api_only || !admin => {
+            store.list_api_page(&tenant, offset, limit + 1).await?
+        }
+        (None, Some(after)) => store.list_page_after(&tenant, after, limit + 1).await?,
+        (None, None) => store.list_page(&tenant, offset, limit + 1).await?,
     };
-    let next_offset = (records.len() as u64 > limit).then(|| offset + limit);
+    let more = records.len() as u64 > limit;
     records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_offset = (more && after.is_none()).then(|| offset + limit);
+    let next_after = more
+        .then(|| records.last().map(|last| PageCursor::of(last).to_string()))
+        .flatten();
     let now = state.now();
     Ok(Json(TokenPage {
         items: records
@@ -233,6 +264,7 @@ pub(crate) async fn list(
             .map(|record| TokenView::new(record, now))
             .collect(),
         next_offset,
+        next_after,
     }))
 }
 

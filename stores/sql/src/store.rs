@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use m2m_core::{
-    AuditEntry, BearerFormat, PortalRole, PortalSession, PortalSettings, RateLimit,
+    AuditEntry, BearerFormat, PageCursor, PortalRole, PortalSession, PortalSettings, RateLimit,
     RevocationEvent, RevocationListener, SigningKey, StoreError, TokenDigest, TokenId, TokenKind,
     TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
 };
@@ -100,6 +100,42 @@ enum Owner<'a> {
     User(&'a str),
 }
 
+/// Where a listing's page starts.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    /// After skipping this many records (which the database reads).
+    Offset(u64),
+    /// After this position, sought in the index the listing is read through.
+    After(&'a PageCursor),
+}
+
+/// The statement of a page of [`SqlStore::page`]: the tenant, then the user for
+/// [`Owner::User`], then the cursor's time and id for [`Start::After`], then the limit, then
+/// the offset for [`Start::Offset`]. Each listing is read in the order of its index
+/// (`tokens_tenant_created`, `tokens_tenant_user`, `tokens_tenant_api`, all ending in
+/// `created_at, id`), which a cursor seeks in with a row comparison.
+fn page_sql(owner: Owner<'_>, start: Start<'_>) -> String {
+    let mut sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1");
+    let mut next = 2;
+    match owner {
+        Owner::Any => {}
+        Owner::Tenant => sql.push_str(" AND user_id IS NULL AND kind <> 'cc'"),
+        Owner::User(_) => {
+            sql.push_str(" AND user_id = $2");
+            next = 3;
+        }
+    }
+    if let Start::After(_) = start {
+        sql.push_str(&format!(" AND (created_at, id) > (${next}, ${})", next + 1));
+        next += 2;
+    }
+    sql.push_str(&format!(" ORDER BY created_at, id LIMIT ${next}"));
+    if let Start::Offset(_) = start {
+        sql.push_str(&format!(" OFFSET ${}", next + 1));
+    }
+    sql
+}
+
 /// Tells every live listener that revocations may have been missed.
 pub(crate) fn lost_track_to(listeners: &Listeners) {
     let listeners = listeners.read().unwrap_or_else(PoisonError::into_inner);
@@ -126,38 +162,40 @@ macro_rules! with_pool {
 }
 
 impl SqlStore {
-    /// One page of a tenant's records (all, its API tokens, or one user's), oldest first.
+    /// One page of a tenant's records (all, its API tokens, or one user's), oldest first,
+    /// from an offset or after a cursor.
     async fn page(
         &self,
         tenant: &str,
         owner: Owner<'_>,
-        offset: u64,
+        start: Start<'_>,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let sql = match owner {
-            Owner::Any => format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 \
-                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-            ),
-            Owner::Tenant => format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens \
-                 WHERE tenant = $1 AND user_id IS NULL AND kind <> 'cc' \
-                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-            ),
-            Owner::User(_) => format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant = $1 AND user_id = $2 \
-                 ORDER BY created_at, id LIMIT $3 OFFSET $4"
-            ),
-        };
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let sql = page_sql(owner, start);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = match start {
+            Start::Offset(_) => None,
+            Start::After(cursor) => match i64::try_from(cursor.unix_nanos()) {
+                Ok(nanos) => Some((nanos, cursor.id.as_str())),
+                // Every stored time is a 64-bit nanosecond count: nothing comes after a later
+                // cursor, everything after an earlier one.
+                Err(_) if cursor.unix_nanos() > 0 => return Ok(Vec::new()),
+                Err(_) => Some((i64::MIN, "")),
+            },
+        };
         with_pool!(self, |pool| {
             // Bound in the order the placeholders appear.
             let mut query = sqlx::query(&sql).bind(tenant);
             if let Owner::User(user) = owner {
                 query = query.bind(user);
             }
-            let query = query.bind(limit).bind(offset);
+            if let Some((nanos, id)) = after {
+                query = query.bind(nanos).bind(id);
+            }
+            query = query.bind(limit);
+            if let Start::Offset(offset) = start {
+                query = query.bind(i64::try_from(offset).unwrap_or(i64::MAX));
+            }
             let rows = query.fetch_all(pool).await.map_err(store_error)?;
             rows.iter().map(record_from_row).collect()
         })
@@ -631,7 +669,8 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.page(tenant, Owner::Any, offset, limit).await
+        self.page(tenant, Owner::Any, Start::Offset(offset), limit)
+            .await
     }
 
     async fn list_user_page(
@@ -641,7 +680,8 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.page(tenant, Owner::User(user), offset, limit).await
+        self.page(tenant, Owner::User(user), Start::Offset(offset), limit)
+            .await
     }
 
     async fn revoke(&self, id: &TokenId, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -859,7 +899,39 @@ impl TokenStore for SqlStore {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.page(tenant, Owner::Tenant, offset, limit).await
+        self.page(tenant, Owner::Tenant, Start::Offset(offset), limit)
+            .await
+    }
+
+    async fn list_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.page(tenant, Owner::Any, Start::After(after), limit)
+            .await
+    }
+
+    async fn list_user_page_after(
+        &self,
+        tenant: &str,
+        user: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.page(tenant, Owner::User(user), Start::After(after), limit)
+            .await
+    }
+
+    async fn list_api_page_after(
+        &self,
+        tenant: &str,
+        after: &PageCursor,
+        limit: u64,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.page(tenant, Owner::Tenant, Start::After(after), limit)
+            .await
     }
 
     async fn insert_portal_session(
@@ -1165,7 +1237,7 @@ mod test_databases;
 
 #[cfg(test)]
 mod plan_tests {
-    use m2m_core::{Expiry, NewToken, TokenFormat};
+    use m2m_core::{Expiry, NewToken, PageCursor, TokenFormat};
 
     use super::*;
 
@@ -1253,5 +1325,144 @@ mod plan_tests {
                 .any(|line| line.contains("Rows Removed by Filter")),
             "{plan:?}"
         );
+    }
+
+    /// Tokens of the keyset plan tests: a tenant's, a fifth of them alice's, a fifth minted
+    /// bearer tokens, among another tenant's.
+    const LISTED_TOKENS: i64 = 1500;
+
+    /// A store holding [`LISTED_TOKENS`]; the cursor of an early token of `acme`, so that many
+    /// records follow it.
+    async fn listed_tokens(store: &SqlStore) -> PageCursor {
+        let t0 = OffsetDateTime::now_utc();
+        let format = TokenFormat::default();
+        let credential = NewToken::new(TokenKind::ClientSecret, "acme", Expiry::NinetyDays);
+        let credential = store.issue(&format, credential, t0).await.unwrap().record;
+        let mut middle = None;
+        for n in 0..LISTED_TOKENS {
+            let tenant = if n % 2 == 0 { "acme" } else { "globex" };
+            let mut request = NewToken::new(TokenKind::AccessToken, tenant, Expiry::NinetyDays);
+            match n % 5 {
+                0 => request.user = Some("alice".to_owned()),
+                1 => {
+                    request.kind = TokenKind::BearerToken;
+                    request.credential =
+                        Some((credential.id.clone(), credential.client_id.clone().unwrap()));
+                }
+                _ => {}
+            }
+            let at = t0 + time::Duration::milliseconds(n);
+            let record = store.issue(&format, request, at).await.unwrap().record;
+            if n == LISTED_TOKENS / 10 {
+                middle = Some(PageCursor::of(&record));
+            }
+        }
+        middle.unwrap()
+    }
+
+    /// The keyset statement of each listing, its values written in (none needs quoting), and
+    /// the index it must be read through.
+    fn keyset_statements(cursor: &PageCursor) -> Vec<(String, &'static str)> {
+        [
+            (Owner::Any, "tokens_tenant_created"),
+            (Owner::User("alice"), "tokens_tenant_user"),
+            (Owner::Tenant, "tokens_tenant_api"),
+        ]
+        .into_iter()
+        .map(|(owner, index)| {
+            let mut values = vec!["'acme'".to_owned()];
+            if let Owner::User(user) = owner {
+                values.push(format!("'{user}'"));
+            }
+            values.push(cursor.unix_nanos().to_string());
+            values.push(format!("'{}'", cursor.id));
+            values.push("50".to_owned());
+            let mut sql = page_sql(owner, Start::After(cursor));
+            for (n, value) in values.iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", n + 1), value);
+            }
+            (sql, index)
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn sqlite_seeks_keyset_pages_in_the_listing_indexes() {
+        let store = SqlStore::connect("sqlite::memory:").await.unwrap();
+        let cursor = listed_tokens(&store).await;
+        let Backend::Sqlite(pool) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query("ANALYZE").execute(pool).await.unwrap();
+        for (sql, index) in keyset_statements(&cursor) {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let plan: Vec<String> = rows.into_iter().map(|row| row.3).collect();
+            // Sought by the row comparison in the index, read in its order: no skipped
+            // records, no sort. For the API tokens SQLite may prefer the user index with
+            // `user_id IS NULL` as its equality: also in order, also sought.
+            let seek = |index: &str| {
+                plan.iter().any(|line| {
+                    line.contains(&format!("USING INDEX {index} "))
+                        && line.contains("(created_at,id)>(?,?)")
+                })
+            };
+            assert!(
+                seek(index) || (index == "tokens_tenant_api" && seek("tokens_tenant_user")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|line| line.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_seeks_keyset_pages_in_the_listing_indexes() {
+        let (url, name) = test_databases::create_database().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        let cursor = listed_tokens(&store).await;
+        let Backend::Postgres(pool) = &store.backend else {
+            unreachable!("a PostgreSQL store")
+        };
+        sqlx::query("ANALYZE tokens").execute(pool).await.unwrap();
+        let mut plans = Vec::new();
+        for (sql, index) in keyset_statements(&cursor) {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(&format!("EXPLAIN (ANALYZE, COSTS OFF) {sql}"))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            plans.push((
+                sql,
+                index,
+                rows.into_iter().map(|row| row.0).collect::<Vec<_>>(),
+            ));
+        }
+        store.close().await;
+        test_databases::drop_database(&name).await;
+        for (sql, index, plan) in plans {
+            assert!(
+                plan.iter().any(|line| line.contains(index)),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                plan.iter()
+                    .any(|line| line.contains("Index Cond")
+                        && line.contains("ROW(created_at, id) >")),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan
+                    .iter()
+                    .any(|line| line.contains("Sort") || line.contains("Rows Removed by Filter")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }

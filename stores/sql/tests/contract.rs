@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use m2m_core::{
-    AuditEntry, BearerFormat, Expiry, NewToken, PortalRole, PortalSecret, PortalSession, RateLimit,
-    RevocationEvent, RevocationListener, SigningKey, StoreError, TokenDigest, TokenFormat, TokenId,
-    TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType, TypeSettings,
+    AuditEntry, BearerFormat, Expiry, NewToken, PageCursor, PortalRole, PortalSecret,
+    PortalSession, RateLimit, RevocationEvent, RevocationListener, SigningKey, StoreError,
+    TokenDigest, TokenFormat, TokenId, TokenKind, TokenLookup, TokenRecord, TokenStore, TokenType,
+    TypeSettings,
 };
 use m2m_sql::{REVOCATION_CHANNEL, SqlError, SqlStore};
 
@@ -776,6 +777,168 @@ async fn list_user_pages(store: Arc<dyn TokenStore>) {
     );
 }
 
+/// Pages `listing` (a first page, then the pages after a cursor) through, `limit` at a time.
+async fn seek_all<F, Fut>(limit: u64, mut listing: F) -> Vec<TokenRecord>
+where
+    F: FnMut(Option<PageCursor>) -> Fut,
+    Fut: Future<Output = Result<Vec<TokenRecord>, StoreError>>,
+{
+    let mut all: Vec<TokenRecord> = Vec::new();
+    loop {
+        let page = listing(all.last().map(PageCursor::of)).await.unwrap();
+        assert!(page.len() as u64 <= limit, "a page longer than its limit");
+        let last = (page.len() as u64) < limit;
+        all.extend(page);
+        if last {
+            return all;
+        }
+    }
+}
+
+/// Keyset pages: each listing paged through after cursors holds every record of the offset
+/// listing exactly once, in its order (creation time, ties broken by id byte by byte).
+async fn keyset_pages(store: Arc<dyn TokenStore>) {
+    let credential = record("tok_credential", TokenKind::ClientSecret, "acme", T0);
+    let credential = TokenRecord {
+        client_id: Some("m2m_ci_keyset".to_owned()),
+        ..credential
+    };
+    store.insert(credential.clone()).await.unwrap();
+    // Three records to a creation time; "tok_B.." sorts before "tok_a.." byte by byte.
+    for n in 0..45_i64 {
+        let at = T0 + Duration::seconds(n / 3);
+        let id = format!("tok_{}{:02}", if n % 2 == 0 { 'a' } else { 'B' }, 44 - n);
+        let mut r = record(&id, TokenKind::AccessToken, "acme", at);
+        match n % 5 {
+            0 => r.user = Some("alice".to_owned()),
+            1 => r = bearer_from(&id, &credential, at),
+            2 => r.user = Some("bob".to_owned()),
+            _ => {}
+        }
+        store.insert(r).await.unwrap();
+        let elsewhere = if n % 2 == 0 { "globex" } else { "acme-2" };
+        store
+            .insert(record(
+                &format!("tok_x{n:02}"),
+                TokenKind::AccessToken,
+                elsewhere,
+                at,
+            ))
+            .await
+            .unwrap();
+    }
+    let mut expected = store.list("acme").await.unwrap();
+    expected.sort_by(|a, b| {
+        (a.created_at, a.id.as_str().as_bytes()).cmp(&(b.created_at, b.id.as_str().as_bytes()))
+    });
+    assert_eq!(store.list("acme").await.unwrap(), expected);
+    let everything = store.list_page("acme", 0, 1000).await.unwrap();
+    let alice = store
+        .list_user_page("acme", "alice", 0, 1000)
+        .await
+        .unwrap();
+    let api = store.list_api_page("acme", 0, 1000).await.unwrap();
+    assert_eq!(everything, expected);
+    assert_eq!((everything.len(), alice.len(), api.len()), (46, 9, 19));
+
+    for limit in [1, 4, 9, 46, 50] {
+        let seen = seek_all(limit, |after| {
+            let store = Arc::clone(&store);
+            async move {
+                match after {
+                    Some(after) => store.list_page_after("acme", &after, limit).await,
+                    None => store.list_page("acme", 0, limit).await,
+                }
+            }
+        })
+        .await;
+        assert_eq!(ids(&seen), ids(&everything), "limit {limit}");
+        let seen = seek_all(limit, |after| {
+            let store = Arc::clone(&store);
+            async move {
+                match after {
+                    Some(after) => {
+                        store
+                            .list_user_page_after("acme", "alice", &after, limit)
+                            .await
+                    }
+                    None => store.list_user_page("acme", "alice", 0, limit).await,
+                }
+            }
+        })
+        .await;
+        assert_eq!(ids(&seen), ids(&alice), "limit {limit}");
+        let seen = seek_all(limit, |after| {
+            let store = Arc::clone(&store);
+            async move {
+                match after {
+                    Some(after) => store.list_api_page_after("acme", &after, limit).await,
+                    None => store.list_api_page("acme", 0, limit).await,
+                }
+            }
+        })
+        .await;
+        assert_eq!(ids(&seen), ids(&api), "limit {limit}");
+    }
+
+    // A cursor is a position, not necessarily a record: between two ids of one time…
+    let tie = &everything[5];
+    let between = PageCursor::new(tie.created_at, TokenId::new(format!("{}", tie.id) + "0"));
+    assert_eq!(
+        store.list_page_after("acme", &between, 3).await.unwrap(),
+        everything[6..9]
+    );
+    // …before every record, after every one, and beyond the times a database holds.
+    let first = &everything[0];
+    let before = PageCursor::new(first.created_at, TokenId::new(""));
+    assert_eq!(
+        store.list_page_after("acme", &before, 2).await.unwrap(),
+        everything[..2]
+    );
+    let after = PageCursor::of(everything.last().unwrap());
+    assert!(
+        store
+            .list_page_after("acme", &after, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let far_past = PageCursor::new(datetime!(-9999-01-01 0:00 UTC), TokenId::new("tok_z"));
+    let far_future = PageCursor::new(datetime!(9999-01-01 0:00 UTC), TokenId::new(""));
+    assert_eq!(
+        store.list_page_after("acme", &far_past, 2).await.unwrap(),
+        everything[..2]
+    );
+    assert!(
+        store
+            .list_page_after("acme", &far_future, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_page_after("acme", &before, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_user_page_after("acme", "carol", &before, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_api_page_after("nobody", &before, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The tenant's API tokens: no user's, no minted bearer tokens; and who created each.
 async fn api_pages_and_creators(store: Arc<dyn TokenStore>) {
     let at = |minutes: i64| T0 + Duration::minutes(minutes);
@@ -1204,6 +1367,7 @@ contract!(
     duplicates_conflict,
     list_and_pages,
     list_user_pages,
+    keyset_pages,
     expired_and_revoked_are_still_found,
     revoke_cascades_and_announces,
     revoke_user_revokes_the_users_tokens,
