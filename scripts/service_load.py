@@ -28,8 +28,9 @@ the end) and each size, the release `m2m serve`:
      check is cached after the first request, so this measures minting and storing a bearer
      token (an insert into the filled table, under the credential's revocation condition);
    - `list: first page` and `list: last page`: `GET /v1/tenants/bulk/tokens` (50 a page, the
-     default), the first page and the page at the end of the tenant's rows (`offset=`), which
-     the store reaches with `LIMIT … OFFSET …`;
+     default), the first page and the page at the end of the tenant's rows, once by `offset=`
+     (the store reads every row it skips) and once by `after=` with the cursor the page before
+     it gave (the store seeks to it in the listing index);
    the stored-token run stops presenting tokens when they are spent (each is presented once, so
    every request misses the cache): its table row says how many requests it made in how long,
    and a run that spent them all before its end fails;
@@ -637,6 +638,17 @@ def measure(args, store, service, admin, rows, known, known_file, workdir,
                               {"x-api-key": admin})
         if status != 200 or not answer.get("items"):
             raise Failure(f"listing at offset {offset}: {status} {answer!r:.200}")
+    # The cursor that leads to the same last page, as a client paging with `after=` holds it.
+    status, answer = send(port, "GET",
+                          f"/v1/tenants/{BIG_TENANT}/tokens?offset={max(0, last - PAGE)}",
+                          {"x-api-key": admin})
+    cursor = answer.get("next_after") if status == 200 else None
+    if not cursor:
+        raise Failure(f"no next_after before the last page: {status} {answer!r:.200}")
+    status, answer = send(port, "GET", f"/v1/tenants/{BIG_TENANT}/tokens?after={cursor}",
+                          {"x-api-key": admin})
+    if status != 200 or not answer.get("items"):
+        raise Failure(f"listing after a cursor: {status} {answer!r:.200}")
 
     runs = [
         ("introspect: same active token (cache hit)", "/oauth/introspect",
@@ -652,6 +664,9 @@ def measure(args, store, service, admin, rows, known, known_file, workdir,
          lua_fixed("GET", {"x-api-key": admin}, None), None, None),
         (f"list: last page of {BIG_TENANT} (offset {last:,})",
          f"/v1/tenants/{BIG_TENANT}/tokens?offset={last}",
+         lua_fixed("GET", {"x-api-key": admin}, None), None, None),
+        (f"list: last page of {BIG_TENANT} (after a cursor)",
+         f"/v1/tenants/{BIG_TENANT}/tokens?after={cursor}",
          lua_fixed("GET", {"x-api-key": admin}, None), None, None),
     ]
     miss_rps = None
@@ -707,7 +722,7 @@ def print_report(results, plans):
           "stored tokens' a cache miss, one lookup by digest that finds the row, and the usage "
           "write it causes; 'distinct unknown tokens' a cache miss and one lookup by digest that "
           "finds nothing; the exchange a cached credential check and one insert of a bearer "
-          "token; the listings one page of 50 (the last page through OFFSET).")
+          "token; the listings one page of 50 (the last page through OFFSET, then after a cursor).")
     ratios = {}
     for store, rows, endpoint, r, _ in results:
         if endpoint.startswith("introspect"):
