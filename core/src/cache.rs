@@ -16,7 +16,7 @@
 //! - with a grace period, a stale entry may still be served while the store is failing.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use siphasher::sip128::{Hasher128 as _, SipHasher13};
 use crate::expiry::Clock;
 use crate::record::{Grant, Principal};
 use crate::store::{RevocationEvent, RevocationListener};
-use crate::token::TokenId;
+use crate::token::{DigestHasher, TokenId};
 
 /// Bounds and lifetimes of the verifier's cache.
 ///
@@ -84,7 +84,7 @@ pub(crate) struct CacheKey([u64; 2]);
 
 impl std::hash::Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already uniformly spread: the map needs one word of it.
+        // Already uniformly spread: the map needs one word of it, which `DigestHasher` keeps.
         state.write_u64(self.0[0]);
     }
 }
@@ -111,13 +111,12 @@ impl Keyer {
     /// If the operating system cannot provide random bytes: a predictable key would let
     /// anyone craft tokens that share a cache entry.
     fn new() -> Self {
-        let mut secret = [0u8; 16];
-        getrandom::fill(&mut secret)
-            .expect("the operating system's random number generator is unavailable");
-        let (k0, k1) = secret.split_at(8);
+        let secret = || {
+            getrandom::u64().expect("the operating system's random number generator is unavailable")
+        };
         Self {
-            k0: u64::from_le_bytes(k0.try_into().unwrap_or_default()),
-            k1: u64::from_le_bytes(k1.try_into().unwrap_or_default()),
+            k0: secret(),
+            k1: secret(),
         }
     }
 
@@ -126,41 +125,6 @@ impl Keyer {
         hasher.write(token);
         let hash = hasher.finish128();
         CacheKey([hash.h1, hash.h2])
-    }
-}
-
-/// Hashes a [`CacheKey`] for the map: its first word, already uniformly spread.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct KeyHasher;
-
-impl BuildHasher for KeyHasher {
-    type Hasher = KeyHash;
-
-    fn build_hasher(&self) -> KeyHash {
-        KeyHash(0)
-    }
-}
-
-/// The hasher built by [`KeyHasher`].
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct KeyHash(u64);
-
-impl Hasher for KeyHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = word;
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached for `CacheKey`; folds any other input so the hasher stays correct.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
-        }
     }
 }
 
@@ -232,7 +196,7 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-type Room = DashMap<CacheKey, Entry, KeyHasher>;
+type Room = DashMap<CacheKey, Entry, DigestHasher>;
 
 #[derive(Debug)]
 pub(crate) struct Cache {
@@ -324,7 +288,7 @@ impl Cache {
         // more shards than dashmap's default (4 × cores) so that threads verifying different
         // tokens rarely share a shard's lock word.
         let room = |capacity: usize| {
-            Room::with_capacity_and_hasher_and_shard_amount(capacity, KeyHasher, SHARDS)
+            Room::with_capacity_and_hasher_and_shard_amount(capacity, DigestHasher, SHARDS)
         };
         // An entry loaded before a revocation lives at most TTL and grace; a second more covers
         // one inserted just as the revocation arrived.
@@ -371,27 +335,20 @@ impl Cache {
                     .is_some_and(|id| self.revoked.contains(id, now)))
     }
 
-    /// The cached answer for `key`. A principal a revocation event named since it was cached
-    /// comes back revoked, and its entry is replaced by a revoked one.
+    /// The cached answer for `key`; whether a revocation event named its principal since is
+    /// the verifier's to ask ([`is_revoked`](Self::is_revoked)), on every decision.
     pub(crate) fn get(&self, key: &CacheKey, now: i64) -> Option<Hit> {
         let entry = match self.entries.get(key) {
             Some(entry) => entry,
             None => self.unknown.get(key)?,
         };
-        let fresh_until = entry.fresh_until();
-        let mut lookup = entry.lookup();
-        let keep_until = (now >= fresh_until).then(|| entry.keep_until(nanos(self.settings.grace)));
-        // The guard goes before any write to its shard.
-        drop(entry);
-        if let Lookup::Active(principal) = &lookup
-            && self.is_revoked(principal, now)
-        {
-            lookup = Lookup::Revoked;
-            self.entries.insert(*key, Entry::new(&lookup, fresh_until));
-        }
-        Some(match keep_until {
-            None => Hit::Fresh(lookup),
-            Some(keep_until) => Hit::Stale { lookup, keep_until },
+        Some(if now < entry.fresh_until() {
+            Hit::Fresh(entry.lookup())
+        } else {
+            Hit::Stale {
+                lookup: entry.lookup(),
+                keep_until: entry.keep_until(nanos(self.settings.grace)),
+            }
         })
     }
 

@@ -45,7 +45,7 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::cache::{Cache, CacheKey, CacheSettings, Hit, KeyHasher, Lookup};
+use crate::cache::{Cache, CacheKey, CacheSettings, Hit, Lookup};
 use crate::expiry::{Clock, SystemClock};
 use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract_bytes};
 use crate::policy::Policy;
@@ -53,7 +53,7 @@ use crate::rate_limit::Budgets;
 use crate::record::Principal;
 use crate::rejection::{InvalidRequest, Realm, Rejection, RejectionKind};
 use crate::store::{RevocationListener, StoreError, TokenLookup};
-use crate::token::{ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
+use crate::token::{DigestHasher, ParsedToken, TokenDigest, TokenFormat, TokenId, TokenKind};
 use crate::usage::{DEFAULT_USAGE_INTERVAL, UsageTask};
 
 pub use self::check::{InactiveReason, TokenCheckError};
@@ -113,7 +113,7 @@ type InFlight = Arc<OnceCell<Result<Lookup, StoreDown>>>;
 /// finished or its request was dropped half-way, the lookup's entry goes too: an abandoned
 /// lookup never stays in the table.
 struct Waiting<'a> {
-    in_flight: &'a DashMap<CacheKey, InFlight, KeyHasher>,
+    in_flight: &'a DashMap<CacheKey, InFlight, DigestHasher>,
     key: CacheKey,
     cell: Option<InFlight>,
 }
@@ -138,7 +138,7 @@ struct Inner {
     policy: Policy,
     format: TokenFormat,
     cache: Arc<Cache>,
-    in_flight: DashMap<CacheKey, InFlight, KeyHasher>,
+    in_flight: DashMap<CacheKey, InFlight, DigestHasher>,
     clock: Arc<dyn Clock>,
     realm: Realm,
     max_header_len: usize,
@@ -307,7 +307,7 @@ impl VerifierBuilder {
                 policy: self.policy,
                 format: self.format,
                 cache,
-                in_flight: DashMap::with_hasher(KeyHasher),
+                in_flight: DashMap::with_hasher(DigestHasher),
                 clock: self.clock,
                 realm: Realm::new(realm),
                 max_header_len: self.max_header_len,
