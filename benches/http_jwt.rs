@@ -25,14 +25,14 @@ mod wrk;
 mod jwt_fixture;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use axum_jwt_auth::{Claims, Decoder, LocalDecoder};
-use jwt_fixture::{AUDIENCE, ISSUER, signed_jwt};
+use axum_jwt_auth::Claims;
+use jwt_fixture::{AUDIENCE, ISSUER, axum_jwt_auth_decoder, signed_jwt};
 use m2m_core::jwt::{JwtIssuer, JwtKey, JwtKeys};
 use m2m_core::{MemoryStore, Verifier};
 use m2m_tower::{Authenticated, M2mAuthLayer};
@@ -88,18 +88,7 @@ fn main() {
         .jwt_issuer(JwtIssuer::new(ISSUER, JwtKeys::default().with(key)).audience(AUDIENCE))
         .build();
 
-    let key = jsonwebtoken10::DecodingKey::from_jwk(&serde_json::from_value(jwk).expect("a JWK"))
-        .expect("a usable public key");
-    let mut validation = jsonwebtoken10::Validation::new(jsonwebtoken10::Algorithm::EdDSA);
-    validation.set_issuer(&[ISSUER]);
-    validation.set_audience(&[AUDIENCE]);
-    let decoder: Decoder<Value> = Arc::new(
-        LocalDecoder::builder()
-            .keys(vec![key])
-            .validation(validation)
-            .build()
-            .expect("an axum-jwt-auth decoder"),
-    );
+    let decoder = axum_jwt_auth_decoder(jwk);
 
     let urls = [
         start(Router::new().route("/v1/whoami", get(fixed))),

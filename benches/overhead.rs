@@ -60,12 +60,11 @@ use actix_web_httpauth::middleware::HttpAuthentication;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use axum_jwt_auth::{Decoder, LocalDecoder};
 use criterion::Criterion;
 use dashmap::DashMap;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, StatusCode};
-use jwt_fixture::{AUDIENCE, ISSUER, signed_jwt};
+use jwt_fixture::{AUDIENCE, ISSUER, axum_jwt_auth_decoder, signed_jwt};
 use m2m_core::jwt::{JwtIssuer, JwtKey, JwtKeys};
 use m2m_core::{CacheSettings, Expiry, MemoryStore, NewToken, TokenKind, TokenStore, Verifier};
 use serde_json::Value;
@@ -241,20 +240,7 @@ fn axum_variants<'a>(runtime: &'a Runtime, credentials: &Credentials) -> Vec<Var
         tower_http::validate_request::ValidateRequestHeaderLayer::bearer(&credentials.access_token);
     let tower_http = Router::new().route(PATH, get(fixed)).layer(fixed_token);
 
-    let key = jsonwebtoken10::DecodingKey::from_jwk(
-        &serde_json::from_value(credentials.jwk.clone()).expect("a JWK"),
-    )
-    .expect("a usable public key");
-    let mut validation = jsonwebtoken10::Validation::new(jsonwebtoken10::Algorithm::EdDSA);
-    validation.set_issuer(&[ISSUER]);
-    validation.set_audience(&[AUDIENCE]);
-    let decoder: Decoder<Value> = Arc::new(
-        LocalDecoder::builder()
-            .keys(vec![key])
-            .validation(validation)
-            .build()
-            .expect("an axum-jwt-auth decoder"),
-    );
+    let decoder = axum_jwt_auth_decoder(credentials.jwk.clone());
     let jwt_auth = Router::new()
         .route(PATH, get(claims_tenant))
         .with_state(decoder);

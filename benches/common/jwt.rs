@@ -1,5 +1,8 @@
 //! The EdDSA-signed JWT the JWT benches present, and the key that verifies it.
 
+use std::sync::Arc;
+
+use axum_jwt_auth::{Decoder, LocalDecoder};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -33,4 +36,21 @@ pub fn signed_jwt(tenant: &str, scope: &str) -> (String, Value) {
     let jwt = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))
         .expect("a signed JWT");
     (jwt, jwk)
+}
+
+/// axum-jwt-auth's decoder for the JWT [`signed_jwt`] made: EdDSA with `jwk`, `iss` and `aud`
+/// checked on every request.
+pub fn axum_jwt_auth_decoder(jwk: Value) -> Decoder<Value> {
+    let key = jsonwebtoken10::DecodingKey::from_jwk(&serde_json::from_value(jwk).expect("a JWK"))
+        .expect("a usable public key");
+    let mut validation = jsonwebtoken10::Validation::new(jsonwebtoken10::Algorithm::EdDSA);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    Arc::new(
+        LocalDecoder::builder()
+            .keys(vec![key])
+            .validation(validation)
+            .build()
+            .expect("an axum-jwt-auth decoder"),
+    )
 }
