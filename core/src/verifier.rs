@@ -95,14 +95,6 @@ impl<'h> Presented<'h> {
     }
 }
 
-/// Whether a presented token's characters and checksum were checked: before, when its text
-/// matches a cached entry's key.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Checked {
-    Before,
-    Not,
-}
-
 /// The store could not answer.
 #[derive(Clone, Copy, Debug)]
 struct StoreDown;
@@ -446,19 +438,13 @@ impl Verifier {
     ) -> Result<Principal, Rejection> {
         let presented = self.presented(headers)?;
         let now = self.inner.clock.unix_nanos();
-        let lookup = match self.inner.cache.get(&presented.key, now) {
-            Some(Hit::Fresh(lookup)) => {
-                self.admissible(&presented, Checked::Before)?;
-                lookup
-            }
-            cached => {
-                self.admissible(&presented, Checked::Not)?;
-                // Boxed: the store's wait is paid for by misses alone, and a hit's future stays
-                // a few words.
-                Box::pin(self.lookup(&presented, now, cached))
-                    .await
-                    .map_err(|StoreDown| self.store_unavailable(presented.placement))?
-            }
+        let lookup = match self.cached(&presented, now)? {
+            Some(Hit::Fresh(lookup)) => lookup,
+            // Boxed: the store's wait is paid for by misses alone, and a hit's future stays a
+            // few words.
+            cached => Box::pin(self.lookup(&presented, now, cached))
+                .await
+                .map_err(|StoreDown| self.store_unavailable(presented.placement))?,
         };
         self.decide(lookup, &presented, now, required_scopes)
     }
@@ -488,18 +474,17 @@ impl Verifier {
             Err(rejection) => return Some(Err(rejection)),
         };
         let now = self.inner.clock.unix_nanos();
-        match self.inner.cache.get(&presented.key, now) {
-            Some(Hit::Fresh(lookup)) => Some(
-                self.admissible(&presented, Checked::Before)
-                    .and_then(|()| self.decide(lookup, &presented, now, required_scopes)),
-            ),
-            _ => self.admissible(&presented, Checked::Not).err().map(Err),
+        match self.cached(&presented, now) {
+            Ok(Some(Hit::Fresh(lookup))) => {
+                Some(self.decide(lookup, &presented, now, required_scopes))
+            }
+            Ok(_) => None,
+            Err(rejection) => Some(Err(rejection)),
         }
     }
 
     /// The placement rules and the cheap part of the token's shape (length, prefix, type
-    /// code): enough to find the token in the cache. [`admissible`](Self::admissible) does
-    /// the rest.
+    /// code): enough to find the token in the cache. [`cached`](Self::cached) does the rest.
     fn presented<'h, H: CredentialHeaders + ?Sized>(
         &self,
         headers: &'h H,
@@ -544,14 +529,16 @@ impl Verifier {
         })
     }
 
-    /// The rest of the token's shape (base62 characters and checksum, unless `checked` says a
-    /// cached entry's key matched: the text is then that of a token that passed them), then
-    /// the type-versus-header check.
-    fn admissible(&self, presented: &Presented<'_>, checked: Checked) -> Result<(), Rejection> {
+    /// What the cache holds for a presented token, once the rest of its shape holds: its
+    /// base62 characters and checksum (unless a fresh entry's key matched: the text is then
+    /// that of a token that passed them), then the type-versus-header check.
+    fn cached(&self, presented: &Presented<'_>, now: i64) -> Result<Option<Hit>, Rejection> {
+        let cached = self.inner.cache.get(&presented.key, now);
         if presented.jwt {
-            return Ok(());
+            return Ok(cached);
         }
-        if checked == Checked::Not && self.inner.format.check(presented.secret).is_err() {
+        let checked_before = matches!(cached, Some(Hit::Fresh(_)));
+        if !checked_before && self.inner.format.check(presented.secret).is_err() {
             return Err(self.reject(RejectionKind::InvalidToken, presented.placement));
         }
         let expected = presented.kind.token_type().placement();
@@ -561,7 +548,7 @@ impl Verifier {
                 expected,
             ));
         }
-        Ok(())
+        Ok(cached)
     }
 
     fn store_unavailable(&self, placement: Placement) -> Rejection {
