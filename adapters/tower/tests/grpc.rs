@@ -105,7 +105,7 @@ fn call(headers: &[(&str, &str)]) -> Request<String> {
     request.body(String::new()).unwrap()
 }
 
-/// Asserts the trailers-only shape and returns `grpc-status`.
+/// Asserts the trailers-only shape, the gRPC status `code` and the reason of `kind`.
 fn assert_refused(response: &Response<String>, code: &str, kind: RejectionKind) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/grpc");
