@@ -7,11 +7,13 @@ use http::Response;
 use m2m_core::{Admission, Rejection, Verifier};
 use tower_layer::Layer;
 
+use crate::grpc::GrpcOnRejection;
 use crate::service::M2mAuth;
 
 /// Renders a [`Rejection`] as the response a client sees.
 ///
-/// Implemented by [`DefaultOnRejection`] (the core rejection, byte for byte) and by every
+/// Implemented by [`DefaultOnRejection`] (the core rejection, byte for byte), by
+/// [`GrpcOnRejection`] (the rejection as a gRPC status) and by every
 /// `Fn(Rejection) -> http::Response<B>`.
 pub trait OnRejection<B> {
     /// The response for `rejection`.
@@ -70,7 +72,7 @@ impl<R> fmt::Debug for Settings<R> {
 /// | [`optional`](Self::optional) | `false` |
 /// | [`cors_preflight`](Self::cors_preflight) | `false` |
 /// | [`strip_credentials`](Self::strip_credentials) | `false` |
-/// | [`on_rejection`](Self::on_rejection) | [`DefaultOnRejection`] |
+/// | [`on_rejection`](Self::on_rejection) or [`grpc`](Self::grpc) | [`DefaultOnRejection`] |
 #[must_use]
 pub struct M2mAuthLayer<R = DefaultOnRejection> {
     admission: Admission,
@@ -108,6 +110,40 @@ impl<R> M2mAuthLayer<R> {
             admission: self.admission,
             on_rejection: responder,
         }
+    }
+
+    /// Renders rejections as gRPC statuses ([`GrpcOnRejection`]), for a gRPC server such as
+    /// tonic's: `UNAUTHENTICATED`, `PERMISSION_DENIED`, `INVALID_ARGUMENT`, `UNAVAILABLE` or
+    /// `RESOURCE_EXHAUSTED`, with the reason in `grpc-message`.
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use m2m_core::{MemoryStore, RejectionKind, Verifier};
+    /// use m2m_tower::M2mAuthLayer;
+    /// use std::convert::Infallible;
+    /// use tower::{ServiceBuilder, ServiceExt as _, service_fn};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let verifier = Verifier::builder(MemoryStore::new()).build();
+    /// // With tonic: `Server::builder().layer(M2mAuthLayer::new(verifier).grpc())`.
+    /// let layer = M2mAuthLayer::new(verifier).require_scopes(["reports:read"]).grpc();
+    /// let service = ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service(service_fn(|_: Request<String>| async {
+    ///         Ok::<_, Infallible>(Response::new(String::new()))
+    ///     }));
+    ///
+    /// let request = Request::post("/reports.v1.Reports/ListReports")
+    ///     .header("x-api-key", "m2m_at_notatoken")
+    ///     .body(String::new())
+    ///     .unwrap();
+    /// let response = service.oneshot(request).await.unwrap();
+    /// assert_eq!(response.headers()["grpc-status"], "16");
+    /// assert_eq!(response.headers()["grpc-message"], RejectionKind::InvalidToken.detail());
+    /// # });
+    /// ```
+    pub fn grpc(self) -> M2mAuthLayer<GrpcOnRejection> {
+        self.on_rejection(GrpcOnRejection)
     }
 
     /// The verifier.

@@ -14,6 +14,8 @@
 //!   [`cors_preflight`](M2mAuthLayer::cors_preflight),
 //!   [`strip_credentials`](M2mAuthLayer::strip_credentials) and
 //!   [`on_rejection`](M2mAuthLayer::on_rejection);
+//! - [`GrpcOnRejection`] ([`M2mAuthLayer::grpc`]): refusals as gRPC statuses, for tonic and
+//!   other gRPC servers (see the [`grpc`] module);
 //! - [`Authenticated`] and `Option<Authenticated>`: the axum extractors.
 //!
 //! Scopes per route: `Router::route_layer` with a layer that requires them.
@@ -98,10 +100,12 @@
 
 mod extract;
 mod future;
+pub mod grpc;
 mod layer;
 mod service;
 
 pub use extract::{Authenticated, AuthenticatedRejection};
 pub use future::ResponseFuture;
+pub use grpc::GrpcOnRejection;
 pub use layer::{DefaultOnRejection, M2mAuthLayer, OnRejection};
 pub use service::M2mAuth;
