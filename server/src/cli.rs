@@ -1,5 +1,10 @@
-//! The `m2m` command line: `serve`, `token create|list|revoke` and
-//! `settings set-type|clear-type|show`.
+//! The `m2m` command line: `serve`, `config show`, `token create|list|revoke`,
+//! `settings …`, `user remove`, `session create|revoke` and `keys rotate|list`.
+//!
+//! `serve` takes its settings from flags, `M2M_*` environment variables and a TOML file
+//! (`--config` or `M2M_CONFIG`), in that order of precedence ([`crate::config`]); `config
+//! show` prints what it would run with. The commands that work on the database take
+//! `--database-url` (or `M2M_DATABASE_URL`, or the file's `database_url`) the same way.
 //!
 //! `token create` prints the secret alone on stdout's first line (for client credentials the
 //! client id on the first line and the client secret on the second) and the details on stderr,
@@ -19,6 +24,7 @@
 //! token's secret, the listen address, confirmations) is not logging and stays as it is.
 
 use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -31,10 +37,9 @@ use m2m_sql::SqlStore;
 use time::OffsetDateTime;
 
 use crate::api::sessions::{CreateSession, start};
+use crate::config::{CONFIG_ENV, Config, EffectiveConfig, Flags, check_public_url};
 use crate::issue::{IssueError, TokenRequest, check_tenant, expiry_from};
 use crate::jwt::BearerFormat;
-use crate::serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig};
-use crate::state::{DEFAULT_BEARER_LIFETIME_MINUTES, ServiceOptions};
 
 /// Machine-to-machine token service.
 #[derive(Debug, Parser)]
@@ -48,6 +53,16 @@ pub struct Cli {
 enum Command {
     /// Run the token service (REST admin API, OAuth token endpoint).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Store(StoreCommand),
+    /// The configuration of `m2m serve`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// The commands that work on the token database directly.
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
     /// Issue, list and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -63,6 +78,14 @@ enum Command {
     /// The keys JWT access tokens are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration `m2m serve` would run with, given the same file, environment
+    /// and flags: TOML in the shape of the file, where each value comes from as a comment,
+    /// the database password redacted.
+    Show(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,7 +140,7 @@ struct SessionArgs {
     #[arg(long, default_value_t = crate::DEFAULT_SESSION_MINUTES)]
     lifetime_minutes: i64,
     /// Where users reach the service, as `m2m serve --public-url`.
-    #[arg(long, env = "M2M_PUBLIC_URL", value_parser = parse_public_url)]
+    #[arg(long, env = "M2M_PUBLIC_URL", value_parser = check_public_url)]
     public_url: String,
 }
 
@@ -142,18 +165,42 @@ enum UserCommand {
 
 #[derive(Debug, Args)]
 struct Database {
-    /// The token database: sqlite://FILE (created if absent) or postgres://…
-    #[arg(
-        long,
-        env = "M2M_DATABASE_URL",
-        hide_env_values = true,
-        default_value = DEFAULT_DATABASE_URL
-    )]
-    database_url: String,
+    /// The token database: sqlite://FILE (created if absent) or postgres://… [default: the
+    /// configuration's database_url, else sqlite://m2m.db]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The configuration file of `m2m serve`, for its database_url (M2M_DATABASE_URL and
+    /// --database-url override it).
+    #[arg(long, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl Database {
+    /// The database URL: the flag, else `M2M_DATABASE_URL`, else the file's, else the default.
+    fn url(&self) -> Result<String, Failure> {
+        let flags = Flags {
+            database_url: self.database_url.clone(),
+            ..Flags::default()
+        };
+        let effective = Config::load(self.config.as_deref(), &flags)
+            .map_err(|error| Failure::usage(error.to_string()))?;
+        Ok(effective.config().database_url.clone())
+    }
 }
 
 /// How log events are written (to stderr).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One human-readable line per event.
     #[default]
@@ -179,53 +226,66 @@ pub fn install_subscriber(format: LogFormat) -> bool {
     installed.is_ok()
 }
 
+/// How `serve --help` explains the layers.
+const SERVE_LAYERS: &str = "\
+Every flag can also be set in the configuration file under its name in snake_case \
+(--database-url is database_url) and in the environment as M2M_ and its name in upper case \
+(M2M_DATABASE_URL). A flag overrides the environment, which overrides the file, which \
+overrides the defaults. `m2m config show` prints the result.";
+
 #[derive(Debug, Args)]
+#[command(after_help = SERVE_LAYERS)]
 struct ServeArgs {
-    #[command(flatten)]
-    database: Database,
-    /// How log events are written to stderr (filter them with RUST_LOG).
-    #[arg(long, env = "M2M_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// The address to listen on (port 0 picks a free port).
-    #[arg(long, env = "M2M_LISTEN", default_value = DEFAULT_LISTEN)]
-    listen: String,
-    /// Lifetime of bearer tokens issued for client credentials, in minutes.
+    /// A TOML file of settings, keyed by the flags' names in snake_case.
+    #[arg(long, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The token database: sqlite://FILE (created if absent) or postgres://… [default:
+    /// sqlite://m2m.db]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// How log events are written to stderr (filter them with RUST_LOG). [default: text]
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// The address to listen on (port 0 picks a free port). [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Lifetime of bearer tokens issued for client credentials, in minutes. [default: 60]
     #[arg(
         long,
-        env = "M2M_BEARER_LIFETIME_MINUTES",
-        default_value_t = DEFAULT_BEARER_LIFETIME_MINUTES,
+        value_name = "MINUTES",
         value_parser = clap::value_parser!(u32).range(1..=i64::from(m2m_core::MAX_EXPIRY_MINUTES))
     )]
-    bearer_lifetime_minutes: u32,
+    bearer_lifetime_minutes: Option<u32>,
     /// The address users reach the service at, for the links of portal sessions
     /// (`https://tokens.example.com`); with https the portal's cookie is `Secure`. Without it,
     /// links use `http://` and the Host of the request that creates the session.
-    #[arg(long, env = "M2M_PUBLIC_URL", value_parser = parse_public_url)]
+    #[arg(long, value_name = "URL", value_parser = check_public_url)]
     public_url: Option<String>,
     /// What the client-credentials grant hands out: opaque tokens or signed JWTs (RFC 9068,
     /// verified offline against /.well-known/jwks.json; their issuer is the public URL).
-    #[arg(long, env = "M2M_BEARER_FORMAT", default_value = "opaque", value_parser = clap::value_parser!(BearerFormat))]
-    bearer_format: BearerFormat,
+    /// [default: opaque]
+    #[arg(long, value_parser = clap::value_parser!(BearerFormat))]
+    bearer_format: Option<BearerFormat>,
     /// The audience (`aud`) of the JWTs (default: the issuer).
-    #[arg(long, env = "M2M_JWT_AUDIENCE")]
+    #[arg(long, value_name = "AUD")]
     jwt_audience: Option<String>,
 }
 
-/// A public URL: `http://` or `https://` and a host, nothing after the path.
-fn parse_public_url(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("the public URL starts with https:// or http://")?;
-    let valid = !rest.is_empty()
-        && !rest.starts_with('/')
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:/[]_~".contains(&b));
-    if !valid {
-        return Err("the public URL is a scheme, a host and an optional path, nothing more".into());
+impl ServeArgs {
+    /// The configuration: these flags over the environment over the file over the defaults.
+    fn load(&self) -> Result<EffectiveConfig, Failure> {
+        let flags = Flags {
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            public_url: self.public_url.clone(),
+            bearer_format: self.bearer_format,
+            bearer_lifetime_minutes: self.bearer_lifetime_minutes,
+            jwt_audience: self.jwt_audience.clone(),
+            log_format: self.log_format,
+        };
+        Config::load(self.config.as_deref(), &flags)
+            .map_err(|error| Failure::usage(error.to_string()))
     }
-    Ok(url.trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,21 +451,26 @@ impl From<m2m_core::StoreError> for Failure {
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    install_subscriber(match &cli.command {
-        Command::Serve(args) => args.log_format,
-        _ => LogFormat::Text,
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("m2m: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
+    let outcome = match cli.command {
+        // The configuration is read before anything else: it chooses the log format.
+        Command::Serve(args) => args.load().and_then(|effective| {
+            let config = effective.config();
+            install_subscriber(config.log_format);
+            block_on(async {
+                crate::serve(config.serve_config())
+                    .await
+                    .map_err(Failure::runtime)
+            })
+        }),
+        Command::Config(ConfigCommand::Show(args)) => args.load().map(|effective| {
+            print!("{}", effective.to_toml());
+        }),
+        Command::Store(command) => {
+            install_subscriber(LogFormat::Text);
+            block_on(run(command))
         }
     };
-    match runtime.block_on(run(cli)) {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("m2m: {}", failure.message);
@@ -414,36 +479,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Runs `command` to its end on a multi-threaded runtime.
+fn block_on(command: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::runtime(format!("cannot start the runtime: {error}")))?
+        .block_on(command)
+}
+
 async fn open(database: &Database) -> Result<Arc<dyn TokenStore>, Failure> {
-    let store = SqlStore::connect(&database.database_url)
+    let store = SqlStore::connect(&database.url()?)
         .await
         .map_err(|error| Failure::runtime(format!("cannot open the database: {error}")))?;
     Ok(Arc::new(store))
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
-        Command::Serve(args) => crate::serve(ServeConfig {
-            database_url: args.database.database_url,
-            listen: args.listen,
-            options: ServiceOptions {
-                bearer_lifetime_minutes: args.bearer_lifetime_minutes,
-                public_url: args.public_url,
-                bearer_format: args.bearer_format,
-                jwt_audience: args.jwt_audience,
-            },
-        })
-        .await
-        .map_err(Failure::runtime),
-        Command::Token(TokenCommand::Create(args)) => create(args).await,
-        Command::Token(TokenCommand::List { database, tenant }) => {
+async fn run(command: StoreCommand) -> Result<(), Failure> {
+    match command {
+        StoreCommand::Token(TokenCommand::Create(args)) => create(args).await,
+        StoreCommand::Token(TokenCommand::List { database, tenant }) => {
             check_tenant(&tenant).map_err(Failure::usage)?;
             let store = open(&database).await?;
             let records = store.list(&tenant).await?;
             print!("{}", table(&records, OffsetDateTime::now_utc()));
             Ok(())
         }
-        Command::Token(TokenCommand::Revoke { database, id }) => {
+        StoreCommand::Token(TokenCommand::Revoke { database, id }) => {
             let store = open(&database).await?;
             let id = TokenId::new(id);
             let Some(record) = store.get(&id).await? else {
@@ -463,7 +525,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Settings(SettingsCommand::SetType {
+        StoreCommand::Settings(SettingsCommand::SetType {
             database,
             tenant,
             token_type,
@@ -490,7 +552,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Settings(SettingsCommand::ClearType { database, tenant }) => {
+        StoreCommand::Settings(SettingsCommand::ClearType { database, tenant }) => {
             check_tenant(&tenant).map_err(Failure::usage)?;
             let store = open(&database).await?;
             if store.clear_token_type(&tenant).await? {
@@ -501,7 +563,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::User(UserCommand::Remove {
+        StoreCommand::User(UserCommand::Remove {
             database,
             tenant,
             user,
@@ -521,7 +583,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Session(SessionCommand::Create(args)) => {
+        StoreCommand::Session(SessionCommand::Create(args)) => {
             let store = open(&args.database).await?;
             let request = CreateSession {
                 tenant: args.tenant,
@@ -563,14 +625,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Keys(KeysCommand::Rotate { database }) => {
+        StoreCommand::Keys(KeysCommand::Rotate { database }) => {
             let store = open(&database).await?;
             let key = crate::jwt::rotate_in(store.as_ref(), OffsetDateTime::now_utc()).await?;
             audit(store.as_ref(), "keys.rotate", None, Some(&key.kid)).await;
             println!("{}", key.kid);
             Ok(())
         }
-        Command::Keys(KeysCommand::List { database }) => {
+        StoreCommand::Keys(KeysCommand::List { database }) => {
             let store = open(&database).await?;
             for key in store.signing_keys(OffsetDateTime::UNIX_EPOCH).await? {
                 println!(
@@ -586,7 +648,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Session(SessionCommand::Revoke { database, id }) => {
+        StoreCommand::Session(SessionCommand::Revoke { database, id }) => {
             let store = open(&database).await?;
             if store
                 .revoke_portal_session(&id, OffsetDateTime::now_utc())
@@ -601,7 +663,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )))
             }
         }
-        Command::Settings(SettingsCommand::Show { database }) => {
+        StoreCommand::Settings(SettingsCommand::Show { database }) => {
             let store = open(&database).await?;
             let settings = store.load_settings().await?;
             let name =
@@ -619,7 +681,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Settings(SettingsCommand::Grantable {
+        StoreCommand::Settings(SettingsCommand::Grantable {
             database,
             name,
             description,
@@ -638,7 +700,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("tenant users may grant {name}");
             Ok(())
         }
-        Command::Settings(SettingsCommand::NotGrantable { database, name }) => {
+        StoreCommand::Settings(SettingsCommand::NotGrantable { database, name }) => {
             let store = open(&database).await?;
             let mut portal = store.load_portal_settings().await?;
             let before = portal.grantable_scopes.len();
@@ -652,7 +714,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("tenant users may no longer grant {name}");
             Ok(())
         }
-        Command::Settings(SettingsCommand::Sections {
+        StoreCommand::Settings(SettingsCommand::Sections {
             database,
             api_tokens,
             personal_tokens,
@@ -786,7 +848,7 @@ fn table(records: &[TokenRecord], now: OffsetDateTime) -> String {
 mod tests {
     use super::*;
 
-    fn log_format(args: &[&str]) -> LogFormat {
+    fn log_format(args: &[&str]) -> Option<LogFormat> {
         match Cli::try_parse_from(args).unwrap().command {
             Command::Serve(serve) => serve.log_format,
             other => panic!("not serve: {other:?}"),
@@ -795,10 +857,11 @@ mod tests {
 
     #[test]
     fn serve_takes_a_log_format() {
-        assert_eq!(log_format(&["m2m", "serve"]), LogFormat::Text);
+        // Not given: the environment, the file or the default decide.
+        assert_eq!(log_format(&["m2m", "serve"]), None);
         assert_eq!(
             log_format(&["m2m", "serve", "--log-format", "json"]),
-            LogFormat::Json
+            Some(LogFormat::Json)
         );
         assert!(Cli::try_parse_from(["m2m", "serve", "--log-format", "xml"]).is_err());
     }

@@ -76,6 +76,7 @@ mod audit;
 mod caller;
 pub mod cli;
 mod client_auth;
+pub mod config;
 pub mod introspect;
 mod issue;
 mod jwt;

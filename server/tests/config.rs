@@ -1,0 +1,358 @@
+//! The layered configuration of the real `m2m` binary: a TOML file, `M2M_*` environment
+//! variables and flags, each overriding the one before, and `m2m config show`.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use m2m_server::config::{CONFIG_ENV, ENV_PREFIX, KEYS, REDACTED};
+use reqwest::StatusCode;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_m2m");
+
+/// An address no test machine has (TEST-NET-1, RFC 5737): binding it fails, so a service
+/// that comes up was not listening where the file said.
+const UNBINDABLE: &str = "192.0.2.1:8080";
+
+/// The `m2m` command with none of the configuration's environment variables inherited, so
+/// that only what a test sets counts.
+fn m2m(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).stdin(Stdio::null());
+    command.env_remove(CONFIG_ENV);
+    for key in KEYS {
+        command.env_remove(format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()));
+    }
+    command
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// `m2m config show` as parsed TOML, and its text.
+fn show(command: &mut Command) -> (toml::Table, String) {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let table = text
+        .parse::<toml::Table>()
+        .unwrap_or_else(|error| panic!("not TOML: {error}\n{text}"));
+    (table, text)
+}
+
+/// The line of `key` in the output of `config show`.
+fn line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|line| line.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+}
+
+/// A running `m2m serve`; killed when dropped, so no test leaves a server behind.
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+impl Server {
+    /// Starts `command` and waits until it prints its address.
+    fn start(mut command: Command) -> Server {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the m2m binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            base: String::new(),
+            stdout: Vec::new(),
+        };
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no listen address in {:?}", server.stdout));
+            if let Some(base) = line.strip_prefix("m2m listening on ") {
+                server.base = base.to_owned();
+                return server;
+            }
+            server.stdout.push(line);
+        }
+    }
+
+    fn bootstrap_token(&self) -> String {
+        self.stdout
+            .iter()
+            .map(|line| line.trim())
+            .find(|line| line.starts_with("m2m_at_"))
+            .expect("a fresh database prints the bootstrap token")
+            .to_owned()
+    }
+
+    /// Stops the service with SIGTERM and checks that it shuts down cleanly.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "m2m exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("m2m did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_reads_the_file_and_the_environment_overrides_it() {
+    let dir = TempDir::new().unwrap();
+    let database = dir.path().join("tokens.db");
+    let file = write(
+        &dir,
+        "m2m.toml",
+        &format!(
+            "listen = \"{UNBINDABLE}\"\ndatabase_url = \"sqlite://{}\"\n\
+             bearer_lifetime_minutes = 5\n",
+            database.display()
+        ),
+    );
+
+    let mut command = m2m(dir.path());
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("M2M_LISTEN", "127.0.0.1:0");
+    let server = Server::start(command);
+
+    // The environment's address, not the file's.
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    // The file's database: created there, and holding the admin token the service printed.
+    assert!(database.is_file(), "no database at {}", database.display());
+    let admin = server.bootstrap_token();
+    let http = reqwest::Client::new();
+    let settings = http
+        .get(format!("{}/v1/settings", server.base))
+        .header("x-api-key", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), StatusCode::OK);
+    // The file's bearer lifetime reaches the service: the token endpoint's metadata is not
+    // where it shows, so check the exchange itself.
+    let credential = http
+        .post(format!("{}/v1/tenants/acme/tokens", server.base))
+        .header("x-api-key", &admin)
+        .json(&serde_json::json!({"type": "client_credentials", "expires": "7d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(credential.status(), StatusCode::CREATED);
+    let credential: serde_json::Value = credential.json().await.unwrap();
+    let exchange = http
+        .post(format!("{}/oauth/token", server.base))
+        .basic_auth(
+            credential["client_id"].as_str().unwrap(),
+            credential["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchange.status(), StatusCode::OK);
+    let exchange: serde_json::Value = exchange.json().await.unwrap();
+    assert_eq!(exchange["expires_in"], 5 * 60, "{exchange}");
+    server.stop();
+
+    // The other commands read the same file's database, here named by M2M_CONFIG.
+    let listing = m2m(dir.path())
+        .args(["token", "list", "--tenant", "m2m"])
+        .env(CONFIG_ENV, &file)
+        .output()
+        .unwrap();
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    assert!(
+        stdout(&listing).contains("tok_bootstrap_admin"),
+        "{}",
+        stdout(&listing)
+    );
+}
+
+#[test]
+fn a_flag_beats_the_environment_which_beats_the_file() {
+    let dir = TempDir::new().unwrap();
+    let file = write(
+        &dir,
+        "m2m.toml",
+        "listen = \"127.0.0.1:7001\"\nbearer_lifetime_minutes = 15\nlog_format = \"json\"\n\
+         public_url = \"https://tokens.example.com\"\n",
+    );
+    let mut command = m2m(dir.path());
+    command
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:7003"])
+        .env("M2M_LISTEN", "127.0.0.1:7002")
+        .env("M2M_BEARER_LIFETIME_MINUTES", "20");
+    let (shown, text) = show(&mut command);
+
+    assert_eq!(shown["listen"].as_str(), Some("127.0.0.1:7003"), "{text}");
+    assert_eq!(shown["bearer_lifetime_minutes"].as_integer(), Some(20));
+    assert_eq!(shown["log_format"].as_str(), Some("json"));
+    assert_eq!(
+        shown["public_url"].as_str(),
+        Some("https://tokens.example.com")
+    );
+    assert_eq!(shown["database_url"].as_str(), Some("sqlite://m2m.db"));
+    assert_eq!(shown["bearer_format"].as_str(), Some("opaque"));
+    assert!(!shown.contains_key("jwt_audience"));
+
+    // Each value says where it came from.
+    assert!(line(&text, "listen").ends_with("# flag --listen"), "{text}");
+    assert!(
+        line(&text, "bearer_lifetime_minutes")
+            .ends_with("# environment M2M_BEARER_LIFETIME_MINUTES"),
+        "{text}"
+    );
+    assert!(
+        line(&text, "log_format").ends_with(&format!("# file {}", file.display())),
+        "{text}"
+    );
+    assert!(line(&text, "database_url").ends_with("# default"), "{text}");
+
+    // Without the flag, the environment wins over the file.
+    let mut command = m2m(dir.path());
+    command
+        .args(["config", "show"])
+        .env(CONFIG_ENV, &file)
+        .env("M2M_LISTEN", "127.0.0.1:7002");
+    let (shown, _) = show(&mut command);
+    assert_eq!(shown["listen"].as_str(), Some("127.0.0.1:7002"));
+}
+
+#[test]
+fn config_show_redacts_the_database_password_and_reads_back() {
+    let dir = TempDir::new().unwrap();
+    let file = write(
+        &dir,
+        "m2m.toml",
+        "database_url = \"postgres://m2m:s3cret-Pa55@db.internal:5432/m2m?sslmode=verify-full\"\n\
+         bearer_format = \"jwt\"\njwt_audience = \"https://api.example\"\n",
+    );
+    let mut command = m2m(dir.path());
+    command.args(["config", "show", "--config"]).arg(&file);
+    let (shown, text) = show(&mut command);
+
+    assert!(!text.contains("s3cret-Pa55"), "{text}");
+    assert_eq!(
+        shown["database_url"].as_str(),
+        Some(
+            format!("postgres://m2m:{REDACTED}@db.internal:5432/m2m?sslmode=verify-full").as_str()
+        )
+    );
+    assert_eq!(shown["bearer_format"].as_str(), Some("jwt"));
+    assert_eq!(shown["jwt_audience"].as_str(), Some("https://api.example"));
+
+    // The output is a configuration file: read back, it gives the same configuration.
+    let again = write(&dir, "shown.toml", &text);
+    let mut command = m2m(dir.path());
+    command.args(["config", "show", "--config"]).arg(&again);
+    let (reread, _) = show(&mut command);
+    assert_eq!(reread, shown);
+
+    // The password given as a parameter, from the environment, is redacted too.
+    let mut command = m2m(dir.path());
+    command.args(["config", "show"]).env(
+        "M2M_DATABASE_URL",
+        "postgres://m2m@db.internal/m2m?password=s3cret-Pa55&sslmode=verify-full",
+    );
+    let (_, text) = show(&mut command);
+    assert!(!text.contains("s3cret-Pa55"), "{text}");
+    assert!(text.contains(&format!("password={REDACTED}")), "{text}");
+}
+
+#[test]
+fn mistakes_are_refused_with_the_key_and_where_it_came_from() {
+    let dir = TempDir::new().unwrap();
+    let refused = |command: &mut Command| {
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+        stderr(&output)
+    };
+
+    // A key the file does not know.
+    let typo = write(&dir, "typo.toml", "lisen = \"127.0.0.1:7000\"\n");
+    for subcommand in [&["config", "show"][..], &["serve"][..]] {
+        let message = refused(m2m(dir.path()).args(subcommand).arg("--config").arg(&typo));
+        assert!(message.contains("\"lisen\""), "{message}");
+        assert!(message.contains("typo.toml"), "{message}");
+    }
+
+    // A value of the wrong type, in the file and in the environment.
+    let wrong = write(&dir, "wrong.toml", "bearer_lifetime_minutes = \"soon\"\n");
+    let message = refused(
+        m2m(dir.path())
+            .args(["config", "show", "--config"])
+            .arg(&wrong),
+    );
+    assert!(message.contains("bearer_lifetime_minutes"), "{message}");
+    assert!(message.contains("wrong.toml"), "{message}");
+    let message = refused(
+        m2m(dir.path())
+            .args(["config", "show"])
+            .env("M2M_BEARER_LIFETIME_MINUTES", "soon"),
+    );
+    assert!(message.contains("M2M_BEARER_LIFETIME_MINUTES"), "{message}");
+
+    // Out of range, and a file that does not exist.
+    let message = refused(
+        m2m(dir.path())
+            .args(["config", "show"])
+            .env("M2M_BEARER_LIFETIME_MINUTES", "0"),
+    );
+    assert!(message.contains("M2M_BEARER_LIFETIME_MINUTES"), "{message}");
+    let message = refused(m2m(dir.path()).args(["serve", "--config", "missing.toml"]));
+    assert!(message.contains("missing.toml"), "{message}");
+    assert!(
+        !dir.path().join("m2m.db").exists(),
+        "a refused configuration starts nothing"
+    );
+}
