@@ -269,6 +269,16 @@ struct ServeArgs {
     /// The audience (`aud`) of the JWTs (default: the issuer).
     #[arg(long, value_name = "AUD")]
     jwt_audience: Option<String>,
+    /// A network of proxies (a load balancer) whose connections name the client in
+    /// X-Forwarded-For, as an address or CIDR (`10.0.0.0/8`); repeat for several. [default:
+    /// none: the TCP peer is the client]
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_network)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A network in CIDR notation, or one address.
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    crate::config::parse_network(text)
 }
 
 impl ServeArgs {
@@ -282,6 +292,8 @@ impl ServeArgs {
             bearer_lifetime_minutes: self.bearer_lifetime_minutes,
             jwt_audience: self.jwt_audience.clone(),
             log_format: self.log_format,
+            trusted_proxies: (!self.trusted_proxies.is_empty())
+                .then(|| self.trusted_proxies.clone()),
         };
         Config::load(self.config.as_deref(), &flags)
             .map_err(|error| Failure::usage(error.to_string()))

@@ -42,11 +42,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Data, Env, Format as _, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -64,7 +66,7 @@ pub const CONFIG_ENV: &str = "M2M_CONFIG";
 pub const REDACTED: &str = "<redacted>";
 
 /// Every key of the file, in the order [`EffectiveConfig::to_toml`] writes them.
-pub const KEYS: [&str; 7] = [
+pub const KEYS: [&str; 8] = [
     "listen",
     "database_url",
     "public_url",
@@ -72,6 +74,7 @@ pub const KEYS: [&str; 7] = [
     "bearer_lifetime_minutes",
     "jwt_audience",
     "log_format",
+    "trusted_proxies",
 ];
 
 /// The names the layers' metadata carry, so that a value's origin can be told.
@@ -100,6 +103,41 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// How log events are written to stderr: `text` or `json`.
     pub log_format: LogFormat,
+    /// The networks of proxies whose connections name the client in `X-Forwarded-For`
+    /// (see [`TrustedProxies`](crate::TrustedProxies)); empty: the TCP peer is the client.
+    #[serde(default, deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A list of networks, or one text of networks separated by commas (as an environment variable
+/// gives them).
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Networks {
+        List(Vec<String>),
+        Text(String),
+    }
+    let texts = match Networks::deserialize(deserializer)? {
+        Networks::List(list) => list,
+        Networks::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    texts
+        .iter()
+        .map(|text| parse_network(text).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// A network in CIDR notation (`10.0.0.0/8`), or one address (a network of one).
+///
+/// # Errors
+///
+/// What is wrong with `text`.
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or a network like 10.0.0.0/8"))
 }
 
 impl Default for Config {
@@ -113,6 +151,7 @@ impl Default for Config {
             bearer_lifetime_minutes: DEFAULT_BEARER_LIFETIME_MINUTES,
             jwt_audience: options.jwt_audience,
             log_format: LogFormat::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -128,6 +167,7 @@ impl fmt::Debug for Config {
             .field("bearer_lifetime_minutes", &self.bearer_lifetime_minutes)
             .field("jwt_audience", &self.jwt_audience)
             .field("log_format", &self.log_format)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -181,6 +221,7 @@ impl Config {
                 bearer_format: self.bearer_format,
                 jwt_audience: self.jwt_audience.clone(),
             },
+            trusted_proxies: self.trusted_proxies.iter().copied().collect(),
         }
     }
 }
@@ -255,6 +296,9 @@ pub struct Flags {
     /// `--log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `--trusted-proxy`, repeated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<IpNet>>,
 }
 
 impl Provider for Flags {

@@ -75,6 +75,7 @@ mod api;
 mod audit;
 mod caller;
 pub mod cli;
+pub mod client_address;
 mod client_auth;
 pub mod config;
 pub mod introspect;
@@ -101,6 +102,7 @@ pub use api::sessions::{DEFAULT_SESSION_MINUTES, MAX_SESSION_MINUTES, PORTAL_LIN
 pub use api::tokens::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use api::usage::{MAX_USAGE_BATCH, MAX_USAGE_BODY_BYTES};
 pub use caller::{CSRF_HEADER, SESSION_COOKIE};
+pub use client_address::TrustedProxies;
 pub use introspect::INTROSPECT_SCOPE;
 pub use issue::{
     IssueError, MAX_DESCRIPTION_CHARS, MAX_SCOPE_CHARS, MAX_SCOPES, MAX_TENANT_CHARS,

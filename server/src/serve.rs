@@ -8,6 +8,7 @@ use m2m_core::{StoreError, TokenStore};
 use m2m_sql::{SqlError, SqlStore};
 use tokio::net::TcpListener;
 
+use crate::TrustedProxies;
 use crate::state::{AppState, ServiceOptions};
 
 /// The database when none is given: a SQLite file in the working directory.
@@ -24,6 +25,8 @@ pub struct ServeConfig {
     pub listen: String,
     /// Service options.
     pub options: ServiceOptions,
+    /// The proxies whose connections name the client in `X-Forwarded-For`.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServeConfig {
@@ -32,6 +35,7 @@ impl Default for ServeConfig {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             listen: DEFAULT_LISTEN.to_owned(),
             options: ServiceOptions::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -99,9 +103,20 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(address = %address, "listening");
     let _ = std::io::stdout().flush();
 
+    let mut app = crate::app(state.clone());
+    if !config.trusted_proxies.is_empty() {
+        tracing::info!(
+            networks = ?config.trusted_proxies.networks(),
+            "the client of a request from these proxies is read from X-Forwarded-For"
+        );
+        app = app.layer(axum::middleware::from_fn_with_state(
+            config.trusted_proxies.clone(),
+            crate::client_address::resolve,
+        ));
+    }
     let served = axum::serve(
         listener,
-        crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown({
         let state = state.clone();

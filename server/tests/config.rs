@@ -356,3 +356,178 @@ fn mistakes_are_refused_with_the_key_and_where_it_came_from() {
         "a refused configuration starts nothing"
     );
 }
+
+/// Sends failed client authentications to `/oauth/token` as the client `forwarded_for` names,
+/// with a new client id each, until the source's failure limit answers 429.
+async fn spend_failures(http: &reqwest::Client, base: &str, forwarded_for: &str) {
+    for attempt in 0..(4 * m2m_server::SOURCE_FAILURE_BURST) {
+        let response = http
+            .post(format!("{base}/oauth/token"))
+            .header("x-forwarded-for", forwarded_for)
+            .basic_auth(format!("nobody-{attempt}"), Some("wrong"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => return,
+            other => panic!("a failed authentication answered {other}"),
+        }
+    }
+    panic!("the failure limit per source never answered 429");
+}
+
+/// A client credential of tenant `acme`, issued with the bootstrap admin token by the client
+/// `forwarded_for` names.
+async fn client_credential(
+    http: &reqwest::Client,
+    server: &Server,
+    forwarded_for: &str,
+) -> (String, String) {
+    let credential = http
+        .post(format!("{}/v1/tenants/acme/tokens", server.base))
+        .header("x-api-key", server.bootstrap_token())
+        .header("x-forwarded-for", forwarded_for)
+        .json(&serde_json::json!({"type": "client_credentials", "expires": "7d"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(credential.status(), StatusCode::CREATED);
+    let credential: serde_json::Value = credential.json().await.unwrap();
+    (
+        credential["client_id"].as_str().unwrap().to_owned(),
+        credential["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn exchange(
+    http: &reqwest::Client,
+    base: &str,
+    forwarded_for: &str,
+    (client_id, secret): &(String, String),
+) -> StatusCode {
+    http.post(format!("{base}/oauth/token"))
+        .header("x-forwarded-for", forwarded_for)
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_one_clients_failures_do_not_lock_out_another() {
+    let http = reqwest::Client::new();
+
+    // The file trusts this machine as the proxy: X-Forwarded-For names the client.
+    let dir = TempDir::new().unwrap();
+    let file = write(
+        &dir,
+        "m2m.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}\"\n\
+             trusted_proxies = [\"127.0.0.0/8\", \"::1\"]\n",
+            dir.path().join("tokens.db").display()
+        ),
+    );
+    let mut command = m2m(dir.path());
+    command.args(["serve", "--config"]).arg(&file);
+    let server = Server::start(command);
+    let credential = client_credential(&http, &server, "198.51.100.9").await;
+    spend_failures(&http, &server.base, "203.0.113.1").await;
+    // The spent source is the forwarded client, not the proxy.
+    assert_eq!(
+        exchange(&http, &server.base, "203.0.113.1", &credential).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        exchange(&http, &server.base, "203.0.113.2", &credential).await,
+        StatusCode::OK
+    );
+    // The audit log names the forwarded client as the source of the credential's creation.
+    let audit: serde_json::Value = http
+        .get(format!("{}/v1/audit", server.base))
+        .header("x-api-key", server.bootstrap_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit.to_string().contains("\"198.51.100.9\""),
+        "the creation's source is not the forwarded client: {audit}"
+    );
+    server.stop();
+
+    // Without trusted proxies the header is not believed: every caller here shares the peer's
+    // address, so the spent limit refuses the other client too.
+    let dir = TempDir::new().unwrap();
+    let mut command = m2m(dir.path());
+    command.args(["serve", "--listen", "127.0.0.1:0", "--database-url"]);
+    command.arg(format!(
+        "sqlite://{}",
+        dir.path().join("tokens.db").display()
+    ));
+    let server = Server::start(command);
+    let credential = client_credential(&http, &server, "198.51.100.9").await;
+    spend_failures(&http, &server.base, "203.0.113.1").await;
+    assert_eq!(
+        exchange(&http, &server.base, "203.0.113.2", &credential).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.stop();
+}
+
+#[test]
+fn trusted_proxies_come_from_the_file_the_environment_and_repeated_flags() {
+    let dir = TempDir::new().unwrap();
+    let file = write(&dir, "m2m.toml", "trusted_proxies = [\"10.0.0.0/8\"]\n");
+    let (_, text) = show(
+        m2m(dir.path())
+            .args(["config", "show", "--config"])
+            .arg(&file),
+    );
+    assert!(
+        line(&text, "trusted_proxies").starts_with("trusted_proxies = [\"10.0.0.0/8\"]"),
+        "{text}"
+    );
+    let (_, text) = show(
+        m2m(dir.path())
+            .args(["config", "show", "--config"])
+            .arg(&file)
+            .env("M2M_TRUSTED_PROXIES", "192.168.0.0/16, 172.16.0.1"),
+    );
+    assert!(
+        line(&text, "trusted_proxies")
+            .starts_with("trusted_proxies = [\"192.168.0.0/16\", \"172.16.0.1/32\"]"),
+        "{text}"
+    );
+    let (_, text) = show(m2m(dir.path()).args([
+        "config",
+        "show",
+        "--trusted-proxy",
+        "10.1.0.0/16",
+        "--trusted-proxy",
+        "fd00::/8",
+    ]));
+    assert!(
+        line(&text, "trusted_proxies")
+            .starts_with("trusted_proxies = [\"10.1.0.0/16\", \"fd00::/8\"]"),
+        "{text}"
+    );
+    let refused = m2m(dir.path())
+        .args(["config", "show"])
+        .env("M2M_TRUSTED_PROXIES", "10.0.0.0/33")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("M2M_TRUSTED_PROXIES")
+            && stderr(&refused).contains("10.0.0.0/33"),
+        "{}",
+        stderr(&refused)
+    );
+}
