@@ -149,7 +149,8 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The successful answer (§5.1). It holds the new token, so it has no `Debug`.
+/// The successful answer (§5.1).
+// It holds the new token, so it has no `Debug`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct TokenResponse {
     /// The bearer token (`m2m_cc_…`, or a JWT in JWT mode), for `Authorization: Bearer`.

@@ -59,8 +59,8 @@ pub const BASIC: &str = "basic";
 /// The scheme of the portal's session cookie.
 pub const PORTAL_SESSION: &str = "portal_session";
 
-/// The scope of a Prometheus scraper's token: reads `GET /metrics` and nothing else.
-pub const METRICS_SCOPE: &str = "m2m:metrics";
+/// The scope of a Prometheus scraper's token, which reads `GET /metrics` and nothing else.
+const METRICS_SCOPE: &str = "m2m:metrics";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -137,6 +137,7 @@ static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| document().to_json().u
     path = "/openapi.json",
     operation_id = "openapi",
     tag = "service",
+    summary = "This OpenAPI 3.1 document",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)),
 )]
 pub(crate) async fn serve() -> Response {
@@ -162,6 +163,7 @@ pub(crate) async fn serve() -> Response {
     path = "/metrics",
     operation_id = "metrics",
     tag = "service",
+    summary = "The service's metrics in the Prometheus text format",
     security(
         ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
         ("api_key" = ["m2m:metrics"]), ("client_credentials" = ["m2m:metrics"]),

@@ -1,5 +1,6 @@
 //! The OpenAPI document at `GET /openapi.json`: an independent validator accepts it, it lists
-//! exactly the routes the router serves, and anyone may read it.
+//! exactly the routes the router serves, anyone may read it, and the service's answers match
+//! the schemas it gives them (checked by `jsonschema`, which comes with the validator).
 //!
 //! # How the routes are found
 //!
@@ -41,6 +42,10 @@ use tower::ServiceExt as _;
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/validate_openapi.py"
+);
+const ANSWERS_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/validate_answers.py"
 );
 const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
 
@@ -344,4 +349,304 @@ async fn every_route_of_the_router_is_documented_and_every_operation_routed() {
     assert!(routed.contains(&("/v1/tenants/{tenant}/tokens".to_owned(), "post".to_owned())));
     assert!(!routed.contains(&("/health".to_owned(), "post".to_owned())));
     assert!(routed.len() >= 30, "{} routes", routed.len());
+}
+
+/// Answers of the service, each with the schema the document gives it.
+struct Answers {
+    document: Value,
+    recorded: Vec<Value>,
+}
+
+/// `text` as one JSON pointer token.
+fn pointer_token(text: &str) -> String {
+    text.replace('~', "~0").replace('/', "~1")
+}
+
+impl Answers {
+    /// Sends `request` (its path documented as `template`), checks that the document describes
+    /// the answer's status and content type, and keeps a JSON body for validation.
+    async fn call(&mut self, router: &Router, template: &str, request: Request<Body>) -> Value {
+        let method = request.method().as_str().to_ascii_lowercase();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16().to_string();
+        let media = response.headers().get("content-type").map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        });
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let what = format!("{method} {template} {status}");
+        let described = &self.document["paths"][template][&method]["responses"][&status];
+        assert!(described.is_object(), "the document describes {what}");
+        let (base, described) = match described["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap();
+                (
+                    format!("/components/responses/{name}"),
+                    self.document["components"]["responses"][name].clone(),
+                )
+            }
+            None => (
+                format!(
+                    "/paths/{}/{method}/responses/{status}",
+                    pointer_token(template)
+                ),
+                described.clone(),
+            ),
+        };
+        let Some(media) = media.filter(|media| media.ends_with("json")) else {
+            return Value::Null;
+        };
+        assert!(
+            described["content"][&media].is_object(),
+            "the document gives {what} the content type {media}: {described}"
+        );
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        self.recorded.push(serde_json::json!({
+            "what": what,
+            "pointer": format!("{base}/content/{}/schema", pointer_token(&media)),
+            "body": body,
+        }));
+        body
+    }
+}
+
+fn json_request(method: Method, uri: &str, token: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-api-key", token)
+        .header("content-type", "application/json")
+        .header("host", "localhost")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::get(uri);
+    if let Some(token) = token {
+        request = request.header("x-api-key", token);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn form(uri: &str, authorization: (&str, &str), body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(authorization.0, authorization.1)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_service_answers_what_the_document_says() {
+    use base64::Engine as _;
+    use serde_json::json;
+
+    let (router, _dir, admin) = {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+        let store: Arc<dyn TokenStore> = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let state = AppState::new(store, ServiceOptions::default())
+            .await
+            .unwrap();
+        let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+        (app(state), dir, admin.token.expose_secret().to_owned())
+    };
+    let admin = admin.as_str();
+    let mut answers = Answers {
+        document: serde_json::to_value(m2m_server::openapi::document()).unwrap(),
+        recorded: Vec::new(),
+    };
+    let a = &mut answers;
+    let r = &router;
+
+    a.call(r, "/health", get("/health", None)).await;
+    a.call(r, "/v1/settings", get("/v1/settings", Some(admin)))
+        .await;
+    a.call(r, "/v1/settings", get("/v1/settings", None)).await;
+    a.call(
+        r,
+        "/v1/settings",
+        get("/v1/settings", Some("m2m_at_forged")),
+    )
+    .await;
+    let portal = json!({"grantable_scopes": [{"name": "reports:read", "description": "Read"}]});
+    let put = json_request(Method::PUT, "/v1/settings/portal", admin, portal);
+    a.call(r, "/v1/settings/portal", put).await;
+    a.call(
+        r,
+        "/v1/settings/portal",
+        get("/v1/settings/portal", Some(admin)),
+    )
+    .await;
+    let tenant_settings = "/v1/tenants/{tenant}/settings";
+    a.call(
+        r,
+        tenant_settings,
+        get("/v1/tenants/acme/settings", Some(admin)),
+    )
+    .await;
+
+    let tokens = "/v1/tenants/{tenant}/tokens";
+    let body = json!({"expires": "7d", "scopes": ["reports:read"], "description": "export",
+                      "rate_limit": {"limit": 10, "window_seconds": 60}});
+    let created = a
+        .call(
+            r,
+            tokens,
+            json_request(Method::POST, "/v1/tenants/acme/tokens", admin, body),
+        )
+        .await;
+    let access = created["token"].as_str().unwrap().to_owned();
+    let body = json!({"type": "client_credentials", "expires": "30d", "user_id": "alice"});
+    let credential = a
+        .call(
+            r,
+            tokens,
+            json_request(Method::POST, "/v1/tenants/acme/tokens", admin, body),
+        )
+        .await;
+    let body = json!({"expires": "30d", "scopes": ["m2m:introspect"]});
+    let resource_server = a
+        .call(
+            r,
+            tokens,
+            json_request(Method::POST, "/v1/tenants/m2m/tokens", admin, body),
+        )
+        .await;
+    let resource_server = resource_server["token"].as_str().unwrap().to_owned();
+    let bad = json_request(
+        Method::POST,
+        "/v1/tenants/acme/tokens",
+        admin,
+        json!({"x": 1}),
+    );
+    a.call(r, tokens, bad).await;
+    a.call(
+        r,
+        tokens,
+        get("/v1/tenants/acme/tokens?limit=1", Some(admin)),
+    )
+    .await;
+    a.call(r, tokens, get("/v1/tenants/acme/tokens", Some(&access)))
+        .await;
+
+    let basic = |id: &str, secret: &str| {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        format!("Basic {pair}")
+    };
+    let client = basic(
+        credential["client_id"].as_str().unwrap(),
+        credential["client_secret"].as_str().unwrap(),
+    );
+    let grant = "grant_type=client_credentials";
+    let exchange = form("/oauth/token", ("authorization", &client), grant);
+    a.call(r, "/oauth/token", exchange).await;
+    let wrong = basic(credential["client_id"].as_str().unwrap(), "m2m_cs_wrong");
+    a.call(
+        r,
+        "/oauth/token",
+        form("/oauth/token", ("authorization", &wrong), grant),
+    )
+    .await;
+    let unsupported = form(
+        "/oauth/token",
+        ("authorization", &client),
+        "grant_type=password",
+    );
+    a.call(r, "/oauth/token", unsupported).await;
+
+    let introspect = |token: &str| {
+        form(
+            "/oauth/introspect",
+            ("x-api-key", &resource_server),
+            &format!("token={token}"),
+        )
+    };
+    a.call(r, "/oauth/introspect", introspect(&access)).await;
+    a.call(r, "/oauth/introspect", introspect("m2m_at_forged"))
+        .await;
+    let refused = form("/oauth/introspect", ("x-api-key", &access), "token=x");
+    a.call(r, "/oauth/introspect", refused).await;
+    let usage = Request::post("/v1/usage")
+        .header("x-api-key", &resource_server)
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"uses": "many"}"#))
+        .unwrap();
+    a.call(r, "/v1/usage", usage).await;
+
+    let body = json!({"tenant": "acme", "user_id": "alice", "display_name": "Alice",
+                      "role": "admin", "permissions": ["reports:read"]});
+    let session = json_request(Method::POST, "/v1/portal/sessions", admin, body);
+    a.call(r, "/v1/portal/sessions", session).await;
+    a.call(r, "/v1/portal/me", get("/v1/portal/me", Some(admin)))
+        .await;
+    let remove = Request::delete("/v1/tenants/acme/users/alice")
+        .header("x-api-key", admin)
+        .body(Body::empty())
+        .unwrap();
+    a.call(r, "/v1/tenants/{tenant}/users/{user}", remove).await;
+    a.call(r, "/v1/audit", get("/v1/audit", Some(admin))).await;
+    a.call(r, "/v1/audit", get("/v1/audit?limit=0", Some(admin)))
+        .await;
+    let rotate = Request::post("/v1/keys/rotate")
+        .header("x-api-key", admin)
+        .body(Body::empty())
+        .unwrap();
+    a.call(r, "/v1/keys/rotate", rotate).await;
+    a.call(r, "/v1/keys", get("/v1/keys", Some(admin))).await;
+    a.call(r, "/v1/stats", get("/v1/stats", Some(admin))).await;
+    a.call(
+        r,
+        "/.well-known/jwks.json",
+        get("/.well-known/jwks.json", None),
+    )
+    .await;
+    let metadata = "/.well-known/oauth-authorization-server";
+    a.call(r, metadata, get(metadata, None)).await;
+    a.call(r, "/portal/enter", get("/portal/enter?code=spent", None))
+        .await;
+
+    assert!(answers.recorded.len() >= 30, "{}", answers.recorded.len());
+    let (valid, printed) = validate_answers(&answers.document, &answers.recorded);
+    assert!(
+        valid,
+        "answers that do not match their documented schemas:\n{printed}"
+    );
+
+    // The check does judge: a health answer with a number for its status is refused.
+    let mut wrong = answers.recorded[0].clone();
+    assert_eq!(wrong["what"], "get /health 200");
+    wrong["body"]["status"] = 7.into();
+    let (valid, printed) = validate_answers(&answers.document, &[wrong]);
+    assert!(!valid, "a wrong answer passed: {printed}");
+}
+
+/// Runs the answer check: whether every answer matched its schema, and what it printed.
+fn validate_answers(document: &Value, answers: &[Value]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let document_file = dir.path().join("openapi.json");
+    let answers_file = dir.path().join("answers.json");
+    std::fs::write(&document_file, document.to_string()).unwrap();
+    std::fs::write(&answers_file, Value::from(answers.to_vec()).to_string()).unwrap();
+    let output = Command::new(python())
+        .arg(ANSWERS_SCRIPT)
+        .arg(&document_file)
+        .arg(&answers_file)
+        .output()
+        .expect("the Python interpreter of M2M_TEST_PYTHON runs");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
 }

@@ -53,8 +53,8 @@ pub(crate) struct CreateToken {
     token_type: Option<String>,
 }
 
-/// A token just issued: the listing's view and its secret, shown this once. It holds the
-/// secret, so it has no `Debug`.
+/// A token just issued: the listing's view and its secret, shown this once.
+// It holds the secret, so it has no `Debug`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct CreatedToken {
     #[serde(flatten)]
