@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use m2m_core::openapi::{API_KEY, CLIENT_CREDENTIALS, SecuritySchemes};
-//! use utoipa::OpenApi as _;
+//! use utoipa::{Modify as _, OpenApi as _};
 //!
 //! #[derive(utoipa::OpenApi)]
 //! #[openapi(paths(reports), modifiers(&Schemes))]

@@ -30,7 +30,7 @@ pub const MAX_PAGE_LIMIT: u64 = 200;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
-    /// For people; at most 200 characters.
+    /// For people; at most 256 characters.
     #[serde(default)]
     description: String,
     /// `never`, `1d`, `7d`, `30d`, `90d` or `365d`; or give `expires_in_minutes`.
