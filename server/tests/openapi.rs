@@ -10,7 +10,9 @@
 //! 1. **Candidate paths**: the path literal of every `.route("…", …)` call in the service's
 //!    source (every `.rs` file under `server/src`), and every path of the document. A
 //!    `.route(` whose path is not a string literal, and any `.nest(`, `.nest_service(` or
-//!    `.route_service(`, fail the test: the scan could not see the paths they add.
+//!    `.route_service(`, fail the test: the scan could not see the paths they add. (Routers
+//!    built in another crate and merged in would be out of its sight too; the service has
+//!    none.)
 //! 2. **Served methods**: each candidate path, its `{parameters}` filled in, is sent every
 //!    method (`GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `OPTIONS`, `TRACE`) through `oneshot`,
 //!    without credentials or body. The router answers a method it does not route with its 405
