@@ -17,6 +17,7 @@
 //! | `sql` | [`sql`] | the SQLite and PostgreSQL store (`m2m-sql`) |
 //! | `remote` | [`remote`] | the store that asks the token service over introspection (`m2m-remote`) |
 //! | `wire` | [`wire`] | the introspection answer and revocation event shared by the service and `remote` |
+//! | `openapi` | [`openapi`] | the OpenAPI 3.1 security schemes of both token types, as a `utoipa::Modify` |
 //!
 //! No feature is on by default: the core alone verifies tokens against a [`MemoryStore`] or
 //! any [`TokenLookup`].

@@ -55,6 +55,8 @@ mod expiry;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod macros;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod page;
 mod placement;
 mod policy;

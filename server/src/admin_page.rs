@@ -69,18 +69,50 @@ where
         .route("/assets/app.css", get(style))
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "admin_page",
+    tag = "admin page",
+    summary = "The admin page",
+    responses((status = 200, description = "The admin page", content_type = "text/html; charset=utf-8", body = String)),
+)]
 async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+#[utoipa::path(
+    get,
+    path = "/assets/common.js",
+    operation_id = "page_common_script",
+    tag = "admin page",
+    summary = "What the admin page and the portal share: the REST client, copying a secret",
+    responses((status = 200, description = "What the admin page and the portal share: the REST client, copying a secret", content_type = "text/javascript; charset=utf-8", body = String)),
+)]
 async fn common() -> Response {
     asset("text/javascript; charset=utf-8", COMMON_JS)
 }
 
+#[utoipa::path(
+    get,
+    path = "/assets/app.js",
+    operation_id = "admin_page_script",
+    tag = "admin page",
+    summary = "The admin page's script",
+    responses((status = 200, description = "The admin page's script", content_type = "text/javascript; charset=utf-8", body = String)),
+)]
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+#[utoipa::path(
+    get,
+    path = "/assets/app.css",
+    operation_id = "page_style",
+    tag = "admin page",
+    summary = "The style sheet of the admin page and the portal",
+    responses((status = 200, description = "The style sheet of the admin page and the portal", content_type = "text/css; charset=utf-8", body = String)),
+)]
 async fn style() -> Response {
     asset("text/css; charset=utf-8", APP_CSS)
 }

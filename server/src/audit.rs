@@ -97,17 +97,24 @@ pub(crate) async fn record_call(
 }
 
 /// The query of `GET /v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
+    /// Only this tenant's entries (a tenant admin reads only its own).
     tenant: Option<String>,
+    /// Page size: 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// Where the page starts (default 0).
     offset: Option<u64>,
 }
 
 /// An entry as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditView {
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     at: String,
     actor: String,
     action: String,
@@ -117,7 +124,7 @@ pub(crate) struct AuditView {
 }
 
 /// One page of the audit log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditPage {
     items: Vec<AuditView>,
     next_offset: Option<u64>,
@@ -125,6 +132,23 @@ pub(crate) struct AuditPage {
 
 /// `GET /v1/audit?tenant=&limit=&offset=`, newest first: every entry for an environment
 /// admin (or one tenant's with `tenant`); a tenant admin reads its own tenant's only.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    summary = "The audit log, newest first",
+    params(AuditQuery),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    responses(
+        (status = 200, description = "One page", body = AuditPage),
+        (status = 422, description = "A bad limit"),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,

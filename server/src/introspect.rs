@@ -140,6 +140,15 @@ pub(crate) fn routes<S>(app: &AppState) -> Router<S> {
 }
 
 /// `GET /v1/stats`: counters of this process since it started.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    operation_id = "stats",
+    tag = "resource servers",
+    summary = "Introspection and event-stream counters of this process",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses((status = 200, description = "The counters", body = crate::openapi::schema::StatsSchema)),
+)]
 async fn stats(
     State(state): State<Introspection>,
     Authenticated(caller): Authenticated,
@@ -171,6 +180,27 @@ fn no_store(mut response: Response) -> Response {
 }
 
 /// `POST /oauth/introspect`.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    operation_id = "introspect",
+    tag = "resource servers",
+    summary = "RFC 7662 introspection: whether a token is active, and whose it is",
+    security(
+        ("api_key" = ["m2m:introspect"]), ("client_credentials" = ["m2m:introspect"]),
+        ("basic" = []),
+    ),
+    request_body(content = crate::openapi::schema::IntrospectionRequestSchema,
+                 content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The answer; `{\"active\": false}` alone for a token that \
+                                      cannot be used",
+         body = crate::openapi::schema::IntrospectionAnswerSchema),
+        (status = 400, description = "Not exactly one `token` field, or malformed credentials \
+                                      (`invalid_request`)"),
+        (status = 413, description = "Larger than 8 KiB"),
+    ),
+)]
 async fn introspect(
     State(state): State<Introspection>,
     headers: HeaderMap,

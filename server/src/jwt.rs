@@ -31,12 +31,15 @@ use m2m_core::{Principal, SigningKey, StoreError, TokenId, TokenStore};
 pub use m2m_core::BearerFormat;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::RwLock;
+use utoipa::ToSchema;
 
 use crate::audit::{Source, record_call};
 use crate::caller::Caller;
+use crate::openapi::schema::{BearerFormatSchema, JwkSchema};
 use crate::problem::Problem;
 use crate::rights::require_environment_admin;
 use crate::state::AppState;
@@ -270,7 +273,28 @@ pub(crate) async fn mint(
         .map_err(|error| StoreError::Unavailable(format!("cannot sign: {error}")))
 }
 
+/// A JWK Set (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JwkSet {
+    /// The keys, as stored when they were made.
+    #[schema(value_type = Vec<JwkSchema>)]
+    keys: Vec<Value>,
+}
+
 /// `GET /.well-known/jwks.json`: the public keys, current and recently retired.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "jwks",
+    tag = "oauth",
+    summary = "The public keys JWT access tokens are signed with",
+    responses(
+        (status = 200, description = "The current key and those retired within the longest \
+                                      bearer lifetime", body = JwkSet,
+         headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 503, description = "The token store does not answer"),
+    ),
+)]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, Problem> {
     let since = state.now() - publication(&state);
     let mut keys = state.store().signing_keys(since).await?;
@@ -283,7 +307,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, Prob
         .iter()
         .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
         .collect();
-    let mut response = Json(json!({ "keys": keys })).into_response();
+    let mut response = Json(JwkSet { keys }).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={}", JWKS_MAX_AGE.as_secs()))
     {
         response.headers_mut().insert(header::CACHE_CONTROL, value);
@@ -291,48 +315,120 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Result<Response, Prob
     Ok(response)
 }
 
-/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
-pub(crate) async fn metadata(State(state): State<AppState>) -> Json<Value> {
-    let issuer = issuer(&state);
-    let base = issuer.trim_end_matches('/');
-    Json(json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{base}/oauth/token"),
-        "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "bearer"],
-        "response_types_supported": [],
-        "token_endpoint_auth_signing_alg_values_supported": [],
-        "access_token_format": state.bearer_format().name(),
-    }))
+/// The authorization server metadata (RFC 8414).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuthorizationServerMetadata {
+    /// The service's public URL, the `iss` of its JWTs.
+    issuer: String,
+    token_endpoint: String,
+    introspection_endpoint: String,
+    jwks_uri: String,
+    /// `client_credentials`.
+    grant_types_supported: [&'static str; 1],
+    /// `client_secret_basic`, `client_secret_post`.
+    token_endpoint_auth_methods_supported: [&'static str; 2],
+    /// `client_secret_basic`, `bearer`.
+    introspection_endpoint_auth_methods_supported: [&'static str; 2],
+    /// None: there is no authorization endpoint.
+    response_types_supported: [&'static str; 0],
+    token_endpoint_auth_signing_alg_values_supported: [&'static str; 0],
+    /// What the client-credentials grant hands out now.
+    #[schema(value_type = BearerFormatSchema)]
+    access_token_format: &'static str,
 }
 
-fn key_view(key: &SigningKey) -> Value {
-    let rfc3339 = |at: OffsetDateTime| crate::api::rfc3339(at);
-    json!({
-        "kid": key.kid,
-        "algorithm": key.algorithm,
-        "created_at": rfc3339(key.created_at),
-        "retired_at": key.retired_at.map(rfc3339),
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    operation_id = "authorization_server_metadata",
+    tag = "oauth",
+    summary = "Where the token, introspection and key endpoints are, and what they support",
+    responses((status = 200, description = "The metadata", body = AuthorizationServerMetadata)),
+)]
+pub(crate) async fn metadata(State(state): State<AppState>) -> Json<AuthorizationServerMetadata> {
+    let issuer = issuer(&state);
+    let base = issuer.trim_end_matches('/').to_owned();
+    Json(AuthorizationServerMetadata {
+        token_endpoint: format!("{base}/oauth/token"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        issuer,
+        grant_types_supported: ["client_credentials"],
+        token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+        introspection_endpoint_auth_methods_supported: ["client_secret_basic", "bearer"],
+        response_types_supported: [],
+        token_endpoint_auth_signing_alg_values_supported: [],
+        access_token_format: state.bearer_format().name(),
     })
 }
 
+/// A signing key as the admin API shows it: never the private key.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyView {
+    /// The key id JWT headers name.
+    kid: String,
+    /// `EdDSA`.
+    algorithm: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339; `null` for the key that signs.
+    #[schema(format = DateTime)]
+    retired_at: Option<String>,
+}
+
+impl KeyView {
+    fn new(key: &SigningKey) -> Self {
+        let rfc3339 = |at: OffsetDateTime| crate::api::rfc3339(at);
+        Self {
+            kid: key.kid.clone(),
+            algorithm: key.algorithm.clone(),
+            created_at: rfc3339(key.created_at),
+            retired_at: key.retired_at.map(rfc3339),
+        }
+    }
+}
+
+/// The answer of `GET /v1/keys`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyList {
+    /// Newest first.
+    items: Vec<KeyView>,
+}
+
 /// `GET /v1/keys`: the published signing keys, newest first (environment admin).
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    summary = "The published signing keys, newest first",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses((status = 200, description = "The keys", body = KeyList)),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<KeyList>, Problem> {
     require_environment_admin(&caller)?;
     let since = state.now() - publication(&state);
     let keys = state.store().signing_keys(since).await?;
-    Ok(Json(
-        json!({ "items": keys.iter().map(key_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(KeyList {
+        items: keys.iter().map(KeyView::new).collect(),
+    }))
 }
 
 /// `POST /v1/keys/rotate`: a new key signs from now on (environment admin); 201.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/rotate",
+    operation_id = "rotate_key",
+    tag = "keys",
+    summary = "Make a new key sign from now on; the others stay published until their tokens expire",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses((status = 201, description = "The new key", body = KeyView)),
+)]
 pub(crate) async fn rotate_route(
     State(state): State<AppState>,
     caller: Caller,
@@ -341,5 +437,5 @@ pub(crate) async fn rotate_route(
     require_environment_admin(&caller)?;
     let key = rotate(&state).await?;
     record_call(&state, &caller, source, "keys.rotate", None, Some(&key.kid)).await;
-    Ok((StatusCode::CREATED, Json(key_view(&key))).into_response())
+    Ok((StatusCode::CREATED, Json(KeyView::new(&key))).into_response())
 }

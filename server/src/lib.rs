@@ -36,6 +36,7 @@
 //! | `GET /v1/audit?tenant=&limit=&offset=` | the audit log, newest first (environment admin; a tenant admin, its own tenant's) |
 //! | `GET /v1/stats` | introspection and event-stream counters (admin) |
 //! | `GET /health` | 200, or 503 when the store does not answer (public) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here ([`openapi`]; public) |
 //!
 //! # Example
 //!
@@ -83,6 +84,7 @@ mod issue;
 mod jwt;
 mod limits;
 pub mod oauth;
+pub mod openapi;
 pub mod portal_page;
 mod problem;
 pub mod revocations;
@@ -182,6 +184,7 @@ pub fn app(state: AppState) -> Router {
             post(oauth::token).layer(DefaultBodyLimit::max(oauth::MAX_OAUTH_BODY_BYTES)),
         )
         .route("/health", get(api::health))
+        .route("/openapi.json", get(openapi::serve))
         .route("/.well-known/jwks.json", get(jwt::jwks))
         .route(
             "/.well-known/oauth-authorization-server",

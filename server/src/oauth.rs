@@ -42,9 +42,11 @@ use http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use m2m_core::{Expiry, NewToken, TokenCheckError, TokenId, TokenKind, TokenType};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::Source;
 use crate::client_auth::{BasicError, ClientCredentials, basic_credentials};
+use crate::openapi::schema::{OAuthErrorCodeSchema, TokenRequestFormSchema};
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -64,9 +66,11 @@ fn truncated(text: &str) -> String {
 }
 
 /// An RFC 6749 §5.2 error, and what the debug log says about it.
-#[derive(Debug, Serialize)]
-struct OAuthError {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OAuthError {
+    #[schema(value_type = OAuthErrorCodeSchema)]
     error: &'static str,
+    /// What is wrong, for people.
     error_description: String,
     /// Why, for the log: the body says no more than `invalid_client`.
     #[serde(skip)]
@@ -145,12 +149,18 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// The successful answer (§5.1). It holds the new token, so it has no `Debug`.
-#[derive(Serialize)]
-struct TokenResponse {
+/// The successful answer (§5.1).
+// It holds the new token, so it has no `Debug`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    /// The bearer token (`m2m_cc_…`, or a JWT in JWT mode), for `Authorization: Bearer`.
     access_token: String,
+    /// `Bearer`.
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until it expires.
     expires_in: i64,
+    /// The scopes granted, space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
 }
@@ -214,6 +224,37 @@ impl Parameters {
 }
 
 /// `POST /oauth/token`.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    operation_id = "token",
+    tag = "oauth",
+    summary = "Client-credentials grant: a client id and secret for a bearer token",
+    description = "The client authenticates by HTTP Basic or by the form fields `client_id` and \
+                   `client_secret`, never both (RFC 6749 §2.3.1). Errors are RFC 6749 §5.2 JSON; \
+                   a body too large, too many failed attempts and an unavailable store are \
+                   problems.",
+    security(("basic" = []), ()),
+    request_body(content = TokenRequestFormSchema, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The bearer token", body = TokenResponse,
+         headers(("Cache-Control" = String, description = "`no-store`"),
+                 ("Pragma" = String, description = "`no-cache`"))),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, \
+                                      `invalid_scope` or `unauthorized_client`",
+         body = OAuthError, content_type = "application/json"),
+        (status = 401, description = "`invalid_client`: unknown client, wrong secret, revoked or \
+                                      expired credential, all alike",
+         body = OAuthError, content_type = "application/json",
+         headers(("WWW-Authenticate" = String, description = "`Basic realm=\"m2m\"`"))),
+        (status = 413, description = "Larger than 8 KiB"),
+        (status = 429, description = "Too many failed client authentications for this client \
+                                      id or address",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 503, description = "The token store cannot answer",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 pub(crate) async fn token(
     State(state): State<AppState>,
     Source(source): Source,

@@ -45,21 +45,57 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal/enter", get(enter))
 }
 
+#[utoipa::path(
+    get,
+    path = "/portal",
+    operation_id = "portal_page",
+    tag = "portal",
+    summary = "The tenant portal page",
+    responses((status = 200, description = "The tenant portal page", content_type = "text/html; charset=utf-8", body = String)),
+)]
 async fn page() -> Response {
     asset("text/html; charset=utf-8", PORTAL_HTML)
 }
 
+#[utoipa::path(
+    get,
+    path = "/portal/assets/portal.js",
+    operation_id = "portal_script",
+    tag = "portal",
+    summary = "The portal's script",
+    responses((status = 200, description = "The portal's script", content_type = "text/javascript; charset=utf-8", body = String)),
+)]
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", PORTAL_JS)
 }
 
 /// The query of `GET /portal/enter`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Enter {
+    /// The one-time code of the session's link.
     code: String,
 }
 
 /// `GET /portal/enter?code=…`: spends the code and starts the session.
+#[utoipa::path(
+    get,
+    path = "/portal/enter",
+    operation_id = "portal_enter",
+    tag = "portal",
+    summary = "Open a portal session's single-use link",
+    params(Enter),
+    responses(
+        (status = 303, description = "The session started: to `/portal`, with the cookie",
+         headers(("Location" = String, description = "`/portal`"),
+                 ("Set-Cookie" = String, description = "The session cookie: `HttpOnly`, \
+                                                        `SameSite=Strict`, `Secure` over https"))),
+        (status = 400, description = "No `code`"),
+        (status = 401, description = "The link was used already, has expired or was revoked"),
+        (status = 503, description = "The token store cannot answer",
+         headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 async fn enter(
     State(state): State<AppState>,
     query: Result<Query<Enter>, QueryRejection>,

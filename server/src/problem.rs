@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use m2m_core::{PROBLEM_JSON, StoreError};
+use serde::Serialize;
 
 /// How long a client is asked to wait when the store is unavailable, unless told otherwise.
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -145,14 +146,55 @@ impl From<FormRejection> for Problem {
     }
 }
 
+/// The body of every problem answer (RFC 9457), the service's and the auth layer's alike; the
+/// auth layer's also carry `error` (and, for `insufficient_scope`, `scope`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct ProblemBody {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    kind: &'static str,
+    /// The status's reason phrase.
+    #[schema(example = "Unauthorized")]
+    title: &'static str,
+    /// The HTTP status.
+    #[schema(example = 401)]
+    status: u16,
+    /// What is wrong, for people. Never a token.
+    detail: String,
+    /// The RFC 6750 error code, on refusals of a credential by the auth layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BearerError>)]
+    error: Option<&'static str>,
+    /// The scopes required, with `insufficient_scope`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// An RFC 6750 error code.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // described for the document; the core's rejections send these codes
+pub(crate) enum BearerError {
+    /// Malformed credentials (400).
+    InvalidRequest,
+    /// Unknown, revoked, expired or disabled token (401).
+    InvalidToken,
+    /// A required scope is missing (403).
+    InsufficientScope,
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
+        let body = ProblemBody {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            error: None,
+            scope: None,
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

@@ -241,6 +241,27 @@ struct Streaming {
 }
 
 /// `GET /v1/revocations`.
+#[utoipa::path(
+    get,
+    path = "/v1/revocations",
+    operation_id = "follow_revocations",
+    tag = "resource servers",
+    summary = "Revocations as server-sent events (`revoked`, `reset`)",
+    params(("Last-Event-ID" = Option<String>, Header,
+            description = "The id of the last event seen: what came after it is replayed, or a \
+                           `reset` event is sent when that cannot be done")),
+    security(
+        ("api_key" = ["m2m:introspect"]), ("client_credentials" = ["m2m:introspect"]),
+        ("basic" = []),
+    ),
+    responses((
+        status = 200,
+        description = "The event stream: `event: revoked` with `{\"token_id\", \"digest\"}`, \
+                       `event: reset` (drop the whole cache), and keep-alive comments",
+        content_type = "text/event-stream",
+        body = String,
+    )),
+)]
 pub(crate) async fn stream(State(state): State<Introspection>, headers: HeaderMap) -> Response {
     let caller = match authenticate_resource_server(state.app().admin_verifier(), &headers).await {
         Ok(caller) => caller,

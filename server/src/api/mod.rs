@@ -19,16 +19,36 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::issue::check_tenant;
+use crate::openapi::schema::{RateLimitSchema, TokenKindSchema, TokenTypeSchema};
 use crate::problem::Problem;
 use crate::state::AppState;
 
 /// The scope of an environment admin (counts only in the reserved tenant).
 pub const ADMIN_SCOPE: &str = "m2m:admin";
 
+/// The answer of `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// `GET /health`: 200 when the store answers, 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "service",
+    summary = "Liveness and store reachability",
+    responses(
+        (status = 200, description = "The service and its store answer", body = Health),
+        (status = 503, description = "The token store does not answer"),
+    ),
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     match state.store().load_settings().await {
-        Ok(_) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Ok(_) => Json(Health { status: "ok" }).into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: the token store does not answer");
             Problem::new(
@@ -60,28 +80,47 @@ pub(crate) fn kind_name(kind: TokenKind) -> &'static str {
 }
 
 /// A token as listings show it: no secret, no digest.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TokenView {
+    /// The public token id (`tok_…`).
     id: String,
+    /// The token type it belongs to.
     #[serde(rename = "type")]
+    #[schema(value_type = TokenTypeSchema)]
     token_type: TokenType,
+    /// Its format.
+    #[schema(value_type = TokenKindSchema)]
     kind: &'static str,
+    /// The prefix and first characters, to recognise it.
     stub: String,
     description: String,
     scopes: Vec<String>,
+    /// The user of a personal token.
     user_id: Option<String>,
+    /// A client credential's client id.
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
+    /// A bearer token's credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     credential_id: Option<String>,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     created_at: String,
+    /// RFC 3339; `null`: never.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Seconds left; `null`: never expires.
     expires_in: Option<i64>,
+    /// "in 7 days", "Never", "Expired".
     expires_in_text: String,
+    #[schema(format = DateTime)]
     revoked_at: Option<String>,
+    #[schema(format = DateTime)]
     last_used_at: Option<String>,
+    /// Who issued it.
     created_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<RateLimitSchema>)]
     rate_limit: Option<RateLimit>,
 }
 

@@ -14,6 +14,7 @@ use m2m_core::PortalSettings;
 use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::issue::{MAX_DESCRIPTION_CHARS, check_scopes};
+use crate::openapi::schema::PortalSettingsSchema;
 use crate::problem::Problem;
 use crate::rights::{ENVIRONMENT_SCOPES, require_environment_admin};
 use crate::state::AppState;
@@ -22,6 +23,15 @@ use crate::state::AppState;
 pub const MAX_GRANTABLE_SCOPES: usize = 200;
 
 /// `GET /v1/settings/portal`.
+#[utoipa::path(
+    get,
+    path = "/v1/settings/portal",
+    operation_id = "get_portal_settings",
+    tag = "settings",
+    summary = "What tenant users may grant, and which token sections they see",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses((status = 200, description = "The portal settings", body = PortalSettingsSchema)),
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -31,6 +41,20 @@ pub(crate) async fn get(
 }
 
 /// `PUT /v1/settings/portal`: replaces the settings; absent switches are on.
+#[utoipa::path(
+    put,
+    path = "/v1/settings/portal",
+    operation_id = "put_portal_settings",
+    tag = "settings",
+    summary = "Replace the portal settings; absent switches are on",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    request_body = PortalSettingsSchema,
+    responses(
+        (status = 200, description = "The portal settings now", body = PortalSettingsSchema),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "Too many scopes, a scope listed twice, an environment scope, or a description too long"),
+    ),
+)]
 pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use m2m_core::{GrantableScope, PortalRole, PortalSecret, PortalSession, TokenStore, TokenType};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::audit::{Source, record_call};
@@ -23,6 +24,7 @@ use crate::caller::{Caller, cleared_cookie_header, csrf_token};
 use crate::issue::{
     MAX_USER_CHARS, check_environment_scopes, check_scopes, check_tenant, check_user,
 };
+use crate::openapi::schema::{GrantableScopeSchema, PortalRoleSchema, TokenTypeSchema};
 use crate::problem::Problem;
 use crate::rights::{TENANT_ADMIN_SCOPE, refuse, require_environment_admin};
 use crate::state::AppState;
@@ -35,25 +37,34 @@ pub const DEFAULT_SESSION_MINUTES: i64 = 60;
 pub const MAX_SESSION_MINUTES: i64 = 12 * 60;
 
 /// The body of `POST /v1/portal/sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateSession {
+    /// The user's tenant (not the reserved one).
     pub(crate) tenant: String,
+    /// The user, as the application knows it.
     pub(crate) user_id: String,
+    /// The name the portal shows.
     pub(crate) display_name: String,
+    #[schema(value_type = PortalRoleSchema)]
     pub(crate) role: PortalRole,
+    /// Scopes the user holds and may grant, of those the environment declared grantable.
     #[serde(default)]
     pub(crate) permissions: Vec<String>,
+    /// Default 60, at most 720.
+    #[schema(minimum = 1, maximum = 720)]
     pub(crate) lifetime_minutes: Option<i64>,
 }
 
 /// A session as the API shows it: never a secret but the link, once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct SessionView {
+    /// The session id (`ps_…`).
     pub(crate) id: String,
     pub(crate) tenant: String,
     user_id: String,
     display_name: String,
+    #[schema(value_type = PortalRoleSchema)]
     pub(crate) role: PortalRole,
     permissions: Vec<String>,
     created_at: String,
@@ -76,7 +87,7 @@ impl From<&PortalSession> for SessionView {
 }
 
 /// The answer to `POST /v1/portal/sessions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CreatedSession {
     #[serde(flatten)]
     pub(crate) session: SessionView,
@@ -87,6 +98,21 @@ pub(crate) struct CreatedSession {
 }
 
 /// `POST /v1/portal/sessions` (environment admin): 201 with the single-use link.
+#[utoipa::path(
+    post,
+    path = "/v1/portal/sessions",
+    operation_id = "create_session",
+    tag = "portal",
+    summary = "A portal session for a tenant user, with its single-use link",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    request_body = CreateSession,
+    responses(
+        (status = 201, description = "The session and its link (`url`), to hand to the user",
+         body = CreatedSession, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "A value is not acceptable"),
+    ),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -202,6 +228,19 @@ fn public_base(state: &AppState, headers: &HeaderMap) -> Result<String, Problem>
 
 /// `DELETE /v1/portal/sessions/{id}` (environment admin): 204, or 404 when no live session has
 /// the id.
+#[utoipa::path(
+    delete,
+    path = "/v1/portal/sessions/{id}",
+    operation_id = "revoke_session",
+    tag = "portal",
+    summary = "End a portal session at once",
+    params(("id" = String, Path, description = "The session id (`ps_…`)")),
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 404, description = "No live session has this id"),
+    ),
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -233,23 +272,35 @@ pub(crate) async fn revoke(
 }
 
 /// What the portal page needs to know about its user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Me {
     #[serde(flatten)]
     session: SessionView,
     /// Sent back in `X-CSRF-Token` on every request that changes something.
     csrf_token: String,
     /// The token type the tenant's users generate; `None` when both are allowed.
+    #[schema(value_type = Option<TokenTypeSchema>)]
     token_type: Option<TokenType>,
     api_tokens_visible: bool,
     personal_tokens_visible: bool,
     /// The scopes this user may put on a token.
+    #[schema(value_type = Vec<GrantableScopeSchema>)]
     grantable: Vec<GrantableScope>,
     /// Whether the user creates and revokes the tenant's API tokens.
     may_manage_api_tokens: bool,
 }
 
 /// `GET /v1/portal/me` (portal sessions only).
+#[utoipa::path(
+    get,
+    path = "/v1/portal/me",
+    operation_id = "portal_me",
+    tag = "portal",
+    summary = "The portal session's user, rights, sections and CSRF token",
+    security(("portal_session" = [])),
+    responses((status = 200, description = "The session's profile", body = Me,
+               headers(("Cache-Control" = String, description = "`no-store`")))),
+)]
 pub(crate) async fn me(
     State(state): State<AppState>,
     caller: Caller,
@@ -298,6 +349,17 @@ pub(crate) async fn me(
 
 /// `POST /portal/logout` (portal sessions, with the CSRF token): ends the session and removes
 /// the cookie; 204.
+#[utoipa::path(
+    post,
+    path = "/portal/logout",
+    operation_id = "portal_logout",
+    tag = "portal",
+    summary = "Sign out of the portal: ends the session",
+    params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
+    security(("portal_session" = [])),
+    responses((status = 204, description = "Ended; the cookie is removed",
+               headers(("Set-Cookie" = String, description = "The session cookie, expired")))),
+)]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     caller: Caller,

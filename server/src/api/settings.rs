@@ -6,49 +6,59 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use m2m_core::{BearerFormat, TokenType, TypeSettings};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::tenant_from;
 use crate::audit::{Source, record_call};
 use crate::caller::Caller;
+use crate::openapi::schema::{BearerFormatSchema, TokenTypeSchema};
 use crate::problem::Problem;
 use crate::rights::{require_environment_admin, require_tenant_admin};
 use crate::state::AppState;
 
 /// The body of a tenant's `PUT`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenTypeSetting {
+    #[schema(value_type = TokenTypeSchema)]
     token_type: TokenType,
 }
 
 /// The body of the environment's `PUT`: either field, or both.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnvironmentSetting {
+    #[schema(value_type = Option<TokenTypeSchema>)]
     token_type: Option<TokenType>,
+    #[schema(value_type = Option<BearerFormatSchema>)]
     bearer_format: Option<BearerFormat>,
 }
 
 /// The environment setting.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EnvironmentSettings {
     /// The type users may generate; `None` when never set (both are then allowed).
+    #[schema(value_type = Option<TokenTypeSchema>)]
     token_type: Option<TokenType>,
     /// The types users may generate.
+    #[schema(value_type = Vec<TokenTypeSchema>)]
     enabled: Vec<TokenType>,
     /// What the client-credentials grant hands out now.
+    #[schema(value_type = BearerFormatSchema)]
     bearer_format: BearerFormat,
 }
 
 /// A tenant's effective setting.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TenantSettings {
     tenant: String,
     /// The type users of the tenant may generate; `None` when nothing is set.
+    #[schema(value_type = Option<TokenTypeSchema>)]
     token_type: Option<TokenType>,
     /// `false` when the tenant has its own override, `true` when it follows the environment.
     inherited: bool,
     /// The types users of the tenant may generate.
+    #[schema(value_type = Vec<TokenTypeSchema>)]
     enabled: Vec<TokenType>,
 }
 
@@ -78,6 +88,15 @@ fn tenant_view(settings: &TypeSettings, tenant: String) -> TenantSettings {
 }
 
 /// `GET /v1/settings`.
+#[utoipa::path(
+    get,
+    path = "/v1/settings",
+    operation_id = "get_environment_settings",
+    tag = "settings",
+    summary = "The environment's token type and bearer format",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses((status = 200, description = "The environment's settings", body = EnvironmentSettings)),
+)]
 pub(crate) async fn get_environment(
     State(state): State<AppState>,
     caller: Caller,
@@ -88,6 +107,20 @@ pub(crate) async fn get_environment(
 }
 
 /// `PUT /v1/settings`: `{"token_type": …}`, `{"bearer_format": "opaque" | "jwt"}`, or both.
+#[utoipa::path(
+    put,
+    path = "/v1/settings",
+    operation_id = "put_environment_settings",
+    tag = "settings",
+    summary = "Set the environment's token type, bearer format, or both",
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    request_body = EnvironmentSetting,
+    responses(
+        (status = 200, description = "The environment's settings now", body = EnvironmentSettings),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "Nothing to change, or an unknown value"),
+    ),
+)]
 pub(crate) async fn put_environment(
     State(state): State<AppState>,
     caller: Caller,
@@ -124,6 +157,20 @@ pub(crate) async fn put_environment(
 }
 
 /// `GET /v1/tenants/{tenant}/settings`.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/settings",
+    operation_id = "get_tenant_settings",
+    tag = "settings",
+    summary = "A tenant's token type: its own, or the environment's it follows",
+    params(("tenant" = String, Path, description = "The tenant")),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    responses((status = 200, description = "The tenant's settings", body = TenantSettings)),
+)]
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,6 +183,21 @@ pub(crate) async fn get_tenant(
 }
 
 /// `PUT /v1/tenants/{tenant}/settings`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/settings",
+    operation_id = "put_tenant_settings",
+    tag = "settings",
+    summary = "Give a tenant its own token type",
+    params(("tenant" = String, Path, description = "The tenant")),
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    request_body = TokenTypeSetting,
+    responses(
+        (status = 200, description = "The tenant's settings now", body = TenantSettings),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "An unknown token type"),
+    ),
+)]
 pub(crate) async fn put_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +221,19 @@ pub(crate) async fn put_tenant(
 
 /// `DELETE /v1/tenants/{tenant}/settings`: the tenant follows the environment again; 404 when it
 /// had no token type of its own.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/settings",
+    operation_id = "delete_tenant_settings",
+    tag = "settings",
+    summary = "Make a tenant follow the environment's token type again",
+    params(("tenant" = String, Path, description = "The tenant")),
+    security(("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"])),
+    responses(
+        (status = 204, description = "The tenant follows the environment"),
+        (status = 404, description = "The tenant had no token type of its own"),
+    ),
+)]
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,11 +8,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use m2m_core::{PageCursor, RateLimit, TokenId, TokenKind, TokenType};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{TokenView, tenant_from};
 use crate::audit::{Source, record_call};
 use crate::caller::Caller;
 use crate::issue::{IssueError, TokenRequest, check_tenant, check_user, expiry_from};
+use crate::openapi::schema::{RateLimitSchema, TokenTypeSchema};
 use crate::problem::Problem;
 use crate::rights::{
     check_grant, refuse, require_section, require_tenant_admin, require_tenant_user,
@@ -25,19 +27,44 @@ pub const DEFAULT_PAGE_LIMIT: u64 = 50;
 pub const MAX_PAGE_LIMIT: u64 = 200;
 
 /// The body of `POST /v1/tenants/{tenant}/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
+    /// For people; at most 256 characters.
     #[serde(default)]
     description: String,
+    /// `never`, `1d`, `7d`, `30d`, `90d` or `365d`; or give `expires_in_minutes`.
+    #[schema(example = "30d")]
     expires: Option<String>,
+    /// The lifetime in minutes, instead of `expires`.
+    #[schema(minimum = 1)]
     expires_in_minutes: Option<i64>,
+    /// The scopes the token carries; the caller grants only what it may.
     #[serde(default)]
     scopes: Vec<String>,
+    /// Makes it a personal token of this user.
     user_id: Option<String>,
+    /// The token's rate limit; none when absent.
+    #[schema(value_type = Option<RateLimitSchema>)]
     rate_limit: Option<RateLimit>,
+    /// The type to issue; the tenant's enabled type when absent.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<TokenTypeSchema>)]
     token_type: Option<String>,
+}
+
+/// A token just issued: the listing's view and its secret, shown this once.
+// It holds the secret, so it has no `Debug`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedToken {
+    #[serde(flatten)]
+    view: TokenView,
+    /// The access token or bearer token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// A client credential's secret (the id is `client_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
 }
 
 impl From<IssueError> for Problem {
@@ -56,6 +83,28 @@ impl From<IssueError> for Problem {
 ///
 /// A tenant admin issues the tenant's API tokens and personal tokens; a portal session issues
 /// personal tokens for its own user only.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    summary = "Issue a token; the answer shows its secret once",
+    params(("tenant" = String, Path, description = "The tenant")),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token and its secret (`token`, or `client_id` and \
+                                      `client_secret` for a client credential)",
+         body = CreatedToken, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 409, description = "The token type is not enabled for the tenant"),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "A value is not acceptable: expiry, scopes, description, user"),
+    ),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,28 +171,31 @@ pub(crate) async fn create(
     )
     .await;
 
-    let secret = issued.token.expose_secret().to_owned();
-    let kind = issued.record.kind;
-    let mut body = serde_json::to_value(TokenView::new(issued.record, now))
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    if let Some(fields) = body.as_object_mut() {
-        let name = if kind == TokenKind::ClientSecret {
-            "client_secret"
-        } else {
-            "token"
-        };
-        fields.insert(name.to_owned(), secret.into());
-    }
+    let secret = Some(issued.token.expose_secret().to_owned());
+    let (token, client_secret) = if issued.record.kind == TokenKind::ClientSecret {
+        (None, secret)
+    } else {
+        (secret, None)
+    };
+    let body = CreatedToken {
+        view: TokenView::new(issued.record, now),
+        token,
+        client_secret,
+    };
     // The secret is in this answer only: no cache may keep it.
     let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
     Ok((StatusCode::CREATED, no_store, Json(body)).into_response())
 }
 
 /// The query of `GET /v1/tenants/{tenant}/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Page {
+    /// Page size: 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// Where the page starts (default 0).
     offset: Option<u64>,
     /// The page after this cursor (a page's `next_after`): sought, where an offset reads
     /// every record it skips. Not with a non-zero `offset`.
@@ -155,7 +207,7 @@ pub(crate) struct Page {
 }
 
 /// One page of a tenant's tokens.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenPage {
     items: Vec<TokenView>,
     /// The offset of the next page; `None` on the last one, and on a page read with `after`.
@@ -172,6 +224,23 @@ pub(crate) struct TokenPage {
 ///
 /// A tenant admin reads them all. A member (a portal session) reads the tenant's API tokens
 /// (what it gets without a filter) and its own personal tokens.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    summary = "A page of the tenant's tokens, oldest first, without secrets",
+    params(("tenant" = String, Path, description = "The tenant"), Page),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    responses(
+        (status = 200, description = "One page", body = TokenPage),
+        (status = 422, description = "A bad limit, owner or cursor, or both offset and after"),
+    ),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -271,6 +340,26 @@ pub(crate) async fn list(
 /// `DELETE /v1/tenants/{tenant}/tokens/{id}`: 204; a client credential takes its bearer
 /// tokens with it. A tenant admin revokes any token of the tenant; a member only its own
 /// personal tokens (403 for any other id, whether or not it exists).
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    summary = "Revoke a token (a client credential's bearer tokens too)",
+    params(
+        ("tenant" = String, Path, description = "The tenant"),
+        ("id" = String, Path, description = "The token id (`tok_…`)"),
+    ),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "The tenant has no token with this id"),
+    ),
+)]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

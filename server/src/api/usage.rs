@@ -24,6 +24,7 @@ use m2m_core::wire::UsageReport;
 use time::OffsetDateTime;
 
 use crate::client_auth::authenticate_resource_server;
+use crate::openapi::schema::UsageReportSchema;
 use crate::problem::Problem;
 use crate::state::AppState;
 
@@ -37,6 +38,24 @@ pub const MAX_USAGE_BATCH: usize = 1000;
 const MAX_TOKEN_ID_LEN: usize = 64;
 
 /// `POST /v1/usage`.
+#[utoipa::path(
+    post,
+    path = "/v1/usage",
+    operation_id = "report_usage",
+    tag = "resource servers",
+    summary = "Report token uses seen by a resource server, for `last_used_at`",
+    security(
+        ("api_key" = ["m2m:introspect"]), ("client_credentials" = ["m2m:introspect"]),
+        ("basic" = []),
+    ),
+    request_body = UsageReportSchema,
+    responses(
+        (status = 204, description = "Recorded; unknown token ids are ignored"),
+        (status = 413, description = "Larger than 256 KiB"),
+        (status = 415, description = "Not `application/json`"),
+        (status = 422, description = "Not a usage report, more than 1000 uses, or a bad id or time"),
+    ),
+)]
 pub(crate) async fn record(State(app): State<AppState>, request: Request) -> Response {
     let caller = match authenticate_resource_server(app.admin_verifier(), request.headers()).await {
         Ok(caller) => caller,

@@ -16,7 +16,7 @@ use crate::rights::require_tenant_admin;
 use crate::state::AppState;
 
 /// The answer: who left, and how many tokens were revoked.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UserRemoved {
     tenant: String,
     user_id: String,
@@ -27,6 +27,23 @@ pub(crate) struct UserRemoved {
 /// `DELETE /v1/tenants/{tenant}/users/{user}` (environment admin, or tenant admin of the
 /// tenant): 200 with the number of tokens revoked; removing a user without tokens is not an
 /// error.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/users/{user}",
+    operation_id = "remove_user",
+    tag = "tokens",
+    summary = "A user leaves the tenant: their tokens are revoked, their portal sessions end",
+    params(
+        ("tenant" = String, Path, description = "The tenant"),
+        ("user" = String, Path, description = "The user (`user_id`)"),
+    ),
+    security(
+        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
+        ("api_key" = ["m2m:tenant-admin"]), ("client_credentials" = ["m2m:tenant-admin"]),
+        ("portal_session" = []),
+    ),
+    responses((status = 200, description = "What was revoked", body = UserRemoved)),
+)]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
