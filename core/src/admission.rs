@@ -18,7 +18,8 @@
 //! Each decision is one `tracing` event (target `m2m::admission`): refusals at `debug` (a store
 //! failure at `warn`) with the reason, and the token id, kind and tenant when the store knows
 //! the token; admissions (with the same fields) and passes at `trace`. The token itself is
-//! never logged.
+//! never logged. Each decision is also counted once in `m2m_decisions_total`, by outcome and
+//! reason ([`metrics`](crate::metrics)).
 //!
 //! # Example
 //!
@@ -77,6 +78,7 @@ use std::sync::Arc;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, ORIGIN};
 use http::{Method, Request, request::Parts};
 
+use crate::metrics::Event;
 use crate::placement::{CredentialHeaders, Placement};
 use crate::policy::RequiredScopes;
 use crate::record::Principal;
@@ -321,7 +323,7 @@ impl Admission {
         let o = &*self.options;
         let outcome = o
             .scopes
-            .with(|scopes| o.verifier.verify_cached(request, scopes))?;
+            .with(|scopes| o.verifier.outcome_cached(request, scopes))?;
         Some(self.settle(outcome))
     }
 
@@ -333,7 +335,7 @@ impl Admission {
         let o = &*self.options;
         // Off the hot path: a vector costs nothing next to the store's answer.
         let scopes: Vec<&str> = o.scopes.iter().collect();
-        let outcome = o.verifier.verify(request, &scopes).await;
+        let outcome = o.verifier.outcome(request, &scopes).await;
         self.settle(outcome)
     }
 
@@ -374,6 +376,7 @@ impl Admission {
             && request.has_header(ACCESS_CONTROL_REQUEST_METHOD.as_str())
         {
             tracing::trace!(target: "m2m::admission", outcome = "preflight");
+            o.verifier.count(Event::Preflight);
             return Some(Decision::Preflight);
         }
         None
@@ -383,6 +386,7 @@ impl Admission {
         let o = &*self.options;
         match outcome {
             Ok(principal) => {
+                o.verifier.count(Event::admitted(principal.kind()));
                 tracing::trace!(
                     target: "m2m::admission",
                     outcome = "admitted",
@@ -403,9 +407,11 @@ impl Admission {
                 if o.optional && rejection.kind() == RejectionKind::MissingCredentials =>
             {
                 tracing::trace!(target: "m2m::admission", outcome = "anonymous");
+                o.verifier.count(Event::Anonymous);
                 Decision::Anonymous(rejection)
             }
             Err(rejection) => {
+                o.verifier.count(Event::refused(rejection.kind()));
                 log_refusal(&rejection);
                 Decision::Refuse(rejection)
             }

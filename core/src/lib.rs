@@ -55,6 +55,7 @@ mod expiry;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod macros;
+pub mod metrics;
 mod page;
 mod placement;
 mod policy;
@@ -76,6 +77,7 @@ pub use cache::CacheSettings;
 pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,
 };
+pub use metrics::MetricsSnapshot;
 pub use page::{InvalidPageCursor, MAX_PAGE_CURSOR_LEN, PageCursor};
 pub use placement::{
     Credential, CredentialError, CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY,
