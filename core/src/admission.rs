@@ -19,7 +19,8 @@
 //! failure at `warn`) with the reason, and the token id, kind and tenant when the store knows
 //! the token; admissions (with the same fields) and passes at `trace`. The token itself is
 //! never logged. Each decision is also counted once in `m2m_decisions_total`, by outcome and
-//! reason ([`metrics`](crate::metrics)).
+//! reason ([`metrics`](crate::metrics)); a request that meets two admissions (nested
+//! middleware, or a route's own scopes through [`Admission::authorize`]) counts at each.
 //!
 //! # Example
 //!
@@ -340,8 +341,9 @@ impl Admission {
     }
 
     /// Checks `scopes` (a route's own, such as a Rocket `Scoped` guard's) on a caller this
-    /// admission admitted, without verifying the token again. A refusal is not logged here:
-    /// the guard logs it with [`log_refusal`] when it answers with it.
+    /// admission admitted, without verifying the token again. A refusal is counted as a
+    /// decision (the request was counted admitted before), but not logged here: the guard logs
+    /// it with [`log_refusal`] when it answers with it.
     ///
     /// # Errors
     ///
@@ -357,7 +359,12 @@ impl Admission {
                 all.push(scope);
             }
         }
-        self.options.verifier.check_scopes(principal, &all)
+        let verifier = &self.options.verifier;
+        let refused = verifier.check_scopes(principal, &all);
+        if let Err(rejection) = &refused {
+            verifier.count(Event::refused(rejection.kind()));
+        }
+        refused
     }
 
     /// The decisions that need no token: an outer middleware's caller, or a preflight.

@@ -708,6 +708,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_route_s_own_scopes_refused_count_as_a_refusal() {
+        use crate::{Admission, Decision};
+        let store = Arc::new(crate::MemoryStore::new());
+        let verifier = crate::Verifier::builder(store.clone()).build();
+        let access = issue(&store, &verifier, TokenKind::AccessToken).await;
+        let admission = Admission::new(verifier.clone());
+        let Decision::Admit(admitted) = admission
+            .decide(&request(Some(("x-api-key", access))))
+            .await
+        else {
+            panic!("admitted")
+        };
+        admission.authorize(admitted.principal(), &["a"]).unwrap();
+        admission
+            .authorize(admitted.principal(), &["b"])
+            .unwrap_err();
+        let counted = verifier.metrics();
+        assert_eq!(counted.admitted(), 1);
+        assert_eq!(counted.refused(RejectionKind::InsufficientScope), 1);
+    }
+
+    #[tokio::test]
     async fn checks_are_counted_by_check_outcome_and_reason() {
         let store = Arc::new(crate::MemoryStore::new());
         let verifier = crate::Verifier::builder(store.clone()).build();
