@@ -15,7 +15,9 @@
 //!
 //! Data flows one way: [`extract`] (placement rules) → [`TokenFormat::parse`] (format and
 //! checksum) → cache → [`TokenLookup`] on a miss, single-flight → the [`Admission`]'s
-//! decision; uses are recorded through the lookup in the background, in batches.
+//! decision; uses are recorded through the lookup in the background, in batches. Decisions,
+//! the cache and store calls are counted through the `metrics` facade ([`metrics`]), per thread
+//! and off the request path.
 //!
 //! # Example
 //!

@@ -9,7 +9,8 @@
 //! - from its background task, every [`usage_interval`](crate::VerifierBuilder::usage_interval)
 //!   (inside a Tokio runtime);
 //! - on [`publish`], which every live verifier of the process answers (an exporter calls it
-//!   before rendering, so that a scrape is exact), or [`Verifier::publish_metrics`] for one;
+//!   before rendering, so that a scrape is exact), or
+//!   [`Verifier::publish_metrics`](crate::Verifier::publish_metrics) for one;
 //! - when the verifier is dropped (its cache's entries leave the gauge then).
 //!
 //! Without an installed recorder all of this costs nothing beyond the per-thread counts. Store
@@ -20,8 +21,8 @@
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
-//! | `m2m_decisions_total` | counter | `outcome` (`admitted`, `anonymous`, `preflight`, `refused`); `kind` (`access_token`, `bearer_token`) when admitted; `reason` when refused | one per decision of an [`Admission`](crate::Admission), or of [`Verifier::verify`] / [`Verifier::verify_cached`] called directly |
-//! | `m2m_token_checks_total` | counter | `check` (`token`, `client`); `outcome` (`active`, `inactive`, `store_unavailable`); `reason` when inactive ([`InactiveReason::as_str`](crate::InactiveReason::as_str)) | one per [`Verifier::check_token`] (introspection) and [`Verifier::check_client`] (token endpoint, client authentication) |
+//! | `m2m_decisions_total` | counter | `outcome` (`admitted`, `anonymous`, `preflight`, `refused`); `kind` (`access_token`, `bearer_token`) when admitted; `reason` when refused | one per decision of an [`Admission`](crate::Admission), or of [`Verifier::verify`](crate::Verifier::verify) / [`Verifier::verify_cached`](crate::Verifier::verify_cached) called directly |
+//! | `m2m_token_checks_total` | counter | `check` (`token`, `client`); `outcome` (`active`, `inactive`, `store_unavailable`); `reason` when inactive ([`InactiveReason::as_str`](crate::InactiveReason::as_str)) | one per [`Verifier::check_token`](crate::Verifier::check_token) (introspection) and [`Verifier::check_client`](crate::Verifier::check_client) (token endpoint, client authentication) |
 //! | `m2m_cache_hits_total` | counter | | decisions answered from a fresh cache entry |
 //! | `m2m_cache_misses_total` | counter | | decisions that needed the store (or, for a JWT, the signature check) |
 //! | `m2m_cache_evictions_total` | counter | | entries dropped to keep the cache within its bounds |
@@ -31,7 +32,10 @@
 //! | `m2m_store_call_duration_seconds` | histogram | `operation` (`find_token`, `record_usage`); `outcome` (`found`, `not_found`, `ok`, `error`) | every call a verifier makes to its store, whatever the store |
 //!
 //! Refusals for a spent rate limit are `m2m_decisions_total{outcome="refused",
-//! reason="rate_limited"}`; the reasons are [`RejectionKind::reason`](crate::RejectionKind::reason).
+//! reason="rate_limited"}`; the reasons are
+//! [`RejectionKind::reason`](crate::RejectionKind::reason).
+//! A request that meets two admissions (nested middleware, or a route's own scopes through
+//! [`Admission::authorize`](crate::Admission::authorize)) counts at each.
 //! `m2m-remote` adds `m2m_remote_revocation_stream_reconnects_total`,
 //! `m2m_remote_revocation_stream_gaps_total`, `m2m_remote_revocation_events_total` and the
 //! gauge `m2m_remote_revocation_stream_connected`; the token service adds its own
@@ -51,7 +55,11 @@
 //! let store = Arc::new(MemoryStore::new());
 //! let verifier = Verifier::builder(store.clone()).build();
 //! let issued = store
-//!     .issue(verifier.format(), NewToken::new(TokenKind::AccessToken, "acme", Expiry::OneDay), verifier.now())
+//!     .issue(
+//!         verifier.format(),
+//!         NewToken::new(TokenKind::AccessToken, "acme", Expiry::OneDay),
+//!         verifier.now(),
+//!     )
 //!     .await
 //!     .unwrap();
 //! let mut headers = HeaderMap::new();
@@ -368,7 +376,8 @@ fn move_gauge(room: &'static str, from: u64, to: u64) {
 }
 
 /// A verifier's totals since it was built, read from its per-thread counts
-/// ([`Verifier::metrics`]): for tests and diagnostics, without a recorder.
+/// ([`Verifier::metrics`](crate::Verifier::metrics)): for tests and diagnostics, without a
+/// recorder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsSnapshot {
     counts: [u64; EVENTS],

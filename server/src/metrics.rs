@@ -59,7 +59,10 @@ pub(crate) fn prometheus() -> &'static PrometheusHandle {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if let Err(error) = ::metrics::set_global_recorder(recorder) {
-            tracing::warn!(%error, "another metrics recorder is installed: GET /metrics stays empty");
+            tracing::warn!(
+                %error,
+                "another metrics recorder is installed: GET /metrics stays empty"
+            );
         }
         handle
     })
