@@ -4,14 +4,17 @@
 //! `M2M_TEST_PYTHON` names), and only a scraper or an environment admin may read it.
 //!
 //! The recorder is global to the process, so the test compares two scrapes: what its own
-//! requests added.
+//! requests added. A real `m2m-remote` store in the same process then follows the revocation
+//! stream, and its counts appear beside the service's.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use m2m_core::{MemoryStore, TokenFormat, TokenKind, TokenStore};
+use m2m_core::{MemoryStore, TokenFormat, TokenKind, TokenStore, Verifier};
+use m2m_remote::{IntrospectionCredential, RemoteStore};
 use m2m_server::{AppState, INTROSPECT_SCOPE, METRICS_SCOPE, ServiceOptions, TENANT_ADMIN_SCOPE};
 use serde_json::{Value, json};
 
@@ -193,6 +196,19 @@ impl Service {
 }
 
 const DECISIONS: &str = "m2m_decisions_total";
+
+/// How long the test waits for what must happen before it calls the run hung. A guard against
+/// hanging, not a speed requirement.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits until `done`, polling; panics after [`HANG_GUARD`].
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < HANG_GUARD, "{what}: never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_each_decision_with_its_labels_and_only_to_a_scraper() {
@@ -376,4 +392,41 @@ async fn metrics_show_each_decision_with_its_labels_and_only_to_a_scraper() {
     assert_eq!(settings.status(), 403);
     let stats = service.get("/v1/stats", &[("x-api-key", &scraper)]).await;
     assert_eq!(stats.status(), 403);
+
+    // A resource server in this process follows the revocation stream: its store's counts
+    // reach the same recorder.
+    let credential = IntrospectionCredential::ApiKey(resource_server.clone());
+    let remote = RemoteStore::builder(service.base.as_str(), credential)
+        .build()
+        .unwrap();
+    let verifier = Verifier::builder(remote.clone()).build();
+    let value = async |name: &str, labels: &[(&str, &str)]| {
+        Scrape::parse(&service.scrape(&scraper).await).value(name, labels)
+    };
+    wait_for("the event stream opens", async || {
+        remote.event_stream_connected() && value("m2m_service_revocation_streams", &[]).await == 1.0
+    })
+    .await;
+    // The first connection cannot resume anywhere: a reset, and the caches drop what they hold.
+    assert_eq!(
+        value("m2m_remote_revocation_stream_connected", &[]).await,
+        1.0
+    );
+    assert!(value("m2m_remote_revocation_stream_gaps_total", &[]).await >= 1.0);
+    assert!(value("m2m_cache_flushes_total", &[]).await >= 1.0);
+    let id = created["items"][0]["id"].as_str().unwrap().to_owned();
+    let revoked = service
+        .http
+        .delete(format!("{}/v1/tenants/acme/tokens/{id}", service.base))
+        .header("x-api-key", &service.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    wait_for("the revocation reaches the remote store", async || {
+        value("m2m_remote_revocation_events_total", &[]).await >= 1.0
+    })
+    .await;
+    assert!(value("m2m_service_revocation_events_total", &[]).await >= 1.0);
+    drop(verifier);
 }
