@@ -322,10 +322,10 @@ impl Admission {
             return Some(decision);
         }
         let o = &*self.options;
-        let outcome = o
+        let (outcome, hit) = o
             .scopes
             .with(|scopes| o.verifier.outcome_cached(request, scopes))?;
-        Some(self.settle(outcome))
+        Some(self.settle(outcome, hit))
     }
 
     /// Decides about `request`, asking the store when nothing fresh is cached for its token.
@@ -336,8 +336,8 @@ impl Admission {
         let o = &*self.options;
         // Off the hot path: a vector costs nothing next to the store's answer.
         let scopes: Vec<&str> = o.scopes.iter().collect();
-        let outcome = o.verifier.outcome(request, &scopes).await;
-        self.settle(outcome)
+        let (outcome, hit) = o.verifier.outcome(request, &scopes).await;
+        self.settle(outcome, hit)
     }
 
     /// Checks `scopes` (a route's own, such as a Rocket `Scoped` guard's) on a caller this
@@ -375,7 +375,7 @@ impl Admission {
                 .scopes
                 .with(|scopes| o.verifier.check_scopes(&principal, scopes))
                 .map(|()| principal);
-            return Some(self.settle(outcome));
+            return Some(self.settle(outcome, false));
         }
         if o.cors_preflight
             && request.is_options()
@@ -389,11 +389,13 @@ impl Admission {
         None
     }
 
-    fn settle(&self, outcome: Result<Principal, Rejection>) -> Decision {
+    /// The decision of `outcome`, counted (with a cache hit when `hit`: a fresh entry answered).
+    fn settle(&self, outcome: Result<Principal, Rejection>, hit: bool) -> Decision {
         let o = &*self.options;
         match outcome {
             Ok(principal) => {
-                o.verifier.count(Event::admitted(principal.kind()));
+                o.verifier
+                    .count_decision_event(Event::admitted(principal.kind()), hit);
                 tracing::trace!(
                     target: "m2m::admission",
                     outcome = "admitted",
@@ -414,11 +416,12 @@ impl Admission {
                 if o.optional && rejection.kind() == RejectionKind::MissingCredentials =>
             {
                 tracing::trace!(target: "m2m::admission", outcome = "anonymous");
-                o.verifier.count(Event::Anonymous);
+                o.verifier.count_decision_event(Event::Anonymous, hit);
                 Decision::Anonymous(rejection)
             }
             Err(rejection) => {
-                o.verifier.count(Event::refused(rejection.kind()));
+                o.verifier
+                    .count_decision_event(Event::refused(rejection.kind()), hit);
                 log_refusal(&rejection);
                 Decision::Refuse(rejection)
             }

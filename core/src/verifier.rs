@@ -429,13 +429,20 @@ impl Verifier {
         self.inner.metrics.count(event);
     }
 
-    /// Counts the decision `outcome`.
+    /// Counts the decision `event`, and a cache hit with it when `hit`.
     #[inline]
-    pub(crate) fn count_decision(&self, outcome: &Result<Principal, Rejection>) {
-        self.count(match outcome {
+    pub(crate) fn count_decision_event(&self, event: Event, hit: bool) {
+        self.inner.metrics.count_decision(event, hit);
+    }
+
+    /// Counts the decision `outcome`, and a cache hit with it when `hit`.
+    #[inline]
+    pub(crate) fn count_decision(&self, outcome: &Result<Principal, Rejection>, hit: bool) {
+        let event = match outcome {
             Ok(principal) => Event::admitted(principal.kind()),
             Err(rejection) => Event::refused(rejection.kind()),
-        });
+        };
+        self.inner.metrics.count_decision(event, hit);
     }
 
     /// Checks that `principal` carries every scope in `required_scopes`: the 403
@@ -479,32 +486,36 @@ impl Verifier {
         headers: &H,
         required_scopes: &[&str],
     ) -> Result<Principal, Rejection> {
-        let outcome = self.outcome(headers, required_scopes).await;
-        self.count_decision(&outcome);
+        let (outcome, hit) = self.outcome(headers, required_scopes).await;
+        self.count_decision(&outcome, hit);
         outcome
     }
 
     /// [`verify`](Self::verify), uncounted: an [`Admission`](crate::Admission) counts the
-    /// decision it makes of the outcome.
+    /// decision it makes of the outcome. With it, whether a fresh cache entry answered.
     pub(crate) async fn outcome<H: CredentialHeaders + ?Sized>(
         &self,
         headers: &H,
         required_scopes: &[&str],
-    ) -> Result<Principal, Rejection> {
-        let presented = self.presented(headers)?;
+    ) -> (Result<Principal, Rejection>, bool) {
+        let presented = match self.presented(headers) {
+            Ok(presented) => presented,
+            Err(rejection) => return (Err(rejection), false),
+        };
         let now = self.inner.clock.unix_nanos();
-        let lookup = match self.cached(&presented, now)? {
-            Some(Hit::Fresh(lookup)) => {
-                self.count(Event::CacheHit);
-                lookup
-            }
+        let (lookup, hit) = match self.cached(&presented, now) {
+            Ok(Some(Hit::Fresh(lookup))) => (lookup, true),
             // Boxed: the store's wait is paid for by misses alone, and a hit's future stays a
             // few words.
-            cached => Box::pin(self.lookup(&presented, now, cached))
-                .await
-                .map_err(|StoreDown| self.store_unavailable(presented.placement))?,
+            Ok(cached) => match Box::pin(self.lookup(&presented, now, cached)).await {
+                Ok(lookup) => (lookup, false),
+                Err(StoreDown) => {
+                    return (Err(self.store_unavailable(presented.placement)), false);
+                }
+            },
+            Err(rejection) => return (Err(rejection), false),
         };
-        self.decide(lookup, &presented, now, required_scopes)
+        (self.decide(lookup, &presented, now, required_scopes), hit)
     }
 
     /// Verifies from the headers and the cache alone, without waiting: `None` when the answer
@@ -527,31 +538,31 @@ impl Verifier {
         headers: &H,
         required_scopes: &[&str],
     ) -> Option<Result<Principal, Rejection>> {
-        let outcome = self.outcome_cached(headers, required_scopes)?;
-        self.count_decision(&outcome);
+        let (outcome, hit) = self.outcome_cached(headers, required_scopes)?;
+        self.count_decision(&outcome, hit);
         Some(outcome)
     }
 
     /// [`verify_cached`](Self::verify_cached), uncounted: an [`Admission`](crate::Admission)
-    /// counts the decision it makes of the outcome.
+    /// counts the decision it makes of the outcome. With it, whether a fresh cache entry
+    /// answered, a hit to count with the decision.
     #[inline]
     pub(crate) fn outcome_cached<H: CredentialHeaders + ?Sized>(
         &self,
         headers: &H,
         required_scopes: &[&str],
-    ) -> Option<Result<Principal, Rejection>> {
+    ) -> Option<(Result<Principal, Rejection>, bool)> {
         let presented = match self.presented(headers) {
             Ok(presented) => presented,
-            Err(rejection) => return Some(Err(rejection)),
+            Err(rejection) => return Some((Err(rejection), false)),
         };
         let now = self.inner.clock.unix_nanos();
         match self.cached(&presented, now) {
             Ok(Some(Hit::Fresh(lookup))) => {
-                self.count(Event::CacheHit);
-                Some(self.decide(lookup, &presented, now, required_scopes))
+                Some((self.decide(lookup, &presented, now, required_scopes), true))
             }
             Ok(_) => None,
-            Err(rejection) => Some(Err(rejection)),
+            Err(rejection) => Some((Err(rejection), false)),
         }
     }
 
