@@ -38,8 +38,9 @@
 //! [`Admission::authorize`](crate::Admission::authorize)) counts at each.
 //! `m2m-remote` adds `m2m_remote_revocation_stream_reconnects_total`,
 //! `m2m_remote_revocation_stream_gaps_total`, `m2m_remote_revocation_events_total` and the
-//! gauge `m2m_remote_revocation_stream_connected`; the token service adds its own
-//! `m2m_service_…` metrics.
+//! gauge `m2m_remote_revocation_stream_connected`; the token service adds
+//! `m2m_service_introspections_total`, `m2m_service_token_requests_total`,
+//! `m2m_service_revocation_events_total` and the gauge `m2m_service_revocation_streams`.
 //!
 //! # Example
 //!
