@@ -1,7 +1,9 @@
 //! A small API protected by m2m on actix-web.
 //!
 //! `GET /health` is public, `GET /v1/whoami` returns the caller as JSON and `GET /v1/reports`
-//! requires the scope `reports:read`.
+//! requires the scope `reports:read`. `GET /metrics` answers the verifier's numbers in the
+//! Prometheus text format (see `common/metrics.rs`; unauthenticated here, which a real
+//! application should not be).
 //!
 //! The store comes from `M2M_STORE` (see `common/store.rs`): in memory by default, a SQLite or
 //! PostgreSQL database, or the m2m token service. With a local store it issues one access token
@@ -20,11 +22,14 @@
 mod listen;
 #[path = "common/logs.rs"]
 mod logs;
+#[path = "common/metrics.rs"]
+mod metrics;
 #[path = "common/store.rs"]
 mod store;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use m2m_actix::{Authenticated, M2mAuth};
+use metrics_exporter_prometheus::PrometheusHandle;
 use store::ExampleStore;
 
 async fn health() -> HttpResponse {
@@ -33,6 +38,14 @@ async fn health() -> HttpResponse {
 
 async fn whoami(caller: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(&*caller)
+}
+
+/// Open, as an example's may be: a real application puts it behind a scraper's scope or on an
+/// internal address.
+async fn scrape(prometheus: web::Data<PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(metrics::PROMETHEUS_TEXT)
+        .body(metrics::render(&prometheus))
 }
 
 async fn reports(caller: Authenticated) -> HttpResponse {
@@ -45,6 +58,7 @@ async fn reports(caller: Authenticated) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     logs::init();
+    let prometheus = web::Data::new(metrics::install().map_err(std::io::Error::other)?);
     let address = listen::listen_address("actix").map_err(std::io::Error::other)?;
 
     let store = ExampleStore::from_env("actix")
@@ -55,16 +69,22 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new({
         let verifier = verifier.clone();
         move || {
-            App::new().route("/health", web::get().to(health)).service(
-                web::scope("/v1")
-                    .wrap(M2mAuth::new(verifier.clone()))
-                    .route("/whoami", web::get().to(whoami))
-                    .service(
-                        web::resource("/reports")
-                            .wrap(M2mAuth::new(verifier.clone()).require_scopes(["reports:read"]))
-                            .route(web::get().to(reports)),
-                    ),
-            )
+            App::new()
+                .app_data(prometheus.clone())
+                .route("/health", web::get().to(health))
+                .route("/metrics", web::get().to(scrape))
+                .service(
+                    web::scope("/v1")
+                        .wrap(M2mAuth::new(verifier.clone()))
+                        .route("/whoami", web::get().to(whoami))
+                        .service(
+                            web::resource("/reports")
+                                .wrap(
+                                    M2mAuth::new(verifier.clone()).require_scopes(["reports:read"]),
+                                )
+                                .route(web::get().to(reports)),
+                        ),
+                )
         }
     })
     .bind(address)?;

@@ -1,6 +1,7 @@
 //! What an operator sees: each example (axum, actix-web, Rocket) run as a process with
 //! `RUST_LOG=m2m=debug` logs exactly one line per refused request, with its reason (and the
-//! token id when the store knows the token), and no token ever appears in its log output.
+//! token id when the store knows the token), and no token ever appears in its log output; its
+//! `GET /metrics` counts the same decisions by outcome and reason.
 //!
 //! The examples are run from `target/<profile>/examples/`; the test builds them with cargo
 //! first (a no-op when they are up to date).
@@ -261,6 +262,7 @@ fn check(name: &str) {
     for (path, header, status, _) in &refused {
         assert_eq!(example.get(path, *header).0, *status, "{name} {path}");
     }
+    check_metrics(name, &example, &[&access, &bearer, &forged, &unknown]);
     let started = Instant::now();
     while example.refusals().len() < refused.len() {
         assert!(
@@ -302,6 +304,53 @@ fn check(name: &str) {
         assert!(
             !log.contains(secret_part),
             "{name}: a token appears in the log:\n{log}"
+        );
+    }
+}
+
+/// The decisions `check` made, as the example's `GET /metrics` counts them.
+fn check_metrics(name: &str, example: &Example, tokens: &[&String]) {
+    let (status, text) = example.get("/metrics", None);
+    assert_eq!(status, 200, "{name}: {text}");
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no {series} in\n{text}"))
+    };
+    // actix-web: `/v1/reports` meets the `/v1` scope's middleware, which admits the bearer
+    // token, then its own, which refuses it. Rocket: the fairing lets requests without
+    // credentials through (anonymous) and admits the bearer token before the route's `Scoped`
+    // guard refuses it.
+    let (bearer_admitted, missing_credentials) = match name {
+        "axum" => (1, 1),
+        "actix" => (2, 1),
+        _ => (2, 0),
+    };
+    let decisions = [
+        (r#"{outcome="admitted",kind="access_token"}"#, 1),
+        (
+            r#"{outcome="admitted",kind="bearer_token"}"#,
+            bearer_admitted,
+        ),
+        (
+            r#"{outcome="refused",reason="missing_credentials"}"#,
+            missing_credentials,
+        ),
+        (r#"{outcome="refused",reason="invalid_request"}"#, 1),
+        (r#"{outcome="refused",reason="invalid_token"}"#, 2),
+        (r#"{outcome="refused",reason="insufficient_scope"}"#, 1),
+        (r#"{outcome="refused",reason="rate_limited"}"#, 0),
+    ];
+    for (labels, expected) in decisions {
+        let series = format!("m2m_decisions_total{labels}");
+        assert_eq!(value(&series), expected, "{name}: {series}\n{text}");
+    }
+    assert!(value("m2m_cache_hits_total") >= 1, "{name}: {text}");
+    for token in tokens {
+        assert!(
+            !text.contains(&token[7..27]),
+            "{name}: a token in the metrics"
         );
     }
 }

@@ -18,7 +18,9 @@
 //! Each decision is one `tracing` event (target `m2m::admission`): refusals at `debug` (a store
 //! failure at `warn`) with the reason, and the token id, kind and tenant when the store knows
 //! the token; admissions (with the same fields) and passes at `trace`. The token itself is
-//! never logged.
+//! never logged. Each decision is also counted once in `m2m_decisions_total`, by outcome and
+//! reason ([`metrics`](crate::metrics)); a request that meets two admissions (nested
+//! middleware, or a route's own scopes through [`Admission::authorize`]) counts at each.
 //!
 //! # Example
 //!
@@ -77,6 +79,7 @@ use std::sync::Arc;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, ORIGIN};
 use http::{Method, Request, request::Parts};
 
+use crate::metrics::Event;
 use crate::placement::{CredentialHeaders, Placement};
 use crate::policy::RequiredScopes;
 use crate::record::Principal;
@@ -319,10 +322,10 @@ impl Admission {
             return Some(decision);
         }
         let o = &*self.options;
-        let outcome = o
+        let (outcome, hit) = o
             .scopes
-            .with(|scopes| o.verifier.verify_cached(request, scopes))?;
-        Some(self.settle(outcome))
+            .with(|scopes| o.verifier.outcome_cached(request, scopes))?;
+        Some(self.settle(outcome, hit))
     }
 
     /// Decides about `request`, asking the store when nothing fresh is cached for its token.
@@ -333,13 +336,14 @@ impl Admission {
         let o = &*self.options;
         // Off the hot path: a vector costs nothing next to the store's answer.
         let scopes: Vec<&str> = o.scopes.iter().collect();
-        let outcome = o.verifier.verify(request, &scopes).await;
-        self.settle(outcome)
+        let (outcome, hit) = o.verifier.outcome(request, &scopes).await;
+        self.settle(outcome, hit)
     }
 
     /// Checks `scopes` (a route's own, such as a Rocket `Scoped` guard's) on a caller this
-    /// admission admitted, without verifying the token again. A refusal is not logged here:
-    /// the guard logs it with [`log_refusal`] when it answers with it.
+    /// admission admitted, without verifying the token again. A refusal is counted as a
+    /// decision (the request was counted admitted before), but not logged here: the guard logs
+    /// it with [`log_refusal`] when it answers with it.
     ///
     /// # Errors
     ///
@@ -355,7 +359,12 @@ impl Admission {
                 all.push(scope);
             }
         }
-        self.options.verifier.check_scopes(principal, &all)
+        let verifier = &self.options.verifier;
+        let refused = verifier.check_scopes(principal, &all);
+        if let Err(rejection) = &refused {
+            verifier.count(Event::refused(rejection.kind()));
+        }
+        refused
     }
 
     /// The decisions that need no token: an outer middleware's caller, or a preflight.
@@ -366,7 +375,7 @@ impl Admission {
                 .scopes
                 .with(|scopes| o.verifier.check_scopes(&principal, scopes))
                 .map(|()| principal);
-            return Some(self.settle(outcome));
+            return Some(self.settle(outcome, false));
         }
         if o.cors_preflight
             && request.is_options()
@@ -374,15 +383,19 @@ impl Admission {
             && request.has_header(ACCESS_CONTROL_REQUEST_METHOD.as_str())
         {
             tracing::trace!(target: "m2m::admission", outcome = "preflight");
+            o.verifier.count(Event::Preflight);
             return Some(Decision::Preflight);
         }
         None
     }
 
-    fn settle(&self, outcome: Result<Principal, Rejection>) -> Decision {
+    /// The decision of `outcome`, counted (with a cache hit when `hit`: a fresh entry answered).
+    fn settle(&self, outcome: Result<Principal, Rejection>, hit: bool) -> Decision {
         let o = &*self.options;
         match outcome {
             Ok(principal) => {
+                o.verifier
+                    .count_decision_event(Event::admitted(principal.kind()), hit);
                 tracing::trace!(
                     target: "m2m::admission",
                     outcome = "admitted",
@@ -403,9 +416,12 @@ impl Admission {
                 if o.optional && rejection.kind() == RejectionKind::MissingCredentials =>
             {
                 tracing::trace!(target: "m2m::admission", outcome = "anonymous");
+                o.verifier.count_decision_event(Event::Anonymous, hit);
                 Decision::Anonymous(rejection)
             }
             Err(rejection) => {
+                o.verifier
+                    .count_decision_event(Event::refused(rejection.kind()), hit);
                 log_refusal(&rejection);
                 Decision::Refuse(rejection)
             }

@@ -213,6 +213,10 @@ pub(crate) struct Cache {
     revoked: RevokedIds,
     /// The grants of cached principals, each kept once however many tokens share it.
     grants: Grants,
+    /// Entries dropped to stay within the bounds, for metrics.
+    evictions: AtomicU64,
+    /// Times the whole cache was dropped, for metrics.
+    flushes: AtomicU64,
 }
 
 /// Ids named by revocation events, each remembered for a while: a cached principal naming one,
@@ -310,6 +314,8 @@ impl Cache {
                 prune_above: AtomicUsize::new(PRUNE_REVOKED_ABOVE),
             },
             grants: Grants::default(),
+            evictions: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
         }
     }
 
@@ -411,6 +417,7 @@ impl Cache {
             return;
         };
         let grace = nanos(self.settings.grace);
+        let before = room.len();
         room.retain(|_, e| now < e.keep_until(grace));
         let target = capacity - (capacity / 10).max(1);
         let excess = room.len().saturating_sub(target);
@@ -420,6 +427,26 @@ impl Cache {
                 room.remove(&key);
             }
         }
+        let evicted = before.saturating_sub(room.len());
+        self.evictions.fetch_add(
+            u64::try_from(evicted).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Entries dropped so far to stay within the bounds.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Times the whole cache was dropped so far.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Entries of tokens the store knows, and of unknown tokens.
+    pub(crate) fn room_sizes(&self) -> (usize, usize) {
+        (self.entries.len(), self.unknown.len())
     }
 
     /// Drops every cached entry of the token with this id (or of the bearer tokens of the
@@ -467,6 +494,7 @@ impl RevocationListener for Cache {
         self.revocations.fetch_add(1, Ordering::AcqRel);
         self.entries.clear();
         self.unknown.clear();
+        self.flushes.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             target: "m2m::verifier",
             "revocations may have been missed: the whole cache was dropped"

@@ -15,7 +15,9 @@
 //!
 //! Data flows one way: [`extract`] (placement rules) → [`TokenFormat::parse`] (format and
 //! checksum) → cache → [`TokenLookup`] on a miss, single-flight → the [`Admission`]'s
-//! decision; uses are recorded through the lookup in the background, in batches.
+//! decision; uses are recorded through the lookup in the background, in batches. Decisions,
+//! the cache and store calls are counted through the `metrics` facade ([`metrics`]), per thread
+//! and off the request path.
 //!
 //! # Example
 //!
@@ -55,6 +57,7 @@ mod expiry;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod macros;
+pub mod metrics;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 mod page;
@@ -78,6 +81,7 @@ pub use cache::CacheSettings;
 pub use expiry::{
     Clock, ExpiresIn, Expiry, InvalidExpiry, MAX_EXPIRY_MINUTES, ManualClock, SystemClock,
 };
+pub use metrics::MetricsSnapshot;
 pub use page::{InvalidPageCursor, MAX_PAGE_CURSOR_LEN, PageCursor};
 pub use placement::{
     Credential, CredentialError, CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, X_API_KEY,

@@ -7,7 +7,8 @@
 //! lookup only weakly, so it never keeps a dropped verifier alive; when the last verifier clone
 //! goes, the uses noted since the last batch are handed to the task, which records them and
 //! ends. Failures are logged (`tracing`, warn) and the batch is dropped: `last_used_at` is a
-//! hint, not an audit trail.
+//! hint, not an audit trail. The same task hands the verifier's counts to the `metrics`
+//! recorder every interval ([`metrics`](crate::metrics)).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::cache::Cache;
+use crate::metrics::VerifierMetrics;
 use crate::store::{StoreError, TokenLookup};
 use crate::token::TokenId;
 
@@ -39,7 +41,13 @@ pub(crate) async fn record(
     if uses.is_empty() {
         return Ok(0);
     }
-    match store.record_usage(&uses).await {
+    let started = std::time::Instant::now();
+    let recorded = store.record_usage(&uses).await;
+    crate::metrics::store_call(
+        crate::metrics::StoreCall::RecordUsage(recorded.is_ok()),
+        started.elapsed(),
+    );
+    match recorded {
         Ok(()) => Ok(uses.len()),
         Err(error) => {
             tracing::warn!(
@@ -72,6 +80,7 @@ impl UsageTask {
     pub(crate) fn spawn(
         cache: &Arc<Cache>,
         store: &Arc<dyn TokenLookup>,
+        metrics: &Arc<VerifierMetrics>,
         interval: Duration,
     ) -> Option<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
@@ -79,6 +88,7 @@ impl UsageTask {
         runtime.spawn(run(
             Arc::downgrade(cache),
             Arc::downgrade(store),
+            Arc::downgrade(metrics),
             interval.max(Duration::from_millis(1)),
             receiver,
         ));
@@ -108,6 +118,7 @@ impl Drop for UsageTask {
 async fn run(
     cache: Weak<Cache>,
     store: Weak<dyn TokenLookup>,
+    metrics: Weak<VerifierMetrics>,
     interval: Duration,
     mut farewell: oneshot::Receiver<Farewell>,
 ) {
@@ -119,6 +130,9 @@ async fn run(
                 };
                 let uses = drain(&cache);
                 drop(cache);
+                if let Some(metrics) = metrics.upgrade() {
+                    metrics.publish();
+                }
                 // Failures are logged in `record`; the next batch is tried all the same.
                 let _ = record(&*store, uses).await;
             }

@@ -47,6 +47,7 @@ use tokio::sync::OnceCell;
 
 use crate::cache::{Cache, CacheKey, CacheSettings, Hit, Lookup};
 use crate::expiry::{Clock, SystemClock};
+use crate::metrics::{Event, FindOutcome, MetricsSnapshot, StoreCall, VerifierMetrics};
 use crate::placement::{CredentialHeaders, DEFAULT_MAX_HEADER_LEN, Placement, extract_bytes};
 use crate::policy::Policy;
 use crate::rate_limit::Budgets;
@@ -140,6 +141,8 @@ struct Inner {
     issuers: crate::jwt::Issuers,
     /// The budgets of rate-limited tokens.
     budgets: Budgets,
+    /// What the verifier counted, per thread.
+    metrics: Arc<VerifierMetrics>,
     /// Records the noted uses in the background; `None` outside a Tokio runtime.
     _usage: Option<UsageTask>,
 }
@@ -238,7 +241,8 @@ impl VerifierBuilder {
     }
 
     /// How often the uses the verifier noted are recorded through
-    /// [`TokenLookup::record_usage`], in one batch (default 5 s). The recording runs in a task
+    /// [`TokenLookup::record_usage`], in one batch (default 5 s), and its counts handed to the
+    /// installed `metrics` recorder ([`metrics`](crate::metrics)). The recording runs in a task
     /// spawned when the verifier is built inside a Tokio runtime; it ends with the last clone of
     /// the verifier, recording what remains. Outside a runtime nothing is spawned and
     /// [`Verifier::drain_usage`] hands the uses out instead.
@@ -291,7 +295,8 @@ impl VerifierBuilder {
         } else {
             self.realm.chars().filter(char::is_ascii).collect()
         };
-        let usage = UsageTask::spawn(&cache, &self.store, self.usage_interval);
+        let metrics = VerifierMetrics::new(Arc::clone(&cache));
+        let usage = UsageTask::spawn(&cache, &self.store, &metrics, self.usage_interval);
         let budgets = Budgets::new(Arc::clone(&self.clock));
         Verifier {
             inner: Arc::new(Inner {
@@ -307,6 +312,7 @@ impl VerifierBuilder {
                 #[cfg(feature = "jwt")]
                 issuers: self.issuers,
                 budgets,
+                metrics,
                 _usage: usage,
             }),
         }
@@ -395,6 +401,50 @@ impl Verifier {
         self.inner.in_flight.len()
     }
 
+    /// What this verifier counted since it was built (see [`metrics`](crate::metrics)), added
+    /// up over every thread; the installed recorder is not involved.
+    ///
+    /// ```
+    /// let verifier = m2m_core::Verifier::builder(m2m_core::MemoryStore::new()).build();
+    /// let refused = verifier.verify_cached(&http::HeaderMap::new(), &[]);
+    /// assert!(refused.unwrap().is_err());
+    /// let kind = m2m_core::RejectionKind::MissingCredentials;
+    /// assert_eq!(verifier.metrics().refused(kind), 1);
+    /// ```
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Hands what this verifier counted since the last time to the installed `metrics`
+    /// recorder. [`metrics::publish`](crate::metrics::publish) does so for every verifier of
+    /// the process; the verifier's background task does it every
+    /// [`usage_interval`](VerifierBuilder::usage_interval).
+    pub fn publish_metrics(&self) {
+        self.inner.metrics.publish();
+    }
+
+    /// Counts `event` in this thread's cell.
+    #[inline]
+    pub(crate) fn count(&self, event: Event) {
+        self.inner.metrics.count(event);
+    }
+
+    /// Counts the decision `event`, and a cache hit with it when `hit`.
+    #[inline]
+    pub(crate) fn count_decision_event(&self, event: Event, hit: bool) {
+        self.inner.metrics.count_decision(event, hit);
+    }
+
+    /// Counts the decision `outcome`, and a cache hit with it when `hit`.
+    #[inline]
+    pub(crate) fn count_decision(&self, outcome: &Result<Principal, Rejection>, hit: bool) {
+        let event = match outcome {
+            Ok(principal) => Event::admitted(principal.kind()),
+            Err(rejection) => Event::refused(rejection.kind()),
+        };
+        self.inner.metrics.count_decision(event, hit);
+    }
+
     /// Checks that `principal` carries every scope in `required_scopes`: the 403
     /// `insufficient_scope` naming them all otherwise.
     ///
@@ -436,17 +486,36 @@ impl Verifier {
         headers: &H,
         required_scopes: &[&str],
     ) -> Result<Principal, Rejection> {
-        let presented = self.presented(headers)?;
+        let (outcome, hit) = self.outcome(headers, required_scopes).await;
+        self.count_decision(&outcome, hit);
+        outcome
+    }
+
+    /// [`verify`](Self::verify), uncounted: an [`Admission`](crate::Admission) counts the
+    /// decision it makes of the outcome. With it, whether a fresh cache entry answered.
+    pub(crate) async fn outcome<H: CredentialHeaders + ?Sized>(
+        &self,
+        headers: &H,
+        required_scopes: &[&str],
+    ) -> (Result<Principal, Rejection>, bool) {
+        let presented = match self.presented(headers) {
+            Ok(presented) => presented,
+            Err(rejection) => return (Err(rejection), false),
+        };
         let now = self.inner.clock.unix_nanos();
-        let lookup = match self.cached(&presented, now)? {
-            Some(Hit::Fresh(lookup)) => lookup,
+        let (lookup, hit) = match self.cached(&presented, now) {
+            Ok(Some(Hit::Fresh(lookup))) => (lookup, true),
             // Boxed: the store's wait is paid for by misses alone, and a hit's future stays a
             // few words.
-            cached => Box::pin(self.lookup(&presented, now, cached))
-                .await
-                .map_err(|StoreDown| self.store_unavailable(presented.placement))?,
+            Ok(cached) => match Box::pin(self.lookup(&presented, now, cached)).await {
+                Ok(lookup) => (lookup, false),
+                Err(StoreDown) => {
+                    return (Err(self.store_unavailable(presented.placement)), false);
+                }
+            },
+            Err(rejection) => return (Err(rejection), false),
         };
-        self.decide(lookup, &presented, now, required_scopes)
+        (self.decide(lookup, &presented, now, required_scopes), hit)
     }
 
     /// Verifies from the headers and the cache alone, without waiting: `None` when the answer
@@ -469,17 +538,31 @@ impl Verifier {
         headers: &H,
         required_scopes: &[&str],
     ) -> Option<Result<Principal, Rejection>> {
+        let (outcome, hit) = self.outcome_cached(headers, required_scopes)?;
+        self.count_decision(&outcome, hit);
+        Some(outcome)
+    }
+
+    /// [`verify_cached`](Self::verify_cached), uncounted: an [`Admission`](crate::Admission)
+    /// counts the decision it makes of the outcome. With it, whether a fresh cache entry
+    /// answered, a hit to count with the decision.
+    #[inline]
+    pub(crate) fn outcome_cached<H: CredentialHeaders + ?Sized>(
+        &self,
+        headers: &H,
+        required_scopes: &[&str],
+    ) -> Option<(Result<Principal, Rejection>, bool)> {
         let presented = match self.presented(headers) {
             Ok(presented) => presented,
-            Err(rejection) => return Some(Err(rejection)),
+            Err(rejection) => return Some((Err(rejection), false)),
         };
         let now = self.inner.clock.unix_nanos();
         match self.cached(&presented, now) {
             Ok(Some(Hit::Fresh(lookup))) => {
-                Some(self.decide(lookup, &presented, now, required_scopes))
+                Some((self.decide(lookup, &presented, now, required_scopes), true))
             }
             Ok(_) => None,
-            Err(rejection) => Some(Err(rejection)),
+            Err(rejection) => Some((Err(rejection), false)),
         }
     }
 
@@ -644,17 +727,32 @@ impl Verifier {
         let inner = &*self.inner;
         let key = presented.key;
         let stale = match cached {
-            Some(Hit::Fresh(lookup)) => return Ok(lookup),
+            Some(Hit::Fresh(lookup)) => {
+                self.count(Event::CacheHit);
+                return Ok(lookup);
+            }
             Some(Hit::Stale { lookup, keep_until }) => Some((lookup, keep_until)),
             None => None,
         };
+        self.count(Event::CacheMiss);
         let waiting = Waiting {
             in_flight: &inner.in_flight,
             key,
             cell: Some(inner.in_flight.entry(key).or_default().clone()),
         };
         let cell = waiting.cell.as_ref().map(Arc::clone).unwrap_or_default();
-        let outcome = cell.get_or_init(|| self.load(presented)).await.clone();
+        let mut loaded = false;
+        let outcome = cell
+            .get_or_init(|| {
+                loaded = true;
+                self.load(presented)
+            })
+            .await
+            .clone();
+        if !loaded {
+            // Another request's store call answered this one.
+            self.count(Event::Coalesced);
+        }
         drop(cell);
         drop(waiting);
         match (outcome, stale) {
@@ -683,15 +781,21 @@ impl Verifier {
         if presented.jwt {
             return self.load_jwt(token, key, digest, now_nanos, epoch).await;
         }
-        let record = inner
-            .store
-            .find_token(token, &digest)
-            .await
-            .map_err(|error| {
-                // The cause, once per store call (not per waiting request); never the token.
-                tracing::warn!(target: "m2m::verifier", %error, "token lookup failed");
-                StoreDown
-            })?;
+        let started = std::time::Instant::now();
+        let found = inner.store.find_token(token, &digest).await;
+        crate::metrics::store_call(
+            StoreCall::FindToken(match &found {
+                Ok(Some(_)) => FindOutcome::Record,
+                Ok(None) => FindOutcome::NoRecord,
+                Err(_) => FindOutcome::Failed,
+            }),
+            started.elapsed(),
+        );
+        let record = found.map_err(|error| {
+            // The cause, once per store call (not per waiting request); never the token.
+            tracing::warn!(target: "m2m::verifier", %error, "token lookup failed");
+            StoreDown
+        })?;
         let lookup = match record {
             None => Lookup::Unknown,
             Some(record) if record.revoked_at.is_some() => Lookup::Revoked,

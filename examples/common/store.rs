@@ -214,6 +214,8 @@ impl ExampleStore {
                 println!("curl -i {url}/v1/whoami");
                 println!("# 400 invalid_request, a bearer token in X-API-KEY");
                 println!("curl -i {url}/v1/whoami -H 'X-API-KEY: {bearer}'");
+                println!("# the decisions so far, by outcome and reason (Prometheus text format)");
+                println!("curl -s {url}/metrics | grep m2m_decisions_total");
             }
             (None, Some(service)) => {
                 println!("Tokens live in the token service. Create one with its admin token:");
@@ -230,6 +232,7 @@ impl ExampleStore {
                 println!("then call this API with the token it prints:");
                 println!("curl -i {url}/v1/whoami -H 'X-API-KEY: <token>'");
                 println!("curl -i {url}/v1/reports -H 'X-API-KEY: <token>'");
+                println!("curl -s {url}/metrics | grep m2m_decisions_total");
             }
             (None, None) => {}
         }

@@ -1,5 +1,7 @@
 //! `POST /oauth/introspect`: token introspection (RFC 7662) for resource servers, the way
-//! `m2m-remote` asks it, and `GET /v1/stats`, the admin's view of how it is used.
+//! `m2m-remote` asks it; `GET /v1/stats`, the admin's view of how it is used; and
+//! `GET /metrics` ([`metrics`](crate::metrics)), the same numbers and the verifiers' for a
+//! Prometheus scraper.
 //!
 //! A resource server does not hold tokens: on a cache miss it sends the presented token here
 //! and learns whether it is active and whose it is. The endpoint therefore answers only
@@ -38,7 +40,6 @@
 //!   store failure, never as an inactive token.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Form;
 use axum::Json;
@@ -56,12 +57,13 @@ use time::OffsetDateTime;
 
 pub use crate::client_auth::INTROSPECT_SCOPE;
 use crate::client_auth::authenticate_resource_server;
+use crate::metrics::{FeedPublished, Introspected};
 use crate::problem::Problem;
 use crate::revocations::RevocationFeed;
 use crate::state::AppState;
 
 /// The state of the introspection routes: the service's state, the verifier that decides
-/// introspected tokens, the counters and the revocation feed. Cheap to clone.
+/// introspected tokens and the revocation feed. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Introspection {
     inner: Arc<Inner>,
@@ -72,8 +74,9 @@ struct Inner {
     app: AppState,
     /// Follows the tenant policy, unlike the admin verifier that authenticates callers.
     verifier: Verifier,
-    counts: Counts,
     feed: RevocationFeed,
+    /// What of the feed's numbers `GET /metrics` handed over.
+    feed_published: FeedPublished,
 }
 
 /// The service's clock, for the introspection verifier.
@@ -98,8 +101,8 @@ impl Introspection {
             inner: Arc::new(Inner {
                 app,
                 verifier,
-                counts: Counts::default(),
                 feed,
+                feed_published: FeedPublished::default(),
             }),
         }
     }
@@ -111,23 +114,26 @@ impl Introspection {
     pub(crate) fn feed(&self) -> &RevocationFeed {
         &self.inner.feed
     }
+
+    /// Hands the service's counters and the feed's numbers to the `metrics` recorder.
+    pub(crate) fn publish_metrics(&self) {
+        self.app().service_metrics().publish();
+        let feed = self.feed();
+        self.inner
+            .feed_published
+            .publish(feed.open_streams(), feed.events_sent());
+    }
 }
 
-/// What `GET /v1/stats` reports.
-#[derive(Debug, Default)]
-struct Counts {
-    introspections: AtomicU64,
-    active: AtomicU64,
-    inactive: AtomicU64,
-    refused_callers: AtomicU64,
-}
-
-/// The introspection routes and `GET /v1/stats` (admin only) over `app`; subscribes to the
-/// store's revocations for `GET /v1/revocations`.
+/// The introspection routes, `GET /v1/stats` (admin only) and `GET /metrics` (admin or
+/// scraper) over `app`; subscribes to the store's revocations for `GET /v1/revocations`, and
+/// installs the process's Prometheus recorder.
 pub(crate) fn routes<S>(app: &AppState) -> Router<S> {
+    crate::metrics::prometheus();
     let state = Introspection::new(app.clone());
     let stats = Router::new()
         .route("/v1/stats", get(stats))
+        .route("/metrics", get(crate::metrics::scrape))
         .route_layer(M2mAuthLayer::new(app.admin_verifier().clone()));
     Router::new()
         .route(
@@ -139,7 +145,8 @@ pub(crate) fn routes<S>(app: &AppState) -> Router<S> {
         .with_state(state)
 }
 
-/// `GET /v1/stats`: counters of this process since it started.
+/// `GET /v1/stats`: counters of this service since it started, the numbers `GET /metrics`
+/// publishes.
 #[utoipa::path(
     get,
     path = "/v1/stats",
@@ -158,13 +165,15 @@ async fn stats(
     {
         return refused.into_response();
     }
-    let counts = &state.inner.counts;
-    let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let counts = state.app().service_metrics();
+    let (token_grants, token_refusals) = counts.token_requests();
     let response = Json(serde_json::json!({
-        "introspections": read(&counts.introspections),
-        "active": read(&counts.active),
-        "inactive": read(&counts.inactive),
-        "refused_callers": read(&counts.refused_callers),
+        "introspections": counts.introspections(),
+        "active": counts.introspections_with(Introspected::Active),
+        "inactive": counts.introspections_with(Introspected::Inactive),
+        "refused_callers": counts.introspections_with(Introspected::RefusedCaller),
+        "token_grants": token_grants,
+        "token_refusals": token_refusals,
         "event_streams": state.feed().open_streams(),
         "revocation_events": state.feed().events_sent(),
     }))
@@ -206,29 +215,33 @@ async fn introspect(
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let counts = &state.inner.counts;
-    counts.introspections.fetch_add(1, Ordering::Relaxed);
+    let counts = state.app().service_metrics();
     let caller = match authenticate_resource_server(state.app().admin_verifier(), &headers).await {
         Ok(caller) => caller,
         Err(response) => {
-            counts.refused_callers.fetch_add(1, Ordering::Relaxed);
+            counts.introspected(Introspected::RefusedCaller);
             return response;
         }
     };
     let Form(pairs) = match form {
         Ok(form) => form,
-        Err(rejection) => return Problem::from(rejection).into_response(),
+        Err(rejection) => {
+            counts.introspected(Introspected::InvalidRequest);
+            return Problem::from(rejection).into_response();
+        }
     };
     let mut tokens = pairs.iter().filter(|(name, _)| name == "token");
     let (Some((_, token)), None) = (tokens.next(), tokens.next()) else {
+        counts.introspected(Introspected::InvalidRequest);
         return Problem::bad_request("expected exactly one `token` form field").into_response();
     };
     let answer = match state.inner.verifier.check_token(token).await {
         Ok(principal) => {
-            counts.active.fetch_add(1, Ordering::Relaxed);
+            counts.introspected(Introspected::Active);
             IntrospectionAnswer::active(&principal)
         }
         Err(TokenCheckError::StoreUnavailable { retry_after }) => {
+            counts.introspected(Introspected::StoreUnavailable);
             tracing::warn!(caller = %caller, "introspection: the token store is unavailable");
             return Problem::store_unavailable(retry_after).into_response();
         }
@@ -238,7 +251,7 @@ async fn introspect(
                 _ => "inactive",
             };
             tracing::debug!(caller = %caller, reason, "introspection: token inactive");
-            counts.inactive.fetch_add(1, Ordering::Relaxed);
+            counts.introspected(Introspected::Inactive);
             IntrospectionAnswer::inactive()
         }
     };

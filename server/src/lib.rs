@@ -34,7 +34,8 @@
 //! | `GET /v1/revocations` | revocation events, server-sent (scope `m2m:introspect`) |
 //! | `POST /v1/usage` | resource servers report token uses for `last_used_at` (scope `m2m:introspect`) |
 //! | `GET /v1/audit?tenant=&limit=&offset=` | the audit log, newest first (environment admin; a tenant admin, its own tenant's) |
-//! | `GET /v1/stats` | introspection and event-stream counters (admin) |
+//! | `GET /v1/stats` | introspection, token endpoint and event-stream counters (admin) |
+//! | `GET /metrics` | every metric of the process, Prometheus text format ([`METRICS_SCOPE`] or admin) |
 //! | `GET /health` | 200, or 503 when the store does not answer (public) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of every route here ([`openapi`]; public) |
 //!
@@ -83,6 +84,7 @@ pub mod introspect;
 mod issue;
 mod jwt;
 mod limits;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod portal_page;
@@ -118,7 +120,7 @@ pub use limits::{
 pub use oauth::MAX_OAUTH_BODY_BYTES;
 pub use problem::Problem;
 pub use revocations::{BUFFERED_EVENTS, KEEP_ALIVE};
-pub use rights::{ENVIRONMENT_SCOPES, TENANT_ADMIN_SCOPE};
+pub use rights::{ENVIRONMENT_SCOPES, METRICS_SCOPE, TENANT_ADMIN_SCOPE};
 pub use serve::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, ServeConfig, ServeError, serve};
 pub use state::{AppState, DEFAULT_BEARER_LIFETIME_MINUTES, DEFAULT_ISSUER, ServiceOptions};
 

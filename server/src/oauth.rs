@@ -46,6 +46,7 @@ use utoipa::ToSchema;
 
 use crate::audit::Source;
 use crate::client_auth::{BasicError, ClientCredentials, basic_credentials};
+use crate::metrics::TokenRequest;
 use crate::openapi::schema::{OAuthErrorCodeSchema, TokenRequestFormSchema};
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -262,7 +263,13 @@ pub(crate) async fn token(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let source = source.map(|address| address.ip());
-    match exchange(&state, source, &headers, form).await {
+    let outcome = exchange(&state, source, &headers, form).await;
+    state.service_metrics().token_request(match &outcome {
+        Ok(_) => TokenRequest::Granted,
+        Err(Failure::OAuth(error)) => TokenRequest::Refused(error.error),
+        Err(Failure::Problem(problem)) => TokenRequest::Failed(problem.status()),
+    });
+    match outcome {
         Ok(body) => {
             let mut response = axum::Json(body).into_response();
             no_store(&mut response);

@@ -51,16 +51,13 @@ use utoipa::{Modify, OpenApi as _};
 
 use crate::api::ADMIN_SCOPE;
 use crate::client_auth::INTROSPECT_SCOPE;
-use crate::rights::TENANT_ADMIN_SCOPE;
+use crate::rights::{METRICS_SCOPE, TENANT_ADMIN_SCOPE};
 
 /// The scheme of HTTP Basic client authentication (client id and secret).
 pub const BASIC: &str = "basic";
 
 /// The scheme of the portal's session cookie.
 pub const PORTAL_SESSION: &str = "portal_session";
-
-/// The scope of a Prometheus scraper's token, which reads `GET /metrics` and nothing else.
-const METRICS_SCOPE: &str = "m2m:metrics";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -105,7 +102,7 @@ const METRICS_SCOPE: &str = "m2m:metrics";
         crate::portal_page::script,
         crate::portal_page::enter,
         serve,
-        metrics,
+        crate::metrics::scrape,
     ),
     components(schemas(crate::problem::ProblemBody)),
     modifiers(&Schemes, &Problems),
@@ -155,29 +152,6 @@ pub(crate) async fn serve() -> Response {
     ];
     (headers, DOCUMENT_JSON.as_str()).into_response()
 }
-
-/// `GET /metrics`: the service's counters in the Prometheus text format. Served by the metrics
-/// module; described here so that the document lists it.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    operation_id = "metrics",
-    tag = "service",
-    summary = "The service's metrics in the Prometheus text format",
-    security(
-        ("api_key" = ["m2m:admin"]), ("client_credentials" = ["m2m:admin"]),
-        ("api_key" = ["m2m:metrics"]), ("client_credentials" = ["m2m:metrics"]),
-    ),
-    responses((
-        status = 200,
-        description = "The metrics, for a scraper whose token holds `m2m:metrics` (or an \
-                       environment admin's)",
-        content_type = "text/plain; version=0.0.4",
-        body = String,
-    )),
-)]
-#[allow(dead_code)]
-async fn metrics() {}
 
 /// The security schemes: the two of the token types, shared with applications, and the
 /// service's own for client authentication and the portal.
@@ -487,7 +461,7 @@ pub(crate) mod schema {
         used_at: i64,
     }
 
-    /// `GET /v1/stats`: counters of this process since it started.
+    /// `GET /v1/stats`: counters of this service since it started.
     #[derive(ToSchema)]
     #[schema(as = Stats)]
     pub(crate) struct StatsSchema {
@@ -495,6 +469,8 @@ pub(crate) mod schema {
         active: u64,
         inactive: u64,
         refused_callers: u64,
+        token_grants: u64,
+        token_refusals: u64,
         event_streams: u64,
         revocation_events: u64,
     }

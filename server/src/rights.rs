@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | environment admin | a token of the reserved tenant [`ADMIN_TENANT`] with [`ADMIN_SCOPE`] | everything: settings, every tenant, statistics |
 //! | introspection | a token of the reserved tenant with [`INTROSPECT_SCOPE`] | introspect, follow revocations, report usage |
+//! | metrics | a token of the reserved tenant with [`METRICS_SCOPE`] | read `GET /metrics`, nothing else |
 //! | tenant admin | a token with [`TENANT_ADMIN_SCOPE`], or a portal session with the role `admin` | read and manage its own tenant's tokens and read its settings, nothing of another tenant |
 //! | tenant member | a portal session with the role `member` | read its tenant's API tokens (never a secret), create and revoke its own personal tokens |
 //!
@@ -33,8 +34,12 @@ use crate::problem::Problem;
 /// The scope of a tenant admin: manages its own tenant's tokens.
 pub const TENANT_ADMIN_SCOPE: &str = "m2m:tenant-admin";
 
+/// The scope of a metrics scraper: reads `GET /metrics` and nothing else. An environment scope:
+/// only an environment admin grants it, and only in the reserved tenant.
+pub const METRICS_SCOPE: &str = "m2m:metrics";
+
 /// Scopes that only tokens of the reserved tenant may carry.
-pub const ENVIRONMENT_SCOPES: [&str; 2] = [ADMIN_SCOPE, INTROSPECT_SCOPE];
+pub const ENVIRONMENT_SCOPES: [&str; 3] = [ADMIN_SCOPE, INTROSPECT_SCOPE, METRICS_SCOPE];
 
 /// Whether `principal` holds the environment scope `scope`: it carries it and belongs to the
 /// reserved tenant.
@@ -67,6 +72,22 @@ pub(crate) fn require_environment_admin(caller: &Caller) -> Result<(), Problem> 
         caller,
         "not_environment_admin",
         "this needs an environment admin credential (scope m2m:admin of the environment)",
+    ))
+}
+
+/// 403 unless `caller` may read the metrics: an environment admin, or a token of the reserved
+/// tenant with [`METRICS_SCOPE`].
+pub(crate) fn require_metrics_reader(caller: &Caller) -> Result<(), Problem> {
+    let scraper = matches!(caller, Caller::Token(principal)
+        if holds_environment_scope(principal, METRICS_SCOPE));
+    if scraper || caller.is_environment_admin() {
+        return Ok(());
+    }
+    Err(refuse(
+        caller,
+        "not_metrics_reader",
+        "this needs a metrics credential (scope m2m:metrics of the environment) or an \
+         environment admin credential",
     ))
 }
 
@@ -189,6 +210,23 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_read_by_a_scraper_of_the_environment_or_its_admin() {
+        assert!(require_metrics_reader(&principal(ADMIN_TENANT, &[METRICS_SCOPE])).is_ok());
+        assert!(require_metrics_reader(&principal(ADMIN_TENANT, &[ADMIN_SCOPE])).is_ok());
+        for refused in [
+            principal("acme", &[METRICS_SCOPE]),
+            principal(ADMIN_TENANT, &[INTROSPECT_SCOPE]),
+            principal("acme", &[TENANT_ADMIN_SCOPE]),
+        ] {
+            let problem = require_metrics_reader(&refused).unwrap_err();
+            assert_eq!(problem.status(), http::StatusCode::FORBIDDEN);
+        }
+        let scraper = principal(ADMIN_TENANT, &[METRICS_SCOPE]);
+        assert!(require_environment_admin(&scraper).is_err());
+        assert!(require_tenant_admin(&scraper, ADMIN_TENANT).is_err());
+    }
+
+    #[test]
     fn a_tenant_admin_manages_only_its_own_tenant() {
         let acme = principal("acme", &[TENANT_ADMIN_SCOPE]);
         assert!(require_tenant_admin(&acme, "acme").is_ok());
@@ -222,6 +260,19 @@ mod tests {
         let outside = grant(&admin, "acme", &[INTROSPECT_SCOPE]).unwrap_err();
         assert_eq!(outside.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
         assert!(grant(&admin, ADMIN_TENANT, &[INTROSPECT_SCOPE]).is_ok());
+        let scraper = grant(&admin, "acme", &[METRICS_SCOPE]).unwrap_err();
+        assert_eq!(scraper.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(grant(&admin, ADMIN_TENANT, &[METRICS_SCOPE]).is_ok());
+        // A scraper grants nothing: it is no admin of anything.
+        let scraper = principal(ADMIN_TENANT, &[METRICS_SCOPE]);
+        let held = check_grant(
+            &scraper,
+            ADMIN_TENANT,
+            &scopes(&[METRICS_SCOPE]),
+            false,
+            &portal,
+        );
+        assert_eq!(held.unwrap_err().status(), http::StatusCode::FORBIDDEN);
 
         let hidden = PortalSettings {
             api_tokens_visible: false,

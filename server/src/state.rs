@@ -67,6 +67,8 @@ struct Inner {
     options: ServiceOptions,
     failures: crate::limits::FailureLimits,
     signer: crate::jwt::Signer,
+    /// The service's own counters, for `GET /v1/stats` and `GET /metrics`.
+    metrics: crate::metrics::ServiceMetrics,
     /// Flips to `true` when the service begins to shut down.
     shutting_down: tokio::sync::watch::Sender<bool>,
 }
@@ -113,6 +115,7 @@ impl AppState {
                 options,
                 failures: crate::limits::FailureLimits::default(),
                 signer: crate::jwt::Signer::default(),
+                metrics: crate::metrics::ServiceMetrics::default(),
                 shutting_down: tokio::sync::watch::Sender::new(false),
             }),
         })
@@ -176,6 +179,11 @@ impl AppState {
     /// Resolves once [`begin_shutdown`](Self::begin_shutdown) was called.
     pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
         self.inner.shutting_down.subscribe()
+    }
+
+    /// The service's own counters.
+    pub(crate) fn service_metrics(&self) -> &crate::metrics::ServiceMetrics {
+        &self.inner.metrics
     }
 
     /// The limits on failed client authentications at the token endpoint.

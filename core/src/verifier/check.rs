@@ -12,6 +12,7 @@ use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 
 use super::{Presented, StoreDown, Verifier};
+use crate::metrics::{Check, Event};
 use crate::record::Principal;
 use crate::token::{ParsedToken, TokenKind};
 
@@ -124,6 +125,12 @@ impl Verifier {
     /// # });
     /// ```
     pub async fn check_token(&self, token: &str) -> Result<Principal, TokenCheckError> {
+        let outcome = self.check_token_uncounted(token).await;
+        self.count(Event::checked(Check::Token, &outcome));
+        outcome
+    }
+
+    async fn check_token_uncounted(&self, token: &str) -> Result<Principal, TokenCheckError> {
         let parsed = self
             .inner
             .format
@@ -181,6 +188,16 @@ impl Verifier {
     /// # });
     /// ```
     pub async fn check_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Principal, TokenCheckError> {
+        let outcome = self.check_client_uncounted(client_id, client_secret).await;
+        self.count(Event::checked(Check::Client, &outcome));
+        outcome
+    }
+
+    async fn check_client_uncounted(
         &self,
         client_id: &str,
         client_secret: &str,

@@ -5,6 +5,8 @@
 //! fails, is refused or breaks is logged at warn level with its cause before the next attempt,
 //! which sends the last event id seen (`Last-Event-ID`) so that the service replays what was
 //! missed; when it cannot, it sends a reset event and every subscribed cache is dropped.
+//! Reconnects, gaps (reset events), revocation events and the open stream are counted
+//! ([`metrics`](crate::metrics)).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
@@ -16,6 +18,7 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 
 use crate::credential::Authorization;
+use crate::metrics::{StreamEvent, count};
 
 /// The first wait before reconnecting to the event stream.
 pub(crate) const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(100);
@@ -97,9 +100,9 @@ impl Follower {
             if self.follow_once(&mut last_event_id).await {
                 delay = FIRST_RECONNECT_DELAY;
             }
-            self.subscribers.connected.store(false, Ordering::Release);
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+            count(StreamEvent::Reconnect);
         }
     }
 
@@ -139,7 +142,7 @@ impl Follower {
             );
             return false;
         }
-        self.subscribers.connected.store(true, Ordering::Release);
+        let _open = OpenStream::new(&self.subscribers);
         tracing::debug!(url = %self.url, "revocation event stream open");
         let mut parser = EventStreamParser::default();
         let ended = loop {
@@ -158,6 +161,7 @@ impl Follower {
                 }
                 if event.kind == REVOKED_EVENT {
                     if let Some(revocation) = revocation(&event.data) {
+                        count(StreamEvent::Revocation);
                         self.subscribers.announce(&revocation);
                     }
                 } else if event.kind == RESET_EVENT {
@@ -167,12 +171,32 @@ impl Follower {
                         "the revocation stream could not resume where it left off; caches \
                          drop what they hold"
                     );
+                    count(StreamEvent::Gap);
                     self.subscribers.lost_track();
                 }
             }
         };
         tracing::warn!(url = %self.url, cause = %ended, "the revocation event stream closed; reconnecting");
         true
+    }
+}
+
+/// The stream is open while this lives: [`Subscribers::is_connected`] and the
+/// connected-streams gauge say so, until the connection ends or the follower task is aborted.
+struct OpenStream<'a>(&'a Subscribers);
+
+impl<'a> OpenStream<'a> {
+    fn new(subscribers: &'a Subscribers) -> Self {
+        subscribers.connected.store(true, Ordering::Release);
+        count(StreamEvent::Opened);
+        Self(subscribers)
+    }
+}
+
+impl Drop for OpenStream<'_> {
+    fn drop(&mut self) {
+        self.0.connected.store(false, Ordering::Release);
+        count(StreamEvent::Closed);
     }
 }
 

@@ -128,6 +128,7 @@ mod events;
 mod introspection;
 #[cfg(feature = "jwt")]
 mod jwks;
+pub mod metrics;
 mod store;
 
 pub use credential::IntrospectionCredential;
