@@ -1,17 +1,16 @@
 //! The layered configuration of the real `m2m` binary: a TOML file, `M2M_*` environment
 //! variables and flags, each overriding the one before, and `m2m config show`.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 use m2m_server::config::{CONFIG_ENV, ENV_PREFIX, KEYS, REDACTED};
 use reqwest::StatusCode;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_m2m");
+mod support;
+
+use support::{BIN, Server};
 
 /// An address no test machine has (TEST-NET-1, RFC 5737): binding it fails, so a service
 /// that comes up was not listening where the file said.
@@ -54,88 +53,18 @@ fn show(command: &mut Command) -> (toml::Table, String) {
     (table, text)
 }
 
+/// The bootstrap admin token that a start on a fresh database printed.
+fn admin_token(server: &Server) -> String {
+    server
+        .bootstrap_token()
+        .expect("a fresh database prints the bootstrap token")
+}
+
 /// The line of `key` in the output of `config show`.
 fn line<'a>(text: &'a str, key: &str) -> &'a str {
     text.lines()
         .find(|line| line.starts_with(&format!("{key} = ")))
         .unwrap_or_else(|| panic!("no {key} in\n{text}"))
-}
-
-/// A running `m2m serve`; killed when dropped, so no test leaves a server behind.
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
-}
-
-impl Server {
-    /// Starts `command` and waits until it prints its address.
-    fn start(mut command: Command) -> Server {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the m2m binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            stdout: Vec::new(),
-        };
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no listen address in {:?}", server.stdout));
-            if let Some(base) = line.strip_prefix("m2m listening on ") {
-                server.base = base.to_owned();
-                return server;
-            }
-            server.stdout.push(line);
-        }
-    }
-
-    fn bootstrap_token(&self) -> String {
-        self.stdout
-            .iter()
-            .map(|line| line.trim())
-            .find(|line| line.starts_with("m2m_at_"))
-            .expect("a fresh database prints the bootstrap token")
-            .to_owned()
-    }
-
-    /// Stops the service with SIGTERM and checks that it shuts down cleanly.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "m2m exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("m2m did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 #[tokio::test]
@@ -167,7 +96,7 @@ async fn serve_reads_the_file_and_the_environment_overrides_it() {
     );
     // The file's database: created there, and holding the admin token the service printed.
     assert!(database.is_file(), "no database at {}", database.display());
-    let admin = server.bootstrap_token();
+    let admin = admin_token(&server);
     let http = reqwest::Client::new();
     let settings = http
         .get(format!("{}/v1/settings", server.base))
@@ -387,7 +316,7 @@ async fn client_credential(
 ) -> (String, String) {
     let credential = http
         .post(format!("{}/v1/tenants/acme/tokens", server.base))
-        .header("x-api-key", server.bootstrap_token())
+        .header("x-api-key", admin_token(server))
         .header("x-forwarded-for", forwarded_for)
         .json(&serde_json::json!({"type": "client_credentials", "expires": "7d"}))
         .send()
@@ -449,7 +378,7 @@ async fn behind_a_trusted_proxy_one_clients_failures_do_not_lock_out_another() {
     // The audit log names the forwarded client as the source of the credential's creation.
     let audit: serde_json::Value = http
         .get(format!("{}/v1/audit", server.base))
-        .header("x-api-key", server.bootstrap_token())
+        .header("x-api-key", admin_token(&server))
         .send()
         .await
         .unwrap()

@@ -1,10 +1,8 @@
 //! The real `m2m` binary on 127.0.0.1 with a SQLite file: bootstrap, REST and CLI, restart,
 //! and the client-credentials exchange.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use m2m_core::{Expiry, NewToken, TokenFormat, TokenKind, TokenStore};
@@ -12,97 +10,23 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_m2m");
+mod support;
 
-/// A running `m2m serve`; killed when dropped, so no test leaves a server behind.
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
-}
+use support::{BIN, Server};
 
-impl Server {
-    /// Starts the service on a free port and waits until it prints its address.
-    fn start(workdir: &Path, database_url: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--database-url",
-                database_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the m2m binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            stdout: Vec::new(),
-        };
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no listen address in {:?}", server.stdout));
-            if let Some(base) = line.strip_prefix("m2m listening on ") {
-                server.base = base.to_owned();
-                server.stdout.push(line);
-                return server;
-            }
-            server.stdout.push(line);
-        }
-    }
-
-    /// The bootstrap admin token, if this start printed one.
-    fn bootstrap_token(&self) -> Option<String> {
-        self.stdout
-            .iter()
-            .map(|line| line.trim())
-            .find(|line| line.starts_with("m2m_at_"))
-            .map(str::to_owned)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Stops the service with SIGTERM and checks that it shuts down cleanly.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "m2m exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("m2m did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts the service on a free port with the database at `database_url`.
+fn start(workdir: &Path, database_url: &str) -> Server {
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "serve",
+            "--database-url",
+            database_url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(workdir);
+    Server::start(command)
 }
 
 fn database(dir: &TempDir) -> (PathBuf, String) {
@@ -181,7 +105,7 @@ fn assert_days_left(item: &Value, days: i64) {
 async fn tokens_from_rest_and_cli_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (db_path, url) = database(&dir);
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     assert!(db_path.exists(), "the SQLite file is created");
     let token = server
         .bootstrap_token()
@@ -368,7 +292,7 @@ async fn tokens_from_rest_and_cli_survive_a_restart() {
 
     // Restart: no second admin token, every token still there, revoked ones still revoked.
     server.stop();
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     assert_eq!(server.bootstrap_token(), None, "{:?}", server.stdout);
     let items = admin.list(&server, "acme").await;
     assert_eq!(items.len(), 4);
@@ -530,7 +454,7 @@ async fn the_cli_refuses_bad_input_with_an_exit_code() {
 async fn client_credentials_are_exchanged_against_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let (_, url) = database(&dir);
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     let http = reqwest::Client::new();
     let admin = Admin {
         http: http.clone(),
@@ -772,7 +696,7 @@ async fn the_cli_keeps_the_portal_settings() {
 async fn the_cli_signs_a_user_in_to_the_portal_of_the_running_service() {
     let dir = tempfile::tempdir().unwrap();
     let (_, url) = database(&dir);
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     let create = |user: &str, role: &str| {
         cli(
             &url,
@@ -917,7 +841,7 @@ async fn the_cli_signs_a_user_in_to_the_portal_of_the_running_service() {
 async fn the_service_stops_on_sigterm_while_a_revocation_stream_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let (_, url) = database(&dir);
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     let admin = server
         .bootstrap_token()
         .expect("a fresh database's admin token");

@@ -5,17 +5,17 @@
 //! The Python interpreter comes from `M2M_TEST_PYTHON`; `.ci/test` creates the venv with the
 //! pinned packages and sets it.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_m2m");
+mod support;
+
+use support::{BIN, Server};
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/jwt_client.py");
 const AUDIENCE: &str = "https://api.example";
 /// How long one run of the Python client may take.
@@ -32,33 +32,16 @@ fn python() -> String {
     })
 }
 
-/// A running `m2m serve --bearer-format jwt`; killed when dropped, so no test leaves a server
-/// behind.
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
-}
-
-impl Server {
-    /// Starts the service in JWT mode. Its public URL (the JWTs' issuer) must be known before
-    /// the start, so a free port is picked first; when another process takes that port in the
-    /// meantime, the start is tried again on another one.
-    fn start(workdir: &Path, database_url: &str) -> Server {
-        let mut failures = Vec::new();
-        for _ in 0..3 {
-            let port = free_port();
-            match Server::try_start(workdir, database_url, port) {
-                Ok(server) => return server,
-                Err(output) => failures.push(output),
-            }
-        }
-        panic!("m2m did not start in JWT mode: {failures:#?}");
-    }
-
-    fn try_start(workdir: &Path, database_url: &str, port: u16) -> Result<Server, Vec<String>> {
+/// Starts the service in JWT mode. Its public URL (the JWTs' issuer) must be known before the
+/// start, so a free port is picked first; when another process takes that port in the
+/// meantime, the start is tried again on another one.
+fn start(workdir: &Path, database_url: &str) -> Server {
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
         let public_url = format!("http://127.0.0.1:{port}");
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args([
                 "serve",
                 "--database-url",
@@ -72,88 +55,19 @@ impl Server {
                 "--jwt-audience",
                 AUDIENCE,
             ])
-            .current_dir(workdir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the m2m binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
+            .current_dir(workdir);
+        match Server::try_start(command) {
+            Ok(server) => {
+                assert_eq!(
+                    server.base, public_url,
+                    "the service listens at its public URL"
+                );
+                return server;
             }
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            stdout: Vec::new(),
-        };
-        loop {
-            match lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    let listening = line.strip_prefix("m2m listening on ").map(str::to_owned);
-                    server.stdout.push(line);
-                    if let Some(base) = listening {
-                        assert_eq!(base, public_url, "the service listens at its public URL");
-                        server.base = base;
-                        return Ok(server);
-                    }
-                }
-                // Stdout closed: the process ended before listening (the port was taken).
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = server.child.wait();
-                    return Err(std::mem::take(&mut server.stdout));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("no listen address in {:?}", server.stdout)
-                }
-            }
+            Err(output) => failures.push(output),
         }
     }
-
-    /// The bootstrap admin token this start printed.
-    fn bootstrap_token(&self) -> String {
-        self.stdout
-            .iter()
-            .map(|line| line.trim())
-            .find(|line| line.starts_with("m2m_at_"))
-            .unwrap_or_else(|| panic!("no bootstrap admin token in {:?}", self.stdout))
-            .to_owned()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Stops the service with SIGTERM and checks that it shuts down cleanly.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "m2m exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("m2m did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    panic!("m2m did not start in JWT mode: {failures:#?}");
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -204,8 +118,10 @@ async fn a_python_oauth_client_obtains_and_verifies_a_jwt_on_its_own() {
     let python = python();
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("m2m.db").display());
-    let server = Server::start(dir.path(), &database_url);
-    let admin = server.bootstrap_token();
+    let server = start(dir.path(), &database_url);
+    let admin = server
+        .bootstrap_token()
+        .expect("a fresh database prints the bootstrap token");
     let http = reqwest::Client::new();
 
     let response = http
