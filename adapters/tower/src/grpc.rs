@@ -126,7 +126,8 @@ impl<B: Default> OnRejection<B> for GrpcOnRejection {
 /// `text` percent-encoded for `grpc-message`.
 fn grpc_message(text: &str) -> HeaderValue {
     let encoded = utf8_percent_encode(text, GRPC_MESSAGE_ENCODED).to_string();
-    HeaderValue::try_from(encoded).expect("a percent-encoded text is visible ASCII and space")
+    // Percent-encoded text is visible ASCII and spaces, always a valid header value.
+    HeaderValue::try_from(encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
