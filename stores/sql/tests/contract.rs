@@ -903,6 +903,13 @@ async fn keyset_pages(store: Arc<dyn TokenStore>) {
             .unwrap()
             .is_empty()
     );
+    assert!(
+        store
+            .list_page_after("nobody", &before, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let far_past = PageCursor::new(datetime!(-9999-01-01 0:00 UTC), TokenId::new("tok_z"));
     let far_future = PageCursor::new(datetime!(9999-01-01 0:00 UTC), TokenId::new(""));
     assert_eq!(
