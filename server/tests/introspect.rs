@@ -1,6 +1,8 @@
 //! `POST /oauth/introspect`, `GET /v1/revocations` and `GET /v1/stats` of the token service on
 //! 127.0.0.1, asked with reqwest and with the real `m2m-remote` client.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -66,20 +68,10 @@ impl Caller<'_> {
 
 impl Service {
     async fn start() -> Self {
-        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-        let state = AppState::new(store, ServiceOptions::default())
-            .await
-            .unwrap();
-        let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = m2m_server::app(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let (base, admin, server) = support::memory_service().await;
         Self {
             base,
-            admin: admin.token.expose_secret().to_owned(),
+            admin,
             http: reqwest::Client::new(),
             _server: server,
         }

@@ -7,15 +7,16 @@
 //! requests added. A real `m2m-remote` store in the same process then follows the revocation
 //! stream, and its counts appear beside the service's.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use m2m_core::{MemoryStore, TokenFormat, TokenKind, TokenStore, Verifier};
+use m2m_core::{TokenFormat, TokenKind, Verifier};
 use m2m_remote::{IntrospectionCredential, RemoteStore};
-use m2m_server::{AppState, INTROSPECT_SCOPE, METRICS_SCOPE, ServiceOptions, TENANT_ADMIN_SCOPE};
+use m2m_server::{INTROSPECT_SCOPE, METRICS_SCOPE, TENANT_ADMIN_SCOPE};
 use serde_json::{Value, json};
 
 /// The Python interpreter with `prometheus_client`; the test fails without it.
@@ -122,20 +123,10 @@ struct Service {
 
 impl Service {
     async fn start() -> Self {
-        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
-        let state = AppState::new(store, ServiceOptions::default())
-            .await
-            .unwrap();
-        let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = m2m_server::app(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let (base, admin, server) = support::memory_service().await;
         Self {
             base,
-            admin: admin.token.expose_secret().to_owned(),
+            admin,
             http: reqwest::Client::new(),
             _server: server,
         }
@@ -201,13 +192,17 @@ const DECISIONS: &str = "m2m_decisions_total";
 /// hanging, not a speed requirement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// Waits until `done`, polling; panics after [`HANG_GUARD`].
+/// Waits until `done`, polling; a run that never gets there is hung, and stopped after
+/// [`HANG_GUARD`].
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !done().await {
-        assert!(started.elapsed() < HANG_GUARD, "{what}: never happened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let happened = async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, happened)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: never happened"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

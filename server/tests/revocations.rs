@@ -2,6 +2,8 @@
 //! whenever the service cannot replay (first connection, another instance's id, a stream that
 //! fell behind), and a stream that ends when its own credential is revoked.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +38,7 @@ impl Service {
             )
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = m2m_server::app(state.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let (base, server) = support::serve_in_process(state.clone()).await;
         Self {
             base,
             state,

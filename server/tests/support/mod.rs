@@ -113,3 +113,30 @@ impl Drop for Server {
         }
     }
 }
+
+/// The service's router over `state`, served on 127.0.0.1 in this process: its base URL, and
+/// the server's task.
+pub(crate) async fn serve_in_process(
+    state: m2m_server::AppState,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = m2m_server::app(state);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (base, server)
+}
+
+/// A service on a fresh memory store, served in this process: its base URL, the bootstrap
+/// admin token and the server's task.
+pub(crate) async fn memory_service() -> (String, String, tokio::task::JoinHandle<()>) {
+    let store: std::sync::Arc<dyn m2m_core::TokenStore> =
+        std::sync::Arc::new(m2m_core::MemoryStore::new());
+    let state = m2m_server::AppState::new(store, m2m_server::ServiceOptions::default())
+        .await
+        .unwrap();
+    let admin = m2m_server::bootstrap_admin(&state).await.unwrap().unwrap();
+    let (base, server) = serve_in_process(state).await;
+    (base, admin.token.expose_secret().to_owned(), server)
+}
